@@ -1,0 +1,213 @@
+//! Client-side shapes of the Parley v1 wire protocol (`docs/PROTOCOL.md`).
+//!
+//! Unknown fields are ignored and unknown frame types decode as [`ServerFrame::Unknown`], as the
+//! protocol asks of clients.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+impl User {
+    /// The name to show: the display name, else the username.
+    pub fn shown_name(&self) -> &str {
+        if self.display_name.trim().is_empty() { &self.username } else { &self.display_name }
+    }
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub visibility: String,
+    #[serde(default)]
+    pub created_by: i64,
+    #[serde(default)]
+    pub last_seq: i64,
+    #[serde(default)]
+    pub member_count: i64,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub room: i64,
+    pub seq: i64,
+    #[serde(default = "text_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub sender: Option<User>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub ts: i64,
+}
+
+fn text_kind() -> String {
+    "text".to_owned()
+}
+
+impl Message {
+    pub fn is_system(&self) -> bool {
+        self.kind != "text"
+    }
+}
+
+/// Frames the server sends on the WebSocket.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello {
+        #[serde(default)]
+        v: u32,
+        user: User,
+        #[serde(default)]
+        rooms: Vec<Room>,
+    },
+    Message {
+        message: Message,
+    },
+    Ack {
+        room: i64,
+        seq: i64,
+        #[serde(default)]
+        ts: i64,
+        #[serde(default)]
+        client_id: Option<String>,
+        #[serde(default)]
+        duplicate: bool,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    Joined {
+        room: Room,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    Left {
+        room: i64,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    History {
+        room: i64,
+        #[serde(default)]
+        messages: Vec<Message>,
+        #[serde(default)]
+        has_more: bool,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    Pong {
+        #[serde(default)]
+        req: Option<String>,
+    },
+    Error {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// A frame type this client does not know (direct messages, presence, …): ignored.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerFrame {
+    /// Decodes one text frame; `None` when it is not a frame this client can read at all.
+    pub fn decode(text: &str) -> Option<ServerFrame> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// A room reference as the client writes it: numeric id or name.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RoomRef {
+    Id(i64),
+    Name(String),
+}
+
+/// Frames the client sends on the WebSocket.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send {
+        room: RoomRef,
+        body: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Join {
+        room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Leave {
+        room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    History {
+        room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        after: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Ping {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+}
+
+impl ClientFrame {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_protocol_examples_and_ignores_unknown_things() {
+        let hello = r#"{"type":"hello","v":1,"user":{"id":1,"username":"alice","display_name":"alice"},"rooms":[{"id":1,"name":"general","visibility":"public","created_by":1,"last_seq":1,"member_count":1}],"future":true}"#;
+        match ServerFrame::decode(hello) {
+            Some(ServerFrame::Hello { v: 1, user, rooms }) => {
+                assert_eq!(user.username, "alice");
+                assert_eq!(rooms[0].last_seq, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        let sys = r#"{"type":"message","message":{"room":1,"seq":1,"kind":"create","sender":{"id":1,"username":"a","display_name":"a"},"body":"","client_id":null,"ts":5}}"#;
+        assert!(matches!(ServerFrame::decode(sys), Some(ServerFrame::Message { message }) if message.is_system()));
+        assert_eq!(ServerFrame::decode(r#"{"type":"typing","room":1,"user":2}"#), Some(ServerFrame::Unknown));
+        assert_eq!(ServerFrame::decode("not json"), None);
+    }
+
+    #[test]
+    fn encodes_client_frames_without_nulls() {
+        let f =
+            ClientFrame::History { room: RoomRef::Id(3), before: None, after: Some(7), limit: Some(200), req: None };
+        assert_eq!(f.encode(), r#"{"type":"history","room":3,"after":7,"limit":200}"#);
+        let f = ClientFrame::Join { room: RoomRef::Name("general".into()), req: Some("j1".into()) };
+        assert_eq!(f.encode(), r#"{"type":"join","room":"general","req":"j1"}"#);
+    }
+}

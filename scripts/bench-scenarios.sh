@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
+# generator pinned to core 1. JSON reports go to target/bench/. Usage:
+#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow; default: all)
+# Stops every server it starts. Everything stays on loopback.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="${PARLEY_BIN:-$ROOT/target/release/parley}"
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --bin parley)
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+trap stop_server EXIT
+
+start_server() { # extra flags…
+  local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
+  taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen off --data-dir "$data" \
+    --argon2-memory-kib 1024 --argon2-iterations 1 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    URL="$(grep -o 'http://[0-9.:]*' "$OUT/server.out" | head -1 || true)"
+    [ -n "$URL" ] && return 0
+    sleep 0.1
+  done
+  echo "server did not start" >&2; cat "$OUT/server.err" >&2; exit 1
+}
+
+bench() { # name, flags…
+  local name="$1"; shift
+  echo "== $name: parley bench $*" >&2
+  taskset -c 1 "$BIN" bench --url "$URL" --server-pid "$SERVER_PID" --json "$@" >"$OUT/$name.json"
+}
+
+scenario_fanout() {
+  # One room of 1,000 members; 10 senders, rate stepped up. Same server across steps.
+  start_server
+  for rate in 10 25 50 100; do
+    bench "fanout-r$rate" --connections 1000 --rooms 1 --users-per-room 1000 --senders 10 --rate "$rate" \
+      --warmup 2 --duration 10
+  done
+  stop_server
+}
+
+scenario_manyrooms() {
+  start_server
+  bench manyrooms --connections 10000 --rooms 1000 --users-per-room 10 --senders 1000 --rate 1 \
+    --warmup 3 --duration 15 --connect-concurrency 200
+  stop_server
+}
+
+scenario_idle() {
+  start_server
+  bench idle --idle --connections 15000 --rooms 10 --duration 20 --source-addrs 127.0.0.2,127.0.0.3 \
+    --connect-concurrency 200
+  stop_server
+}
+
+scenario_ingest() {
+  # Durable ingest on SQLite: many senders, small rooms, as fast as acks allow at the offered rate.
+  start_server
+  for total in 10000 30000 60000; do
+    bench "ingest-$total" --connections 200 --rooms 100 --users-per-room 2 --senders 200 --total-rate "$total" \
+      --warmup 2 --duration 10
+  done
+  stop_server
+}
+
+scenario_recovery() {
+  start_server
+  bench recovery --scenario recovery --recovery-messages 1000 --recovery-runs 9
+  stop_server
+}
+
+scenario_slow() {
+  # Alternating on one server, twice: no slow readers, then 5% that stop reading. The server gets a
+  # small send queue and large bodies so the slow readers overflow it within the run.
+  start_server --send-queue 128
+  for round in 1 2; do
+    for frac in 0 0.05; do
+      bench "slow-$frac-$round" --connections 1000 --rooms 10 --senders 10 --rate 50 --body-bytes 2048 \
+        --slow-fraction "$frac" --warmup 2 --duration 20
+    done
+  done
+  stop_server
+}
+
+for s in "${@:-fanout manyrooms idle ingest recovery slow}"; do
+  for one in $s; do "scenario_$one"; done
+done

@@ -1,0 +1,212 @@
+//! Passwords, tokens and login throttling.
+//!
+//! - Passwords are argon2id hashes, computed on the blocking pool (a hash costs tens of milliseconds
+//!   of CPU: on the async runtime it would stall every connection on that worker).
+//! - A token is a JWT (HS256) naming a user and a server-side session. The signature makes it cheap to
+//!   reject forgeries; the session makes logout real (see `core::chat`).
+//! - Failed logins are counted per username; past a threshold the account answers `too_many_attempts`
+//!   for a doubling pause, whoever asks, so guessing is slow from any number of addresses.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::core::domain::{Millis, SessionId, UserId};
+use crate::core::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    /// Verified against when the username is unknown, so both failures cost the same time.
+    dummy_hash: String,
+}
+
+impl Passwords {
+    pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
+        let params =
+            Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let dummy_hash =
+            hasher.hash_password(b"parley-dummy-password").map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string();
+        Ok(Passwords { params, dummy_hash })
+    }
+
+    fn hasher(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        let hasher = self.hasher();
+        tokio::task::spawn_blocking(move || hasher.hash_password(password.as_bytes()).map(|h| h.to_string()))
+            .await
+            .map_err(Error::internal)?
+            .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e}")))
+    }
+
+    /// True when `password` matches `hash`; with `hash = None` checks a dummy hash and returns false.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        let hasher = self.hasher();
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let ok =
+            tokio::task::spawn_blocking(move || hasher.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+                .await
+                .map_err(Error::internal)?;
+        Ok(ok && known)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The user id, as a string (JWT's `sub` is a string).
+    sub: String,
+    sid: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks tokens.
+pub struct Tokens {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    validation: Validation,
+    pub ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(JwtAlg::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Tokens { enc: EncodingKey::from_secret(secret), dec: DecodingKey::from_secret(secret), validation, ttl }
+    }
+
+    /// A token for `session` of `user`, and when it expires (ms).
+    pub fn issue(&self, user: UserId, session: &SessionId, now: Millis) -> Result<(String, Millis)> {
+        let exp = now + self.ttl.as_millis() as i64;
+        let claims = Claims { sub: user.0.to_string(), sid: session.0.clone(), iat: now / 1000, exp: exp / 1000 };
+        let token = jsonwebtoken::encode(&Header::new(JwtAlg::HS256), &claims, &self.enc).map_err(Error::internal)?;
+        Ok((token, exp))
+    }
+
+    /// The user and session a token names, if its signature, algorithm and expiry are right.
+    pub fn check(&self, token: &str) -> Result<(UserId, SessionId)> {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).map_err(|_| Error::Unauthorized)?;
+        let user = data.claims.sub.parse::<i64>().map_err(|_| Error::Unauthorized)?;
+        Ok((UserId(user), SessionId(data.claims.sid)))
+    }
+}
+
+/// Counts failed logins per username.
+pub struct LoginThrottle {
+    free_failures: u32,
+    max_pause: Duration,
+    state: Mutex<HashMap<String, (u32, Instant)>>, // failures, locked until
+}
+
+impl LoginThrottle {
+    pub fn new(free_failures: u32) -> Self {
+        LoginThrottle { free_failures, max_pause: Duration::from_secs(900), state: Mutex::new(HashMap::new()) }
+    }
+
+    /// Err(TooManyAttempts) while `key` is paused.
+    pub fn check(&self, key: &str, now: Instant) -> Result<()> {
+        match self.state.lock().get(key) {
+            Some(&(_, until)) if until > now => Err(Error::TooManyAttempts { retry_after: until - now }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, key: &str, now: Instant) {
+        let mut st = self.state.lock();
+        if st.len() > 100_000 {
+            st.retain(|_, (_, until)| *until > now); // bound memory under a spray of usernames
+        }
+        let e = st.entry(key.to_owned()).or_insert((0, now));
+        e.0 += 1;
+        if e.0 > self.free_failures {
+            let doublings = (e.0 - self.free_failures - 1).min(16);
+            e.1 = now + Duration::from_secs(1u64 << doublings).min(self.max_pause);
+        }
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.state.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_verify_only_the_right_one() {
+        let p = Passwords::new(1024, 1).unwrap();
+        let h = p.hash("correct horse".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse".into(), Some(h.clone())).await.unwrap());
+        assert!(!p.verify("wrong horse".into(), Some(h)).await.unwrap());
+        assert!(!p.verify("parley-dummy-password".into(), None).await.unwrap(), "unknown users never verify");
+    }
+
+    #[test]
+    fn tokens_reject_tampering_expiry_and_other_keys() {
+        let t = Tokens::new(b"secret-1", Duration::from_secs(60));
+        let sid = SessionId::generate();
+        let (tok, _) = t.issue(UserId(7), &sid, crate::core::domain::now_millis()).unwrap();
+        assert_eq!(t.check(&tok).unwrap(), (UserId(7), sid.clone()));
+        let other = Tokens::new(b"secret-2", Duration::from_secs(60));
+        assert!(matches!(other.check(&tok), Err(Error::Unauthorized)));
+        let mut parts: Vec<&str> = tok.split('.').collect();
+        let forged_payload = base64_url(r#"{"sub":"1","sid":"x","iat":0,"exp":99999999999}"#);
+        parts[1] = &forged_payload;
+        assert!(matches!(t.check(&parts.join(".")), Err(Error::Unauthorized)));
+        let none_header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
+        let unsigned = format!("{none_header}.{forged_payload}.");
+        assert!(matches!(t.check(&unsigned), Err(Error::Unauthorized)));
+        let (old, _) = t.issue(UserId(7), &sid, crate::core::domain::now_millis() - 120_000).unwrap();
+        assert!(matches!(t.check(&old), Err(Error::Unauthorized)), "expired");
+        assert!(matches!(t.check("garbage"), Err(Error::Unauthorized)));
+    }
+
+    fn base64_url(s: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn throttle_pauses_after_free_failures_and_doubles() {
+        let th = LoginThrottle::new(3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            th.check("bob", t0).unwrap();
+            th.failed("bob", t0);
+        }
+        th.check("bob", t0).unwrap();
+        th.failed("bob", t0);
+        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t0) else { panic!("should pause") };
+        assert_eq!(retry_after, Duration::from_secs(1));
+        th.check("alice", t0).unwrap();
+        let t1 = t0 + Duration::from_secs(2);
+        th.check("bob", t1).unwrap();
+        th.failed("bob", t1);
+        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t1) else { panic!("should pause") };
+        assert_eq!(retry_after, Duration::from_secs(2));
+        th.succeeded("bob");
+        th.check("bob", t1).unwrap();
+    }
+}

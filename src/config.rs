@@ -1,0 +1,119 @@
+//! Configuration: every knob is a flag and a `PARLEY_*` environment variable (`parley serve --help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address for HTTP, WebSocket and the web page.
+    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Address for the TCP line protocol (`nc HOST PORT`); `off` to disable.
+    #[arg(long, env = "PARLEY_TCP_LISTEN", default_value = "127.0.0.1:7070")]
+    pub tcp_listen: String,
+
+    /// Lines per second a TCP connection may send (bursts of five times that are allowed).
+    #[arg(long, env = "PARLEY_TCP_LINES_PER_SEC", default_value_t = 20.0)]
+    pub tcp_lines_per_sec: f64,
+
+    /// Other origins (e.g. `https://chat.example.com`) allowed to open WebSockets and make state-changing
+    /// requests from a browser, comma-separated. The server's own origin is always allowed.
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Directory for the SQLite database and the generated token secret.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
+    pub data_dir: PathBuf,
+
+    /// Database: `sqlite:PATH`, `postgres://USER@HOST/DB`, or `memory:` (nothing kept). Default: SQLite in
+    /// the data directory.
+    #[arg(long, env = "PARLEY_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Secret that signs tokens. Default: generated on first start and kept in the data directory.
+    #[arg(long, env = "PARLEY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a login token (and its session) lasts, in seconds.
+    #[arg(long, env = "PARLEY_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+
+    /// Seconds between WebSocket pings; a connection silent for twice this is dropped.
+    #[arg(long, env = "PARLEY_KEEPALIVE_SECS", default_value_t = 20)]
+    pub keepalive_secs: u64,
+
+    /// Seconds a write to a client may take before the connection is dropped.
+    #[arg(long, env = "PARLEY_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub write_timeout_secs: u64,
+
+    /// Largest message body, in bytes of UTF-8.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+
+    /// Largest WebSocket frame a client may send, in bytes.
+    #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 65_536)]
+    pub max_frame_bytes: usize,
+
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, env = "PARLEY_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Frames queued per connection before the client is disconnected as too slow (close code 4008).
+    #[arg(long, env = "PARLEY_SEND_QUEUE", default_value_t = 1024)]
+    pub send_queue: usize,
+
+    /// Messages gathered into one store transaction at most (group commit).
+    #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 512)]
+    pub max_batch: usize,
+
+    /// Failed logins allowed per username before pauses start (doubling from 1 s, up to 15 min).
+    #[arg(long, env = "PARLEY_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// argon2id memory cost in KiB. Lower it only for tests and benchmarks.
+    #[arg(long, env = "PARLEY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations. Lower it only for tests and benchmarks.
+    #[arg(long, env = "PARLEY_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Log output format.
+    #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Parses a configuration from flags alone (defaults for the rest), as tests and tools need.
+    pub fn from_flags<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        flags: I,
+    ) -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            c: Config,
+        }
+        let args = std::iter::once(std::ffi::OsString::from("parley")).chain(flags.into_iter().map(Into::into));
+        Wrap::try_parse_from(args).map(|w| w.c)
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs.max(1))
+    }
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_secs.max(1))
+    }
+}

@@ -1,0 +1,558 @@
+//! The chat service: every command a user can give, whatever transport it came by.
+//!
+//! Transports authenticate a request into an [`Identity`], parse its arguments into domain types and
+//! call one method here; they never touch the store or the broker themselves. Rules that must hold on
+//! every transport (who may see a private room, what a message may contain) live here, once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use super::domain::*;
+use super::error::{Error, Result};
+use super::hub::{CloseReason, Hub, Registration};
+use super::ingest::{Ingest, Queued};
+use super::typing::TypingTracker;
+use crate::auth::{LoginThrottle, Passwords, Tokens};
+use crate::broker::{BrokerEvent, DynBroker};
+use crate::store::{DynStore, Session};
+
+/// Limits the core enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+}
+
+/// Who is asking: a user and the session their token is bound to.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: User,
+    pub session: SessionId,
+}
+
+/// The answer to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub ts: Millis,
+    pub client_id: Option<String>,
+    pub duplicate: bool,
+}
+
+/// A message queued for storage, not yet acknowledged.
+pub struct PendingSend {
+    room: RoomId,
+    waiting: Queued,
+}
+
+pub struct LoginOk {
+    pub token: String,
+    pub expires_at: Millis,
+    pub user: User,
+}
+
+pub struct Chat {
+    store: DynStore,
+    broker: DynBroker,
+    hub: Arc<Hub>,
+    ingest: Ingest,
+    passwords: Passwords,
+    tokens: Tokens,
+    throttle: LoginThrottle,
+    typing: TypingTracker,
+    pub limits: Limits,
+}
+
+/// What [`Chat`] checks credentials with.
+pub struct Credentials {
+    pub passwords: Passwords,
+    pub tokens: Tokens,
+    pub throttle: LoginThrottle,
+}
+
+impl Chat {
+    pub fn new(
+        store: DynStore,
+        broker: DynBroker,
+        hub: Arc<Hub>,
+        ingest: Ingest,
+        credentials: Credentials,
+        limits: Limits,
+    ) -> Self {
+        let Credentials { passwords, tokens, throttle } = credentials;
+        Chat { store, broker, hub, ingest, passwords, tokens, throttle, typing: TypingTracker::default(), limits }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn broker(&self) -> &DynBroker {
+        &self.broker
+    }
+
+    // ---- accounts ------------------------------------------------------------------------------
+
+    pub async fn register(&self, username: Username, password: Password, display: Option<DisplayName>) -> Result<User> {
+        let display = match display {
+            Some(d) => d,
+            None => DisplayName::parse(username.as_str())?,
+        };
+        // Cheap early answer; the unique index is what really guarantees it.
+        if self.store.user_by_name(&username.key()).await?.is_some() {
+            return Err(Error::UsernameTaken);
+        }
+        let hash = self.passwords.hash(password.expose().to_owned()).await?;
+        let user = self.store.create_user(&username, &display, &hash).await?;
+        info!(user = user.id.0, username = %user.username, "registered");
+        Ok(user)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginOk> {
+        let key = username.to_ascii_lowercase();
+        let now = Instant::now();
+        self.throttle.check(&key, now)?;
+        let creds = if Username::parse(username).is_ok() { self.store.credentials(&key).await? } else { None };
+        let (user, hash) = match creds {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
+        if !self.passwords.verify(password.to_owned(), hash).await? {
+            self.throttle.failed(&key, now);
+            return Err(Error::InvalidCredentials);
+        }
+        let user = user.ok_or(Error::InvalidCredentials)?;
+        self.throttle.succeeded(&key);
+        let session = SessionId::generate();
+        let (token, expires_at) = self.tokens.issue(user.id, &session, now_millis())?;
+        self.store.create_session(&Session { id: session, user: user.id, expires_at, revoked: false }).await?;
+        Ok(LoginOk { token, expires_at, user })
+    }
+
+    /// Checks a token and its session; the identity it names.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity> {
+        let (user_id, session) = self.tokens.check(token)?;
+        let s = self.store.session(&session).await?.ok_or(Error::Unauthorized)?;
+        if s.revoked || s.user != user_id || s.expires_at <= now_millis() {
+            return Err(Error::Unauthorized);
+        }
+        let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;
+        Ok(Identity { user, session })
+    }
+
+    /// Ends the session; every connection made with it closes.
+    pub async fn logout(&self, who: &Identity) -> Result<()> {
+        self.store.revoke_session(&who.session).await?;
+        self.broker.publish(BrokerEvent::SessionEnded(who.session.clone())).await
+    }
+
+    pub async fn set_display_name(&self, who: &Identity, name: DisplayName) -> Result<User> {
+        let user = self.store.set_display_name(who.user.id, &name).await?;
+        self.broker.publish(BrokerEvent::UserUpdated(user.clone())).await?;
+        Ok(user)
+    }
+
+    // ---- rooms ---------------------------------------------------------------------------------
+
+    async fn find_room(&self, r: &RoomRef) -> Result<Room> {
+        match r {
+            RoomRef::Id(id) => self.store.room(*id).await?,
+            RoomRef::Name(n) => self.store.room_by_name(&n.to_ascii_lowercase()).await?,
+        }
+        .ok_or(Error::RoomNotFound)
+    }
+
+    /// The room `r` names and `who`'s role in it, if `who` may know it exists. A private room or a
+    /// direct conversation is visible only to its members (and a private room to invitees); to anyone
+    /// else it answers `RoomNotFound`, exactly as if there were no such room. A banned user is told so
+    /// by a public room and sees nothing of a private one.
+    pub async fn visible_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Option<Role>)> {
+        let room = self.find_room(r).await?;
+        let role = self.store.role(room.id, who.user.id).await?;
+        if role.is_some() {
+            return Ok((room, role));
+        }
+        let hidden = room.kind == RoomKind::Direct
+            || (room.visibility == Visibility::Private && !self.store.is_invited(room.id, who.user.id).await?);
+        if hidden {
+            return Err(Error::RoomNotFound);
+        }
+        if self.store.is_banned(room.id, who.user.id).await? {
+            return Err(if room.visibility == Visibility::Private { Error::RoomNotFound } else { Error::Banned });
+        }
+        Ok((room, None))
+    }
+
+    /// Like [`Chat::visible_room`], for members only.
+    async fn member_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
+        match self.visible_room(who, r).await? {
+            (room, Some(role)) => Ok((room, role)),
+            (_, None) => Err(Error::NotAMember),
+        }
+    }
+
+    /// A group room in which `who` moderates (owner or admin).
+    async fn moderated_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
+        let (room, role) = self.member_room(who, r).await?;
+        group_only(&room)?;
+        if !role.moderates() {
+            return Err(Error::Forbidden("only the room's owner and admins may do that"));
+        }
+        Ok((room, role))
+    }
+
+    async fn user_named(&self, username: &str) -> Result<User> {
+        self.store.user_by_name(&username.to_ascii_lowercase()).await?.ok_or(Error::UserNotFound)
+    }
+
+    pub async fn create_room(&self, who: &Identity, name: RoomName, visibility: Visibility) -> Result<Room> {
+        let room = self.store.create_room(&name, visibility, who.user.id).await?;
+        self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: who.user.id }).await?;
+        self.system(&room, who, MessageKind::Create, None, "").await?;
+        self.store.room(room.id).await?.ok_or(Error::RoomNotFound)
+    }
+
+    pub async fn public_rooms(&self) -> Result<Vec<Room>> {
+        self.store.public_rooms().await
+    }
+
+    /// `who`'s rooms and conversations, with read state and unread counts.
+    pub async fn my_rooms(&self, who: &Identity) -> Result<Vec<RoomView>> {
+        self.store.room_views(who.user.id).await
+    }
+
+    pub async fn room(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
+        Ok(self.visible_room(who, r).await?.0)
+    }
+
+    /// Members with their role and whether they are online.
+    pub async fn members(&self, who: &Identity, r: &RoomRef) -> Result<Vec<(Member, bool)>> {
+        let (room, _) = self.visible_room(who, r).await?;
+        let members = self.store.members(room.id).await?;
+        let online = self.hub.online(members.iter().map(|m| m.user.id));
+        Ok(members.into_iter().map(|m| (online.contains(&m.user.id), m)).map(|(o, m)| (m, o)).collect())
+    }
+
+    pub async fn join(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
+        let (room, role) = self.visible_room(who, r).await?;
+        if role.is_some() {
+            return Ok(room);
+        }
+        group_only(&room)?;
+        if !self.store.add_member(room.id, who.user.id, Role::Member).await? {
+            return Ok(room);
+        }
+        let room = self.store.room(room.id).await?.ok_or(Error::RoomNotFound)?;
+        // Follow first, so the joiner's own connections receive the join message.
+        self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: who.user.id }).await?;
+        self.system(&room, who, MessageKind::Join, None, "").await?;
+        Ok(room)
+    }
+
+    pub async fn leave(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
+        let (room, _) = self.member_room(who, r).await?;
+        group_only(&room)?;
+        if self.store.remove_member(room.id, who.user.id).await? {
+            self.system(&room, who, MessageKind::Leave, None, "").await?;
+            self.broker.publish(BrokerEvent::Left { room: room.clone(), user: who.user.id }).await?;
+        }
+        Ok(room)
+    }
+
+    /// Invites `username` into a group room (single use: joining consumes it).
+    pub async fn invite(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
+        let (room, _) = self.member_room(who, r).await?;
+        group_only(&room)?;
+        let invitee = self.user_named(username).await?;
+        if self.store.is_banned(room.id, invitee.id).await? {
+            return Err(Error::Forbidden("that user is banned from this room"));
+        }
+        if self.store.is_member(room.id, invitee.id).await? {
+            return Ok(());
+        }
+        self.store.add_invite(room.id, invitee.id, who.user.id).await?;
+        self.system(&room, who, MessageKind::Invite, Some(&invitee), "").await
+    }
+
+    /// Opens (or finds) the one direct conversation between `who` and `username`.
+    pub async fn open_direct(&self, who: &Identity, username: &str) -> Result<(Room, User)> {
+        let peer = self.user_named(username).await?;
+        if peer.id == who.user.id {
+            return Err(Error::BadRequest("you cannot open a conversation with yourself".into()));
+        }
+        let (room, created) = self.store.open_direct(who.user.id, peer.id).await?;
+        if created {
+            for u in [who.user.id, peer.id] {
+                self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: u }).await?;
+            }
+        }
+        Ok((room, peer))
+    }
+
+    pub async fn rename(&self, who: &Identity, r: &RoomRef, name: RoomName) -> Result<Room> {
+        let (room, _) = self.moderated_room(who, r).await?;
+        let room = self.store.rename_room(room.id, &name).await?;
+        self.system(&room, who, MessageKind::Rename, None, room.name.as_str()).await?;
+        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
+        Ok(room)
+    }
+
+    pub async fn set_topic(&self, who: &Identity, r: &RoomRef, topic: Topic) -> Result<Room> {
+        let (room, _) = self.moderated_room(who, r).await?;
+        let room = self.store.set_topic(room.id, &topic).await?;
+        self.system(&room, who, MessageKind::Topic, None, topic.as_str()).await?;
+        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
+        Ok(room)
+    }
+
+    /// The target of a moderation action, who must rank below the moderator.
+    async fn outranked(&self, room: &Room, role: Role, username: &str) -> Result<(User, Option<Role>)> {
+        let target = self.user_named(username).await?;
+        let target_role = self.store.role(room.id, target.id).await?;
+        if target_role.is_some_and(|t| t >= role) {
+            return Err(Error::Forbidden("you can only act on members ranked below you"));
+        }
+        Ok((target, target_role))
+    }
+
+    pub async fn kick(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
+        let (room, role) = self.moderated_room(who, r).await?;
+        let (target, target_role) = self.outranked(&room, role, username).await?;
+        if target_role.is_none() {
+            return Err(Error::Forbidden("that user is not a member"));
+        }
+        if self.store.remove_member(room.id, target.id).await? {
+            self.system(&room, who, MessageKind::Kick, Some(&target), "").await?;
+            self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
+        let (room, role) = self.moderated_room(who, r).await?;
+        let (target, target_role) = self.outranked(&room, role, username).await?;
+        if self.store.ban(room.id, target.id, who.user.id).await? {
+            self.system(&room, who, MessageKind::Ban, Some(&target), "").await?;
+            if target_role.is_some() {
+                self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn unban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
+        let (room, _) = self.moderated_room(who, r).await?;
+        let target = self.user_named(username).await?;
+        if self.store.unban(room.id, target.id).await? {
+            self.system(&room, who, MessageKind::Unban, Some(&target), "").await?;
+        }
+        Ok(())
+    }
+
+    /// Makes a member an admin or a plain member again. Only the owner may.
+    pub async fn set_role(&self, who: &Identity, r: &RoomRef, username: &str, new: Role) -> Result<()> {
+        let (room, role) = self.moderated_room(who, r).await?;
+        if role != Role::Owner {
+            return Err(Error::Forbidden("only the room's owner may change roles"));
+        }
+        Role::parse_assignable(new.as_str())?; // never a second owner
+        let (target, target_role) = self.outranked(&room, role, username).await?;
+        if target_role.is_none() {
+            return Err(Error::Forbidden("that user is not a member"));
+        }
+        if target_role != Some(new) && self.store.set_role(room.id, target.id, new).await? {
+            self.system(&room, who, MessageKind::Role, Some(&target), new.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    async fn system(
+        &self,
+        room: &Room,
+        who: &Identity,
+        kind: MessageKind,
+        target: Option<&User>,
+        body: &str,
+    ) -> Result<()> {
+        self.ingest.append(NewMessage::system(room.id, kind, &who.user, target, body)).await.map(|_| ())
+    }
+
+    // ---- messages ------------------------------------------------------------------------------
+
+    pub async fn history(&self, who: &Identity, r: &RoomRef, q: HistoryQuery) -> Result<(Room, HistoryPage)> {
+        let (room, _) = self.visible_room(who, r).await?;
+        let page = self.store.history(room.id, q).await?;
+        Ok((room, page))
+    }
+
+    /// Stores a message and answers once it is durable. A repeated `client_id` answers the first ack.
+    pub async fn send(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+    ) -> Result<Ack> {
+        let pending = self.submit(who, r, body, client_id).await?;
+        self.finish_send(who, pending).await
+    }
+
+    /// The first half of [`Chat::send`]: queues the message for storage. Messages one connection
+    /// submits are stored in submission order, so a transport that submits in the order it reads and
+    /// awaits the acks concurrently keeps each sender's order without waiting a round trip per message.
+    pub async fn submit(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+    ) -> Result<PendingSend> {
+        let room = match r {
+            RoomRef::Id(id) => *id,
+            RoomRef::Name(_) => self.visible_room(who, r).await?.0.id,
+        };
+        let mentions = self.resolve_mentions(room, body.as_str()).await?;
+        self.typing.stop(room, who.user.id);
+        let msg = NewMessage {
+            room,
+            kind: MessageKind::Text,
+            sender: who.user.clone(),
+            target: None,
+            body: body.as_str().to_owned(),
+            client_id,
+            mentions,
+            ts: now_millis(),
+        };
+        Ok(PendingSend { room, waiting: self.ingest.enqueue(msg).await? })
+    }
+
+    /// Members of `room` named by `@username` in `body`. Costs a lookup only when there is an `@`.
+    async fn resolve_mentions(&self, room: RoomId, body: &str) -> Result<Vec<UserId>> {
+        let names = mentioned_names(body);
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members = self.store.members(room).await?;
+        Ok(members
+            .iter()
+            .filter(|m| names.contains(&m.user.username.to_ascii_lowercase()))
+            .map(|m| m.user.id)
+            .collect())
+    }
+
+    /// The second half of [`Chat::send`]: waits until the message is durable.
+    pub async fn finish_send(&self, who: &Identity, pending: PendingSend) -> Result<Ack> {
+        let (m, duplicate) = match pending.waiting.wait().await? {
+            Appended::Stored(m) => (m, false),
+            Appended::Duplicate(m) => (m, true),
+            Appended::NotMember => {
+                // Refused: say why without revealing a private room to an outsider.
+                self.visible_room(who, &RoomRef::Id(pending.room)).await?;
+                return Err(Error::NotAMember);
+            }
+        };
+        Ok(Ack { room: m.room, seq: m.seq, ts: m.ts, client_id: m.client_id.clone(), duplicate })
+    }
+
+    /// Replaces the text of one of `who`'s own messages.
+    pub async fn edit(&self, who: &Identity, r: &RoomRef, seq: Seq, body: MessageBody) -> Result<Arc<Message>> {
+        let (room, _) = self.member_room(who, r).await?;
+        let msg = self.store.message(room.id, seq).await?.ok_or(Error::MessageNotFound)?;
+        if msg.kind != MessageKind::Text || msg.deleted {
+            return Err(Error::MessageNotFound);
+        }
+        if msg.sender.as_ref().map(|u| u.id) != Some(who.user.id) {
+            return Err(Error::Forbidden("you can only edit your own messages"));
+        }
+        let m =
+            self.store.edit_message(room.id, seq, body.as_str(), now_millis()).await?.ok_or(Error::MessageNotFound)?;
+        self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
+        Ok(m)
+    }
+
+    /// Deletes a message: the author may, and so may the room's owner and admins.
+    pub async fn delete(&self, who: &Identity, r: &RoomRef, seq: Seq) -> Result<Arc<Message>> {
+        let (room, role) = self.member_room(who, r).await?;
+        let msg = self.store.message(room.id, seq).await?.ok_or(Error::MessageNotFound)?;
+        if msg.kind != MessageKind::Text || msg.deleted {
+            return Err(Error::MessageNotFound);
+        }
+        let own = msg.sender.as_ref().map(|u| u.id) == Some(who.user.id);
+        if !(own || (role.moderates() && room.kind == RoomKind::Group)) {
+            return Err(Error::Forbidden("you can only delete your own messages"));
+        }
+        let m = self.store.delete_message(room.id, seq).await?.ok_or(Error::MessageNotFound)?;
+        self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
+        Ok(m)
+    }
+
+    /// Moves `who`'s read position in a room forward; synced to their other devices.
+    pub async fn mark_read(&self, who: &Identity, r: &RoomRef, seq: Seq) -> Result<(RoomId, Seq)> {
+        let (room, _) = self.member_room(who, r).await?;
+        let seq = self.store.mark_read(room.id, who.user.id, seq).await?;
+        self.broker.publish(BrokerEvent::Read { user: who.user.id, room: room.id, seq }).await?;
+        Ok((room.id, seq))
+    }
+
+    /// `who` is typing in a room: forwarded to the other members, at most once per interval.
+    pub async fn typing(&self, who: &Identity, r: &RoomRef) -> Result<()> {
+        let room = self.find_room(r).await?;
+        if !self.typing.accept(room.id, who.user.id) {
+            return Ok(());
+        }
+        let (room, _) = self.member_room(who, &RoomRef::Id(room.id)).await?;
+        self.broker.publish(BrokerEvent::Typing { room: room.id, user: who.user.clone() }).await
+    }
+
+    /// Who is typing in a room now.
+    pub async fn typing_in(&self, who: &Identity, r: &RoomRef) -> Result<Vec<UserId>> {
+        let (room, _) = self.member_room(who, r).await?;
+        Ok(self.typing.typing_in(room.id))
+    }
+
+    /// Messages of `room` after `after`, in pages, for a connection filling a gap or resuming. `who`
+    /// must still be able to see the room.
+    pub async fn messages_after(&self, who: &Identity, room: RoomId, after: Seq, limit: u32) -> Result<HistoryPage> {
+        let (room, _) = self.visible_room(who, &RoomRef::Id(room)).await?;
+        self.store.history(room.id, HistoryQuery::After { after, limit }).await
+    }
+
+    // ---- connections ---------------------------------------------------------------------------
+
+    /// Registers a live connection following all of `who`'s rooms; the rooms are returned for the
+    /// transport's greeting.
+    pub async fn connect(&self, who: &Identity) -> Result<(Registration, Vec<RoomView>)> {
+        let reg = self.hub.register(&who.user, who.session.clone());
+        let rooms = self.store.user_rooms(who.user.id).await?;
+        self.hub.follow(reg.id, &rooms);
+        // Read again after following: everything at or below these `last_seq`s is in the store, and
+        // everything above will be delivered live (see `core::cursor`).
+        let rooms = self.store.room_views(who.user.id).await?;
+        self.hub.announce_online(reg.id);
+        Ok((reg, rooms))
+    }
+
+    /// Closes every connection and stops taking messages: the first step of shutdown. Messages queued
+    /// before this are still stored (see `Ingest::close`).
+    pub fn close(&self) {
+        self.hub.close_all(CloseReason::ShuttingDown);
+        self.ingest.close();
+    }
+
+    pub fn token_ttl(&self) -> Duration {
+        self.tokens.ttl
+    }
+}
+
+fn group_only(room: &Room) -> Result<()> {
+    match room.kind {
+        RoomKind::Group => Ok(()),
+        RoomKind::Direct => Err(Error::Forbidden("not possible in a direct conversation")),
+    }
+}

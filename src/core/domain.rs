@@ -1,0 +1,548 @@
+//! Domain types, parsed once at the boundary.
+//!
+//! Every value that crosses into the core from a transport is turned into one of these newtypes first;
+//! past that point, code can rely on the invariant each type states (a [`Username`] is always valid, a
+//! [`MessageBody`] is never empty). Rules are documented for users in `docs/PROTOCOL.md` §1.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::error::Error;
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's numeric id, assigned by the store.
+    UserId
+);
+id_type!(
+    /// A room's numeric id, assigned by the store.
+    RoomId
+);
+
+/// A message's position in its room: 1, 2, 3… with no gaps, assigned by the store.
+pub type Seq = i64;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A server-side session: what a token is bound to, so that logout can revoke it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = rand::random();
+        SessionId(hex::encode(bytes))
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+fn check_name(s: &str, min: usize, max: usize) -> bool {
+    let len = s.chars().count();
+    (min..=max).contains(&len)
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars().all(is_name_char)
+}
+
+/// A username as chosen at registration: 3–32 of `[A-Za-z0-9_-]`, starting with a letter.
+/// Uniqueness ignores case; [`Username::key`] is the case-folded form the store indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if check_name(s, 3, 32) { Ok(Username(s.to_owned())) } else { Err(Error::InvalidUsername) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// A password in memory, 8–256 bytes. Never printed.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if (8..=256).contains(&s.len()) { Ok(Password(s.to_owned())) } else { Err(Error::InvalidPassword) }
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
+/// A display name: 1–64 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let t = s.trim();
+        let len = t.chars().count();
+        if (1..=64).contains(&len) && !t.chars().any(char::is_control) {
+            Ok(DisplayName(t.to_owned()))
+        } else {
+            Err(Error::InvalidDisplayName)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A room name: 1–48 of `[A-Za-z0-9_-]`, starting with a letter; unique ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if check_name(s, 1, 48) { Ok(RoomName(s.to_owned())) } else { Err(Error::InvalidRoomName) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// How a client names a room in a request: by id or by name. Names start with a letter, ids are
+/// digits, so a string form is never ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRef {
+    Id(RoomId),
+    Name(String),
+}
+
+impl RoomRef {
+    pub fn parse(s: &str) -> RoomRef {
+        match s.parse::<i64>() {
+            Ok(id) => RoomRef::Id(RoomId(id)),
+            Err(_) => RoomRef::Name(s.to_owned()),
+        }
+    }
+}
+
+/// The text of a message: non-blank UTF-8 of at most the configured number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub fn parse(s: &str, max_bytes: usize) -> Result<Self, Error> {
+        if s.trim().is_empty() {
+            Err(Error::EmptyMessage)
+        } else if s.len() > max_bytes {
+            Err(Error::MessageTooLarge { max_bytes })
+        } else {
+            Ok(MessageBody(s.to_owned()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The sender's idempotency key for one message: 1–64 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(ClientMsgId(s.to_owned()))
+        } else {
+            Err(Error::BadRequest("client_id must be 1-64 printable ASCII characters".into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "private" => Ok(Visibility::Private),
+            _ => Err(Error::BadRequest("visibility must be 'public' or 'private'".into())),
+        }
+    }
+}
+
+/// What a message is: people's text, or a system line the server writes into the room's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    Create,
+    Join,
+    Leave,
+    Invite,
+    Kick,
+    Ban,
+    Unban,
+    Rename,
+    Topic,
+    Role,
+}
+
+impl MessageKind {
+    const ALL: [(MessageKind, &'static str); 11] = [
+        (MessageKind::Text, "text"),
+        (MessageKind::Create, "create"),
+        (MessageKind::Join, "join"),
+        (MessageKind::Leave, "leave"),
+        (MessageKind::Invite, "invite"),
+        (MessageKind::Kick, "kick"),
+        (MessageKind::Ban, "ban"),
+        (MessageKind::Unban, "unban"),
+        (MessageKind::Rename, "rename"),
+        (MessageKind::Topic, "topic"),
+        (MessageKind::Role, "role"),
+    ];
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(k, _)| *k == self).map_or("text", |(_, s)| s)
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(k, _)| *k)
+    }
+}
+
+/// A group room anyone may find (public) or only members (private); or a one-to-one conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    Group,
+    Direct,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Group => "group",
+            RoomKind::Direct => "direct",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group" => Some(RoomKind::Group),
+            "direct" => Some(RoomKind::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A member's standing in a room. Ordered: `Owner > Admin > Member`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+    /// A role as given to `set_role`: `admin` or `member` (a room has one owner, its creator).
+    pub fn parse_assignable(s: &str) -> Result<Self, Error> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            _ => Err(Error::BadRequest("role must be 'admin' or 'member'".into())),
+        }
+    }
+
+    /// May remove others' messages, kick, ban, rename and set the topic.
+    pub fn moderates(self) -> bool {
+        self >= Role::Admin
+    }
+}
+
+/// A room topic: at most 256 characters, no control characters other than none at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic(String);
+
+impl Topic {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let t = s.trim();
+        if t.chars().count() <= 256 && !t.chars().any(char::is_control) {
+            Ok(Topic(t.to_owned()))
+        } else {
+            Err(Error::BadRequest("topic must be at most 256 characters without control characters".into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    pub kind: RoomKind,
+    pub visibility: Visibility,
+    pub topic: String,
+    pub created_by: UserId,
+    pub last_seq: Seq,
+    pub member_count: i64,
+}
+
+/// One member's view of a room: their role and read position, and what they have not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomView {
+    pub room: Room,
+    pub role: Role,
+    pub last_read: Seq,
+    /// Text messages from others after `last_read`.
+    pub unread: i64,
+    /// Of those, the ones that mention this member.
+    pub mentions: i64,
+    /// For a direct conversation: the other person.
+    pub peer: Option<User>,
+    pub last_message: Option<Arc<Message>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+}
+
+/// A stored message. Shared (`Arc`) between the store's answer, the broker and every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub room: RoomId,
+    pub seq: Seq,
+    pub kind: MessageKind,
+    pub sender: Option<User>,
+    /// For moderation and invitations: whom the action was about.
+    pub target: Option<User>,
+    /// Empty once deleted (the tombstone keeps its `seq`).
+    pub body: String,
+    pub client_id: Option<String>,
+    pub mentions: Vec<UserId>,
+    pub ts: Millis,
+    pub edited_at: Option<Millis>,
+    pub deleted: bool,
+}
+
+/// A message on its way into the store, before it has a sequence number.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: RoomId,
+    pub kind: MessageKind,
+    pub sender: User,
+    pub target: Option<User>,
+    pub body: String,
+    pub client_id: Option<ClientMsgId>,
+    /// Members this text mentions (`@username`), resolved before storing.
+    pub mentions: Vec<UserId>,
+    pub ts: Millis,
+}
+
+impl NewMessage {
+    /// A system line about `sender` (and `target`), with `body` carrying the detail (a new name…).
+    pub fn system(room: RoomId, kind: MessageKind, sender: &User, target: Option<&User>, body: &str) -> Self {
+        NewMessage {
+            room,
+            kind,
+            sender: sender.clone(),
+            target: target.cloned(),
+            body: body.to_owned(),
+            client_id: None,
+            mentions: Vec::new(),
+            ts: now_millis(),
+        }
+    }
+}
+
+/// The `@username` words of a text, lower-cased, each once.
+pub fn mentioned_names(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in body.match_indices('@') {
+        // A mention starts a word: not `me@example.com`.
+        if body[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            continue;
+        }
+        let name: String = body[i + 1..].chars().take_while(|&c| is_name_char(c)).collect();
+        let key = name.to_ascii_lowercase();
+        if Username::parse(&name).is_ok() && !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// What the store answered for one appended message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, with its new sequence number.
+    Stored(Arc<Message>),
+    /// The same sender already stored this `client_id` in this room: the original, stored nothing new.
+    Duplicate(Arc<Message>),
+    /// A text message from someone who is not (or no longer) a member.
+    NotMember,
+}
+
+/// Which page of history to read. Pages are always returned in ascending `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The newest `limit` messages.
+    Latest { limit: u32 },
+    /// The newest `limit` messages with `seq < before`.
+    Before { before: Seq, limit: u32 },
+    /// The oldest `limit` messages with `seq > after`.
+    After { after: Seq, limit: u32 },
+}
+
+impl HistoryQuery {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 200;
+
+    pub fn new(before: Option<Seq>, after: Option<Seq>, limit: Option<u32>) -> Result<Self, Error> {
+        let limit = limit.unwrap_or(Self::DEFAULT_LIMIT);
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(Error::BadRequest(format!("limit must be between 1 and {}", Self::MAX_LIMIT)));
+        }
+        match (before, after) {
+            (Some(_), Some(_)) => Err(Error::BadRequest("give either before or after, not both".into())),
+            (Some(before), None) => Ok(HistoryQuery::Before { before, limit }),
+            (None, Some(after)) => Ok(HistoryQuery::After { after, limit }),
+            (None, None) => Ok(HistoryQuery::Latest { limit }),
+        }
+    }
+    pub fn limit(&self) -> u32 {
+        match *self {
+            HistoryQuery::Latest { limit } | HistoryQuery::Before { limit, .. } | HistoryQuery::After { limit, .. } => {
+                limit
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<Arc<Message>>,
+    pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_documented_rules() {
+        for ok in ["abc", "Alice", "bob_2", "x-y-z", &"a".repeat(32)] {
+            assert!(Username::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "1abc", "_abc", "al ice", "alïce", "", &"a".repeat(33), "a;drop"] {
+            assert!(Username::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Username::parse("AlIcE").unwrap().key(), "alice");
+    }
+
+    #[test]
+    fn bodies_are_non_blank_and_bounded() {
+        assert!(matches!(MessageBody::parse("  \n", 10), Err(Error::EmptyMessage)));
+        assert!(matches!(MessageBody::parse("12345678901", 10), Err(Error::MessageTooLarge { .. })));
+        assert!(MessageBody::parse("héllo", 10).is_ok());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_printable() {
+        assert_eq!(DisplayName::parse("  Al  ").unwrap().as_str(), "Al");
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+        assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn history_queries_are_validated() {
+        assert_eq!(HistoryQuery::new(None, None, None).unwrap(), HistoryQuery::Latest { limit: 50 });
+        assert!(HistoryQuery::new(Some(1), Some(2), None).is_err());
+        assert!(HistoryQuery::new(None, None, Some(0)).is_err());
+        assert!(HistoryQuery::new(None, None, Some(201)).is_err());
+    }
+
+    #[test]
+    fn mentions_are_words_starting_with_at() {
+        assert_eq!(mentioned_names("hi @Alice and @bob_2, not me@mail.com; @al @alice"), ["alice", "bob_2"]);
+        assert!(mentioned_names("@ @1x").is_empty());
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Owner.moderates() && Role::Admin.moderates() && !Role::Member.moderates());
+        assert!(Role::Owner > Role::Admin);
+        assert_eq!(Role::parse_assignable("admin").unwrap(), Role::Admin);
+        assert!(Role::parse_assignable("owner").is_err(), "a room keeps its one owner");
+        for k in ["text", "kick", "role", "topic"] {
+            assert_eq!(MessageKind::parse(k).unwrap().as_str(), k);
+        }
+    }
+
+    #[test]
+    fn room_refs_are_ids_or_names() {
+        assert_eq!(RoomRef::parse("12"), RoomRef::Id(RoomId(12)));
+        assert_eq!(RoomRef::parse("general"), RoomRef::Name("general".into()));
+    }
+}

@@ -1,0 +1,97 @@
+//! The one error type of the core. Each variant has a stable `code` (documented in `docs/PROTOCOL.md`)
+//! that every transport passes to users unchanged; transports only choose how to carry it (an HTTP
+//! status, an `error` frame, an `ERR` line).
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("username must be 3-32 letters, digits, '_' or '-', starting with a letter")]
+    InvalidUsername,
+    #[error("password must be 8-256 bytes")]
+    InvalidPassword,
+    #[error("display name must be 1-64 characters without control characters")]
+    InvalidDisplayName,
+    #[error("room name must be 1-48 letters, digits, '_' or '-', starting with a letter")]
+    InvalidRoomName,
+    #[error("message body is empty")]
+    EmptyMessage,
+    #[error("message body is longer than {max_bytes} bytes")]
+    MessageTooLarge { max_bytes: usize },
+    #[error("missing, invalid or expired token")]
+    Unauthorized,
+    #[error("unknown username or wrong password")]
+    InvalidCredentials,
+    #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyAttempts { retry_after: Duration },
+    #[error("that username is taken")]
+    UsernameTaken,
+    #[error("a room with that name exists")]
+    RoomNameTaken,
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("you are not a member of this room")]
+    NotAMember,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("you are banned from this room")]
+    Banned,
+    #[error("no such message")]
+    MessageNotFound,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// Storing failed; the cause was logged where it happened (the ingest writer), once.
+    #[error("messages cannot be stored right now; try again")]
+    Unavailable,
+    /// Anything the user cannot fix. Logged with its cause chain where it is answered; users see only
+    /// `internal`.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::InvalidUsername => "invalid_username",
+            Error::InvalidPassword => "invalid_password",
+            Error::InvalidDisplayName => "invalid_display_name",
+            Error::InvalidRoomName => "invalid_room_name",
+            Error::EmptyMessage => "empty_message",
+            Error::MessageTooLarge { .. } => "message_too_large",
+            Error::Unauthorized => "unauthorized",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
+            Error::UsernameTaken => "username_taken",
+            Error::RoomNameTaken => "room_name_taken",
+            Error::RoomNotFound => "room_not_found",
+            Error::UserNotFound => "user_not_found",
+            Error::NotAMember => "not_a_member",
+            Error::Forbidden(_) => "forbidden",
+            Error::Banned => "banned",
+            Error::MessageNotFound => "message_not_found",
+            Error::ShuttingDown => "shutting_down",
+            Error::Unavailable => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The message shown to users: never the internal cause.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,528 @@
+//! The hub: which live connection follows which room, and fan-out.
+//!
+//! Why it looks like this:
+//! - **Encode once.** A delivery is an `Arc<Delivery>` shared by every recipient; transports cache their
+//!   encoding of it in [`Delivery::encoded`], so a message to 1,000 members is serialised once per
+//!   wire format, not 1,000 times. The hub itself never sees a wire format.
+//! - **Never wait on a client.** Each connection has a bounded queue; fan-out uses `try_send`. A full
+//!   queue means the client is not keeping up: it is closed with [`CloseReason::TooSlow`] and drops out
+//!   of every room, and nobody else waits for it.
+//! - **Order.** Messages reach the hub in `seq` order per room (the ingest writer publishes in commit
+//!   order); the hub drops anything at or below the last `seq` it delivered for a room, so a repeated
+//!   publish can never produce a duplicate. (Only deliveries move that mark, never a store snapshot: a
+//!   message committed but not yet published must still go out.)
+//! - Fan-out holds a read lock; only joins, leaves and (un)registering take the write lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::domain::{Message, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::broker::{BrokerEvent, BrokerSink};
+
+pub type ConnId = u64;
+
+/// Why the server closed a connection. Transports map these to their own close codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Logout or expiry.
+    SessionEnded,
+    /// The send queue overflowed.
+    TooSlow,
+    /// The server is stopping.
+    ShuttingDown,
+}
+
+/// What the hub pushes to a connection.
+#[derive(Debug)]
+pub enum HubEvent {
+    Message(Arc<Message>),
+    /// A stored message was edited or deleted (its new state).
+    Updated(Arc<Message>),
+    Joined(Room),
+    Left(RoomId),
+    /// A room's name or topic changed.
+    RoomUpdated(Room),
+    /// A user who shares a room with this connection came online or went offline.
+    Presence {
+        user: User,
+        online: bool,
+    },
+    /// Someone is typing in a room (ephemeral; never stored).
+    Typing {
+        room: RoomId,
+        user: User,
+    },
+    /// This connection's user read `room` up to `seq` (on any device).
+    Read {
+        room: RoomId,
+        seq: Seq,
+    },
+    /// A user who shares a room with this connection (or its own user) changed their display name.
+    UserUpdated(User),
+}
+
+/// One event shared by all its recipients, with a slot per wire format for its encoding.
+#[derive(Debug)]
+pub struct Delivery {
+    pub event: HubEvent,
+    encoded: [OnceLock<Bytes>; 2],
+}
+
+/// Which encoding cache slot a transport uses.
+#[derive(Debug, Clone, Copy)]
+pub enum WireSlot {
+    Json = 0,
+    Line = 1,
+}
+
+impl Delivery {
+    pub fn new(event: HubEvent) -> Arc<Self> {
+        Arc::new(Delivery { event, encoded: Default::default() })
+    }
+    /// The encoding for `slot`, computed by `encode` the first time any connection asks.
+    pub fn encoded(&self, slot: WireSlot, encode: impl FnOnce(&HubEvent) -> Bytes) -> Bytes {
+        self.encoded[slot as usize].get_or_init(|| encode(&self.event)).clone()
+    }
+}
+
+/// Shared between the hub and a connection's task: how the hub tells a connection to close.
+#[derive(Debug, Default)]
+pub struct ConnControl {
+    token: CancellationToken,
+    reason: OnceLock<CloseReason>,
+}
+
+impl ConnControl {
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+    pub async fn closed(&self) -> CloseReason {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or(CloseReason::ShuttingDown)
+    }
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.reason.get().copied()
+    }
+}
+
+struct ConnEntry {
+    profile: User,
+    session: SessionId,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    ctl: Arc<ConnControl>,
+    rooms: HashSet<RoomId>,
+}
+
+#[derive(Default)]
+struct RoomSubs {
+    subs: Vec<(ConnId, mpsc::Sender<Arc<Delivery>>)>,
+    last_seq: AtomicI64,
+}
+
+#[derive(Default)]
+struct UserConns {
+    conns: Vec<ConnId>,
+    /// Whether others were told this user is online (so they are told when the last connection goes).
+    announced: bool,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, ConnEntry>,
+    rooms: HashMap<RoomId, RoomSubs>,
+    users: HashMap<UserId, UserConns>,
+}
+
+pub struct Hub {
+    state: RwLock<State>,
+    next_id: AtomicU64,
+    queue_len: usize,
+    closing: CancellationToken,
+}
+
+/// A registered connection. Dropping it unregisters the connection from the hub.
+pub struct Registration {
+    hub: Arc<Hub>,
+    pub id: ConnId,
+    pub rx: mpsc::Receiver<Arc<Delivery>>,
+    pub ctl: Arc<ConnControl>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+impl Hub {
+    pub fn new(queue_len: usize) -> Arc<Self> {
+        Arc::new(Hub {
+            state: RwLock::new(State::default()),
+            next_id: AtomicU64::new(1),
+            queue_len: queue_len.max(1),
+            closing: CancellationToken::new(),
+        })
+    }
+
+    /// Registers a connection of `user` under `session`, following no room yet (see [`Hub::follow`]).
+    /// The hub may close it (through `ctl`) at any time; events arrive on `rx`.
+    pub fn register(self: &Arc<Self>, profile: &User, session: SessionId) -> Registration {
+        let user = profile.id;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        let ctl = Arc::new(ConnControl::default());
+        if self.closing.is_cancelled() {
+            ctl.close(CloseReason::ShuttingDown);
+        }
+        let mut st = self.state.write();
+        st.users.entry(user).or_default().conns.push(id);
+        st.conns
+            .insert(id, ConnEntry { profile: profile.clone(), session, tx, ctl: ctl.clone(), rooms: HashSet::new() });
+        Registration { hub: self.clone(), id, rx, ctl }
+    }
+
+    /// Makes connection `id` follow `rooms` (those it does not follow already). Registering first and
+    /// following second means a join that happens in between is not missed.
+    pub fn follow(&self, id: ConnId, rooms: &[Room]) {
+        let mut st = self.state.write();
+        let Some(entry) = st.conns.get_mut(&id) else { return };
+        let tx = entry.tx.clone();
+        let new: Vec<RoomId> = rooms.iter().map(|r| r.id).filter(|r| entry.rooms.insert(*r)).collect();
+        for r in new {
+            st.rooms.entry(r).or_default().subs.push((id, tx.clone()));
+        }
+    }
+
+    fn unregister(&self, id: ConnId) {
+        let mut st = self.state.write();
+        let Some(entry) = st.conns.remove(&id) else { return };
+        for room in &entry.rooms {
+            if let Some(subs) = st.rooms.get_mut(room) {
+                subs.subs.retain(|(c, _)| *c != id);
+            }
+        }
+        let Some(uc) = st.users.get_mut(&entry.profile.id) else { return };
+        uc.conns.retain(|c| *c != id);
+        if uc.conns.is_empty() {
+            let announced = uc.announced;
+            st.users.remove(&entry.profile.id);
+            if announced {
+                let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
+                Self::best_effort(&st, entry.rooms.iter(), None, &d);
+            }
+        }
+    }
+
+    /// Tells everyone sharing a room with connection `id`'s user that the user is online, unless they
+    /// were told already (another connection of the user).
+    pub fn announce_online(&self, id: ConnId) {
+        let mut st = self.state.write();
+        let Some(entry) = st.conns.get(&id) else { return };
+        let (user, profile, rooms) = (entry.profile.id, entry.profile.clone(), entry.rooms.clone());
+        let Some(uc) = st.users.get_mut(&user) else { return };
+        if std::mem::replace(&mut uc.announced, true) {
+            return;
+        }
+        let d = Delivery::new(HubEvent::Presence { user: profile, online: true });
+        Self::best_effort(&st, rooms.iter(), Some(user), &d);
+    }
+
+    /// Which of `users` have a live connection on this node.
+    pub fn online(&self, users: impl IntoIterator<Item = UserId>) -> HashSet<UserId> {
+        let st = self.state.read();
+        users.into_iter().filter(|u| st.users.contains_key(u)).collect()
+    }
+
+    /// Delivers `d` once to every connection following any of `rooms` (except `skip_user`'s), only where
+    /// the queue has room to spare: ephemeral events are the first thing a slow client loses.
+    fn best_effort<'a>(
+        st: &State,
+        rooms: impl Iterator<Item = &'a RoomId>,
+        skip_user: Option<UserId>,
+        d: &Arc<Delivery>,
+    ) {
+        let mut seen = HashSet::new();
+        for room in rooms {
+            let Some(subs) = st.rooms.get(room) else { continue };
+            for (cid, tx) in &subs.subs {
+                if !seen.insert(*cid) || skip_user.is_some_and(|u| st.conns.get(cid).is_some_and(|c| c.profile.id == u))
+                {
+                    continue;
+                }
+                if tx.capacity() * 2 > tx.max_capacity() {
+                    let _ = tx.try_send(d.clone());
+                }
+            }
+        }
+    }
+
+    /// Number of live connections (all users).
+    pub fn connection_count(&self) -> usize {
+        self.state.read().conns.len()
+    }
+
+    /// Closes every connection and refuses new ones (they are closed on arrival).
+    pub fn close_all(&self, reason: CloseReason) {
+        self.closing.cancel();
+        for e in self.state.read().conns.values() {
+            e.ctl.close(reason);
+        }
+    }
+
+    fn fan_out_message(&self, msg: Arc<Message>) {
+        {
+            let st = self.state.read();
+            let Some(room) = st.rooms.get(&msg.room) else { return };
+            // Only ever move forward: a seq at or below the last delivered one is a repeat.
+            if room.last_seq.fetch_max(msg.seq, Ordering::AcqRel) >= msg.seq {
+                return;
+            }
+        }
+        self.fan_out(msg.room, Delivery::new(HubEvent::Message(msg)));
+    }
+
+    /// Delivers `d` to every follower of `room`; those whose queue is full are closed as too slow.
+    fn fan_out(&self, room: RoomId, d: Arc<Delivery>) {
+        let mut slow = Vec::new();
+        {
+            let st = self.state.read();
+            let Some(subs) = st.rooms.get(&room) else { return };
+            for (id, tx) in &subs.subs {
+                if tx.try_send(d.clone()).is_err() {
+                    slow.push(*id);
+                }
+            }
+        }
+        self.close_conns(&slow, CloseReason::TooSlow);
+    }
+
+    /// Delivers `d` to every connection of `user`.
+    fn to_user(&self, user: UserId, d: Arc<Delivery>) {
+        let mut slow = Vec::new();
+        {
+            let st = self.state.read();
+            for id in st.users.get(&user).map(|u| u.conns.as_slice()).unwrap_or_default() {
+                if let Some(c) = st.conns.get(id)
+                    && c.tx.try_send(d.clone()).is_err()
+                {
+                    slow.push(*id);
+                }
+            }
+        }
+        self.close_conns(&slow, CloseReason::TooSlow);
+    }
+
+    fn close_conns(&self, ids: &[ConnId], reason: CloseReason) {
+        if ids.is_empty() {
+            return;
+        }
+        {
+            let st = self.state.read();
+            for id in ids {
+                if let Some(e) = st.conns.get(id) {
+                    e.ctl.close(reason);
+                }
+            }
+        }
+        // Drop them from every room now, so later fan-outs skip them even before their tasks end.
+        for id in ids {
+            self.unregister(*id);
+        }
+    }
+
+    fn membership(&self, room: &Room, user: UserId, joined: bool) {
+        let mut slow = Vec::new();
+        {
+            let mut st = self.state.write();
+            let ids = st.users.get(&user).map(|u| u.conns.clone()).unwrap_or_default();
+            let d = Delivery::new(if joined { HubEvent::Joined(room.clone()) } else { HubEvent::Left(room.id) });
+            for id in ids {
+                let Some(entry) = st.conns.get_mut(&id) else { continue };
+                let tx = entry.tx.clone();
+                let changed = if joined { entry.rooms.insert(room.id) } else { entry.rooms.remove(&room.id) };
+                if changed {
+                    let subs = st.rooms.entry(room.id).or_default();
+                    if joined {
+                        subs.subs.push((id, tx.clone()));
+                    } else {
+                        subs.subs.retain(|(c, _)| *c != id);
+                    }
+                }
+                if tx.try_send(d.clone()).is_err() {
+                    slow.push(id);
+                }
+            }
+        }
+        self.close_conns(&slow, CloseReason::TooSlow);
+    }
+
+    fn user_updated(&self, user: User) {
+        let uid = user.id;
+        let d = Delivery::new(HubEvent::UserUpdated(user.clone()));
+        let mut st = self.state.write();
+        let own = st.users.get(&uid).map(|u| u.conns.clone()).unwrap_or_default();
+        let mut rooms = HashSet::new();
+        for id in &own {
+            if let Some(c) = st.conns.get_mut(id) {
+                c.profile = user.clone();
+                rooms.extend(c.rooms.iter().copied());
+                // The user's own connections must learn it (they send as this user): not best effort.
+                let _ = c.tx.try_send(d.clone());
+            }
+        }
+        Self::best_effort(&st, rooms.iter(), Some(uid), &d);
+    }
+
+    fn end_session(&self, session: &SessionId) {
+        let ids: Vec<ConnId> =
+            self.state.read().conns.iter().filter(|(_, e)| e.session == *session).map(|(id, _)| *id).collect();
+        self.close_conns(&ids, CloseReason::SessionEnded);
+    }
+}
+
+impl BrokerSink for Hub {
+    fn deliver(&self, event: BrokerEvent) {
+        match event {
+            BrokerEvent::Message(m) => self.fan_out_message(m),
+            BrokerEvent::Joined { room, user } => self.membership(&room, user, true),
+            BrokerEvent::Left { room, user } => self.membership(&room, user, false),
+            BrokerEvent::SessionEnded(s) => self.end_session(&s),
+            BrokerEvent::Updated(m) => self.fan_out(m.room, Delivery::new(HubEvent::Updated(m))),
+            BrokerEvent::RoomUpdated(r) => self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r))),
+            BrokerEvent::Read { user, room, seq } => self.to_user(user, Delivery::new(HubEvent::Read { room, seq })),
+            BrokerEvent::UserUpdated(user) => self.user_updated(user),
+            BrokerEvent::Typing { room, user } => {
+                let uid = user.id;
+                let d = Delivery::new(HubEvent::Typing { room, user });
+                Self::best_effort(&self.state.read(), std::iter::once(&room), Some(uid), &d);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::domain::{MessageKind, RoomKind, Visibility};
+
+    fn room(id: i64) -> Room {
+        Room {
+            id: RoomId(id),
+            name: format!("r{id}"),
+            kind: RoomKind::Group,
+            visibility: Visibility::Public,
+            topic: String::new(),
+            created_by: UserId(1),
+            last_seq: 0,
+            member_count: 1,
+        }
+    }
+
+    fn user(id: i64) -> User {
+        User { id: UserId(id), username: format!("u{id}"), display_name: format!("U{id}") }
+    }
+
+    fn msg(room: i64, seq: i64) -> Arc<Message> {
+        Arc::new(Message {
+            room: RoomId(room),
+            seq,
+            kind: MessageKind::Text,
+            sender: None,
+            target: None,
+            body: format!("{seq}"),
+            client_id: None,
+            mentions: vec![],
+            ts: 0,
+            edited_at: None,
+            deleted: false,
+        })
+    }
+
+    fn seq_of(d: &Delivery) -> i64 {
+        match &d.event {
+            HubEvent::Message(m) => m.seq,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn fan_out_reaches_followers_once_in_order() {
+        let hub = Hub::new(16);
+        let mut a = hub.register(&user(1), SessionId("s1".into()));
+        hub.follow(a.id, &[room(1)]);
+        let mut b = hub.register(&user(2), SessionId("s2".into()));
+        hub.follow(b.id, &[room(1), room(2), room(1)]);
+        for s in [1, 2, 2, 1, 3] {
+            hub.deliver(BrokerEvent::Message(msg(1, s)));
+        }
+        hub.deliver(BrokerEvent::Message(msg(2, 1)));
+        for rx in [&mut a.rx, &mut b.rx] {
+            assert_eq!(
+                [
+                    seq_of(&rx.recv().await.unwrap()),
+                    seq_of(&rx.recv().await.unwrap()),
+                    seq_of(&rx.recv().await.unwrap())
+                ],
+                [1, 2, 3]
+            );
+        }
+        assert_eq!(seq_of(&b.rx.recv().await.unwrap()), 1);
+        assert!(a.rx.try_recv().is_err(), "a does not follow room 2");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_only_that_connection() {
+        let hub = Hub::new(2);
+        let slow = hub.register(&user(1), SessionId("s1".into()));
+        hub.follow(slow.id, &[room(1)]);
+        let mut fast = hub.register(&user(2), SessionId("s2".into()));
+        hub.follow(fast.id, &[room(1)]);
+        for s in 1..=5 {
+            hub.deliver(BrokerEvent::Message(msg(1, s)));
+            assert_eq!(seq_of(&fast.rx.recv().await.unwrap()), s);
+        }
+        assert_eq!(slow.ctl.reason(), Some(CloseReason::TooSlow));
+        assert_eq!(fast.ctl.reason(), None);
+        assert_eq!(hub.connection_count(), 1, "the slow connection left the hub");
+    }
+
+    #[tokio::test]
+    async fn joins_leaves_and_session_end_reach_every_connection_of_the_user() {
+        let hub = Hub::new(8);
+        let mut c1 = hub.register(&user(1), SessionId("s1".into()));
+        let mut c2 = hub.register(&user(1), SessionId("s2".into()));
+        hub.deliver(BrokerEvent::Joined { room: room(7), user: UserId(1) });
+        hub.deliver(BrokerEvent::Message(msg(7, 1)));
+        for c in [&mut c1, &mut c2] {
+            assert!(matches!(c.rx.recv().await.unwrap().event, HubEvent::Joined(_)));
+            assert_eq!(seq_of(&c.rx.recv().await.unwrap()), 1);
+        }
+        hub.deliver(BrokerEvent::Left { room: room(7), user: UserId(1) });
+        hub.deliver(BrokerEvent::Message(msg(7, 2)));
+        assert!(matches!(c1.rx.recv().await.unwrap().event, HubEvent::Left(RoomId(7))));
+        assert!(c1.rx.try_recv().is_err(), "no messages after leaving");
+        hub.deliver(BrokerEvent::SessionEnded(SessionId("s2".into())));
+        assert_eq!(c2.ctl.closed().await, CloseReason::SessionEnded);
+        assert_eq!(c1.ctl.reason(), None, "other sessions stay");
+    }
+
+    #[test]
+    fn deliveries_encode_once_per_slot() {
+        let d = Delivery::new(HubEvent::Left(RoomId(1)));
+        let mut calls = 0;
+        for _ in 0..3 {
+            d.encoded(WireSlot::Json, |_| {
+                calls += 1;
+                Bytes::from_static(b"x")
+            });
+        }
+        assert_eq!(calls, 1);
+    }
+}

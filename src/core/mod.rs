@@ -1,0 +1,11 @@
+//! The chat core: domain types, the hub and the chat service. Nothing in here knows HTTP, JSON, SQL or
+//! Redis; transports call [`chat::Chat`], and storage and fan-out across nodes sit behind the
+//! `store::Store` and `broker::Broker` traits.
+
+pub mod chat;
+pub mod cursor;
+pub mod domain;
+pub mod error;
+pub mod hub;
+pub mod ingest;
+pub mod typing;

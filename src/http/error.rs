@@ -1,0 +1,59 @@
+//! Core errors as HTTP answers: a status, and a JSON body with the stable code. Internal errors are
+//! logged here, once, with their whole cause chain, and answered opaquely.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::wire::ErrorBodyW;
+use crate::core::error::Error;
+
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest(_)
+        | Error::InvalidUsername
+        | Error::InvalidPassword
+        | Error::InvalidDisplayName
+        | Error::InvalidRoomName
+        | Error::EmptyMessage
+        | Error::MessageTooLarge { .. } => StatusCode::BAD_REQUEST,
+        Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::UsernameTaken | Error::RoomNameTaken => StatusCode::CONFLICT,
+        Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
+        Error::NotAMember | Error::Forbidden(_) | Error::Banned => StatusCode::FORBIDDEN,
+        Error::MessageNotFound => StatusCode::NOT_FOUND,
+        Error::ShuttingDown | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A JSON error answer with any status and code (also for refusals that are not core errors).
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": ErrorBodyW { code, message } }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        if let Error::Internal(cause) = &e {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let mut resp = error_response(status_of(&e), e.code(), &e.public_message());
+        if let Error::TooManyAttempts { retry_after } = &e {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

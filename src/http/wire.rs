@@ -1,0 +1,452 @@
+//! Wire types, version 1: the JSON shapes of `docs/PROTOCOL.md`, shared by REST, WebSocket and SSE.
+//! Server-side shapes borrow from domain values, so encoding copies nothing but the output bytes.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::core::chat::Ack;
+use crate::core::domain::{HistoryPage, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
+use crate::core::error::Error;
+use crate::core::hub::HubEvent;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const SUBPROTOCOL: &str = "parley.v1";
+
+#[derive(Serialize)]
+pub struct UserW<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    pub display_name: &'a str,
+}
+
+impl<'a> From<&'a User> for UserW<'a> {
+    fn from(u: &'a User) -> Self {
+        UserW { id: u.id.0, username: &u.username, display_name: &u.display_name }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MemberW<'a> {
+    #[serde(flatten)]
+    pub user: UserW<'a>,
+    pub role: &'static str,
+    pub online: bool,
+}
+
+impl<'a> From<&'a (Member, bool)> for MemberW<'a> {
+    fn from((m, online): &'a (Member, bool)) -> Self {
+        MemberW { user: UserW::from(&m.user), role: m.role.as_str(), online: *online }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RoomW<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub kind: &'static str,
+    pub visibility: &'static str,
+    pub topic: &'a str,
+    pub created_by: i64,
+    pub last_seq: i64,
+    pub member_count: i64,
+}
+
+impl<'a> From<&'a Room> for RoomW<'a> {
+    fn from(r: &'a Room) -> Self {
+        RoomW {
+            id: r.id.0,
+            name: &r.name,
+            kind: r.kind.as_str(),
+            visibility: r.visibility.as_str(),
+            topic: &r.topic,
+            created_by: r.created_by.0,
+            last_seq: r.last_seq,
+            member_count: r.member_count,
+        }
+    }
+}
+
+/// A room as one member sees it.
+#[derive(Serialize)]
+pub struct RoomViewW<'a> {
+    #[serde(flatten)]
+    pub room: RoomW<'a>,
+    pub role: &'static str,
+    pub last_read: i64,
+    pub unread: i64,
+    pub mentions: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<UserW<'a>>,
+    pub last_message: Option<MessageW<'a>>,
+}
+
+impl<'a> From<&'a RoomView> for RoomViewW<'a> {
+    fn from(v: &'a RoomView) -> Self {
+        RoomViewW {
+            room: RoomW::from(&v.room),
+            role: v.role.as_str(),
+            last_read: v.last_read,
+            unread: v.unread,
+            mentions: v.mentions,
+            peer: v.peer.as_ref().map(UserW::from),
+            last_message: v.last_message.as_deref().map(MessageW::from),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MessageW<'a> {
+    pub room: i64,
+    pub seq: i64,
+    pub kind: &'static str,
+    pub sender: Option<UserW<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<UserW<'a>>,
+    pub body: &'a str,
+    pub client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub mentions: Vec<i64>,
+    pub ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl<'a> From<&'a Message> for MessageW<'a> {
+    fn from(m: &'a Message) -> Self {
+        MessageW {
+            room: m.room.0,
+            seq: m.seq,
+            kind: m.kind.as_str(),
+            sender: m.sender.as_ref().map(UserW::from),
+            target: m.target.as_ref().map(UserW::from),
+            body: &m.body,
+            client_id: m.client_id.as_deref(),
+            mentions: m.mentions.iter().map(|u| u.0).collect(),
+            ts: m.ts,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AckW<'a> {
+    pub room: i64,
+    pub seq: i64,
+    pub ts: i64,
+    pub client_id: Option<&'a str>,
+    pub duplicate: bool,
+}
+
+impl<'a> From<&'a Ack> for AckW<'a> {
+    fn from(a: &'a Ack) -> Self {
+        AckW { room: a.room.0, seq: a.seq, ts: a.ts, client_id: a.client_id.as_deref(), duplicate: a.duplicate }
+    }
+}
+
+#[derive(Serialize)]
+pub struct HistoryW<'a> {
+    pub messages: Vec<MessageW<'a>>,
+    pub has_more: bool,
+}
+
+impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
+    fn from(p: &'a HistoryPage) -> Self {
+        HistoryW { messages: p.messages.iter().map(|m| MessageW::from(&**m)).collect(), has_more: p.has_more }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ErrorBodyW<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+/// Frames the server sends on a WebSocket.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Hello {
+        v: u32,
+        user: UserW<'a>,
+        rooms: Vec<RoomViewW<'a>>,
+    },
+    Message {
+        message: MessageW<'a>,
+    },
+    MessageUpdated {
+        message: MessageW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    RoomUpdated {
+        room: RoomW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Presence {
+        user: UserW<'a>,
+        online: bool,
+    },
+    Typing {
+        room: i64,
+        user: UserW<'a>,
+        expires_ms: u64,
+    },
+    Read {
+        room: i64,
+        seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    UserUpdated {
+        user: UserW<'a>,
+    },
+    Recovered {
+        room: i64,
+        seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Ok {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Ack {
+        #[serde(flatten)]
+        ack: AckW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Joined {
+        room: RoomW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Left {
+        room: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    History {
+        room: i64,
+        #[serde(flatten)]
+        page: HistoryW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+}
+
+impl ServerFrame<'_> {
+    pub fn encode(&self) -> Bytes {
+        // Serialising these types cannot fail: no maps with non-string keys, no failing Serialize impls.
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn error(e: &Error, req: Option<&str>) -> Bytes {
+        Self::error_with_code(e.code(), &e.public_message(), req)
+    }
+
+    /// An error frame for refusals that only exist on the WebSocket (`bad_frame`, `unknown_type`).
+    pub fn error_with_code(code: &str, message: &str, req: Option<&str>) -> Bytes {
+        ServerFrame::Error { code, message, req }.encode()
+    }
+}
+
+/// The JSON encoding of a hub event (cached per delivery: see `core::hub::Delivery`).
+pub fn encode_event(e: &HubEvent) -> Bytes {
+    match e {
+        HubEvent::Message(m) => ServerFrame::Message { message: MessageW::from(&**m) }.encode(),
+        HubEvent::Updated(m) => ServerFrame::MessageUpdated { message: MessageW::from(&**m), req: None }.encode(),
+        HubEvent::Joined(r) => ServerFrame::Joined { room: RoomW::from(r), req: None }.encode(),
+        HubEvent::Left(r) => ServerFrame::Left { room: r.0, req: None }.encode(),
+        HubEvent::RoomUpdated(r) => ServerFrame::RoomUpdated { room: RoomW::from(r), req: None }.encode(),
+        HubEvent::Presence { user, online } => {
+            ServerFrame::Presence { user: UserW::from(user), online: *online }.encode()
+        }
+        HubEvent::Typing { room, user } => ServerFrame::Typing {
+            room: room.0,
+            user: UserW::from(user),
+            expires_ms: crate::core::typing::TypingTracker::TTL.as_millis() as u64,
+        }
+        .encode(),
+        HubEvent::Read { room, seq } => ServerFrame::Read { room: room.0, seq: *seq, req: None }.encode(),
+        HubEvent::UserUpdated(u) => ServerFrame::UserUpdated { user: UserW::from(u) }.encode(),
+    }
+}
+
+/// One message as a `message` frame (for gap fills and resumes, which are not shared deliveries).
+pub fn encode_message(m: &Message) -> Bytes {
+    ServerFrame::Message { message: MessageW::from(m) }.encode()
+}
+
+/// A room reference as clients write it: an id or a name.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum RoomRefW {
+    Id(i64),
+    Name(String),
+}
+
+impl From<RoomRefW> for RoomRef {
+    fn from(r: RoomRefW) -> Self {
+        match r {
+            RoomRefW::Id(id) => RoomRef::Id(RoomId(id)),
+            RoomRefW::Name(n) => RoomRef::parse(&n),
+        }
+    }
+}
+
+/// Frames clients send on a WebSocket.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Send { room: RoomRefW, body: String, client_id: Option<String>, req: Option<String> },
+    Join { room: RoomRefW, req: Option<String> },
+    Leave { room: RoomRefW, req: Option<String> },
+    History { room: RoomRefW, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },
+    Ping { req: Option<String> },
+    Resume { rooms: Vec<ResumeW>, req: Option<String> },
+    Typing { room: RoomRefW, req: Option<String> },
+    Read { room: RoomRefW, seq: Seq, req: Option<String> },
+    Edit { room: RoomRefW, seq: Seq, body: String, req: Option<String> },
+    Delete { room: RoomRefW, seq: Seq, req: Option<String> },
+    Dm { username: String, req: Option<String> },
+    Invite { room: RoomRefW, username: String, req: Option<String> },
+    Kick { room: RoomRefW, username: String, req: Option<String> },
+    Ban { room: RoomRefW, username: String, req: Option<String> },
+    Unban { room: RoomRefW, username: String, req: Option<String> },
+    SetRole { room: RoomRefW, username: String, role: String, req: Option<String> },
+    Rename { room: RoomRefW, name: String, req: Option<String> },
+    Topic { room: RoomRefW, topic: String, req: Option<String> },
+}
+
+/// Where a reconnecting client stands in one room.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeW {
+    pub room: i64,
+    pub after: Seq,
+}
+
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "send", "join", "leave", "history", "ping", "resume", "typing", "read", "edit", "delete", "dm", "invite", "kick",
+    "ban", "unban", "set_role", "rename", "topic",
+];
+
+impl ClientFrame {
+    pub fn req(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Send { req, .. }
+            | ClientFrame::Join { req, .. }
+            | ClientFrame::Leave { req, .. }
+            | ClientFrame::History { req, .. }
+            | ClientFrame::Ping { req }
+            | ClientFrame::Resume { req, .. }
+            | ClientFrame::Typing { req, .. }
+            | ClientFrame::Read { req, .. }
+            | ClientFrame::Edit { req, .. }
+            | ClientFrame::Delete { req, .. }
+            | ClientFrame::Dm { req, .. }
+            | ClientFrame::Invite { req, .. }
+            | ClientFrame::Kick { req, .. }
+            | ClientFrame::Ban { req, .. }
+            | ClientFrame::Unban { req, .. }
+            | ClientFrame::SetRole { req, .. }
+            | ClientFrame::Rename { req, .. }
+            | ClientFrame::Topic { req, .. } => req.as_deref(),
+        }
+    }
+}
+
+/// Why a text frame could not be read as a [`ClientFrame`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not JSON, no `type`, or wrong fields for a known type: `bad_frame`.
+    Bad(String),
+    /// A well-formed frame of a type this version does not know: `unknown_type`.
+    UnknownType(String),
+}
+
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    match serde_json::from_str::<ClientFrame>(text) {
+        Ok(f) => {
+            if f.req().is_some_and(|r| r.len() > 64) {
+                return Err(FrameError::Bad("req must be at most 64 characters".into()));
+            }
+            Ok(f)
+        }
+        Err(e) => {
+            #[derive(Deserialize)]
+            struct TypeOnly {
+                #[serde(rename = "type")]
+                t: String,
+            }
+            match serde_json::from_str::<TypeOnly>(text) {
+                Ok(TypeOnly { t }) if !CLIENT_FRAME_TYPES.contains(&t.as_str()) => {
+                    let mut t = t;
+                    t.truncate(64);
+                    Err(FrameError::UnknownType(t))
+                }
+                _ => Err(FrameError::Bad(e.to_string())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_decode_or_say_why() {
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"send","room":3,"body":"hi","client_id":"c1"}"#),
+            Ok(ClientFrame::Send { room: RoomRefW::Id(3), .. })
+        ));
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"join","room":"general"}"#),
+            Ok(ClientFrame::Join { room: RoomRefW::Name(_), .. })
+        ));
+        assert!(matches!(decode_client_frame(r#"{"type":"ping","req":"p1"}"#), Ok(ClientFrame::Ping { req: Some(_) })));
+        assert!(matches!(decode_client_frame(r#"{"type":"shout"}"#), Err(FrameError::UnknownType(t)) if t == "shout"));
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"room":1}"#,
+            r#"{"type":"send","room":1}"#,
+            r#"{"type":7}"#,
+            r#"{"type":"send","room":1,"body":"x","extra":1}"#,
+        ] {
+            assert!(matches!(decode_client_frame(bad), Err(FrameError::Bad(_))), "{bad}");
+        }
+        let long_req = format!(r#"{{"type":"ping","req":"{}"}}"#, "x".repeat(65));
+        assert!(matches!(decode_client_frame(&long_req), Err(FrameError::Bad(_))));
+    }
+
+    #[test]
+    fn server_frames_have_the_documented_shape() {
+        let ack = Ack { room: RoomId(3), seq: 9, ts: 5, client_id: Some("c1".into()), duplicate: false };
+        let v: serde_json::Value =
+            serde_json::from_slice(&ServerFrame::Ack { ack: AckW::from(&ack), req: None }.encode()).unwrap();
+        assert_eq!(v, serde_json::json!({"type":"ack","room":3,"seq":9,"ts":5,"client_id":"c1","duplicate":false}));
+        let v: serde_json::Value = serde_json::from_slice(&ServerFrame::error(&Error::NotAMember, Some("r1"))).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "not_a_member");
+        assert_eq!(v["req"], "r1");
+    }
+}

@@ -1,0 +1,324 @@
+//! The WebSocket transport: one task per connection, reading client frames, writing hub deliveries.
+//!
+//! - Authentication happens at the upgrade; a refused upgrade is a plain `401` with a JSON body.
+//! - Reads never wait on the store: a `send` is queued for storage in read order (so each sender's
+//!   messages keep their order) and its acknowledgement is awaited alongside other work; at most
+//!   [`MAX_IN_FLIGHT`] sends wait at once, after which the connection stops reading (backpressure).
+//! - Deliveries pass through the connection's [`Feed`], which drops repeats and fills gaps from the
+//!   store, and serves `resume`.
+//! - Writes are batched: after one delivery, everything already queued is written before one flush.
+//! - Every write has a deadline; a connection silent for two keepalive periods is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tracing::{Instrument, debug, info_span};
+
+use super::AppState;
+use super::auth::token_of;
+use super::error::ApiError;
+use super::wire::*;
+use crate::core::chat::{Chat, Identity};
+use crate::core::cursor::{Feed, Out};
+use crate::core::domain::*;
+use crate::core::error::Error;
+use crate::core::hub::{CloseReason, HubEvent, WireSlot};
+
+/// Sends awaiting their acknowledgement, per connection, before reading pauses.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Deliveries written per flush, at most.
+const WRITE_BATCH: usize = 64;
+
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response {
+    let mut parts = parts;
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+        Ok(ws) => ws,
+        Err(r) => return r.into_response(),
+    };
+    let Some(token) = token_of(&parts) else { return ApiError(Error::Unauthorized).into_response() };
+    let who = match app.chat.authenticate(&token).await {
+        Ok(who) => who,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let cfg = &app.config;
+    ws.protocols([SUBPROTOCOL])
+        // tungstenite's default 128 KiB read buffer per connection dominates idle memory; client
+        // frames are small, and a larger one just takes more reads.
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_frame_size(cfg.max_frame_bytes)
+        .max_message_size(cfg.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            let span = info_span!("ws", user = who.user.id.0);
+            run(socket, app, who).instrument(span)
+        })
+}
+
+type Sink = SplitSink<WebSocket, WsMessage>;
+
+fn text(bytes: Bytes) -> WsMessage {
+    // Our own serde_json output is always UTF-8; the check is a cheap scan.
+    WsMessage::Text(Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}
+
+fn encode_out(o: Out) -> Bytes {
+    match o {
+        Out::Shared(d) => d.encoded(WireSlot::Json, encode_event),
+        Out::Stored(m) => encode_message(&m),
+    }
+}
+
+async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity) {
+    let chat = app.chat.clone();
+    let write_timeout = app.config.write_timeout;
+    let keepalive = app.config.keepalive;
+    let (mut sink, mut stream) = socket.split();
+
+    let (mut reg, rooms) = match chat.connect(&who).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = sink.send(text(ServerFrame::error(&e, None))).await;
+            return;
+        }
+    };
+    let mut feed = Feed::new(&rooms);
+    let hello = ServerFrame::Hello {
+        v: PROTOCOL_VERSION,
+        user: UserW::from(&who.user),
+        rooms: rooms.iter().map(RoomViewW::from).collect(),
+    };
+    if timeout(write_timeout, sink.send(text(hello.encode()))).await.is_err() {
+        return;
+    }
+    drop(rooms);
+
+    let mut acks = FuturesUnordered::new();
+    let mut ping = interval_at(Instant::now() + keepalive, keepalive);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    // Grown on first use: an idle connection holds no buffers.
+    let mut batch = Vec::new();
+    let mut out = Vec::new();
+
+    let close: Option<(u16, &str)> = loop {
+        tokio::select! {
+            // A close from the hub wins over everything else that is ready.
+            biased;
+            reason = reg.ctl.closed() => break Some(close_frame_for(reason)),
+            n = reg.rx.recv_many(&mut batch, WRITE_BATCH) => {
+                if n == 0 {
+                    // The hub dropped this connection; it always says why first.
+                    break reg.ctl.reason().map(close_frame_for);
+                }
+                for d in batch.drain(..) {
+                    if let HubEvent::UserUpdated(u) = &d.event && u.id == who.user.id {
+                        who.user = u.clone(); // later sends carry the new name
+                    }
+                    feed.deliver(&chat, &who, d, &mut out).await;
+                }
+                if !write_all(&mut sink, write_timeout, out.drain(..).map(encode_out)).await { break None; }
+            }
+            Some(reply) = acks.next(), if !acks.is_empty() => {
+                if !write_all(&mut sink, write_timeout, std::iter::once(reply)).await { break None; }
+            }
+            frame = stream.next(), if acks.len() < MAX_IN_FLIGHT => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(WsMessage::Text(t))) => {
+                        let replies = match handle_frame(&chat, &who, &mut feed, t.as_str()).await {
+                            Handled::Replies(r) => r,
+                            Handled::Pending(fut) => { acks.push(fut); continue; }
+                        };
+                        if !write_all(&mut sink, write_timeout, replies.into_iter()).await { break None; }
+                    }
+                    Some(Ok(WsMessage::Binary(_))) => {
+                        let e = ServerFrame::error_with_code("bad_frame", "binary frames are not part of the protocol; send JSON text", None);
+                        if !write_all(&mut sink, write_timeout, std::iter::once(e)).await { break None; }
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    Some(Ok(_)) => {} // Ping (answered by the library) and Pong
+                    Some(Err(e)) => {
+                        debug!(error = %e, "websocket read failed");
+                        let too_big = matches!(e.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)));
+                        break if too_big { Some((1009, "frame too large")) } else { None };
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > keepalive * 2 {
+                    debug!("keepalive timeout");
+                    break None;
+                }
+                if timeout(write_timeout, sink.send(WsMessage::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+        let _ = timeout(write_timeout, sink.send(WsMessage::Close(Some(frame)))).await;
+        // Give the client a moment to answer the close, without waiting on a dead peer.
+        let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = stream.next().await {} }).await;
+    }
+    drop(reg);
+}
+
+fn close_frame_for(reason: CloseReason) -> (u16, &'static str) {
+    match reason {
+        CloseReason::SessionEnded => (CLOSE_SESSION_ENDED, "session ended"),
+        CloseReason::TooSlow => (CLOSE_TOO_SLOW, "too slow: send queue overflowed"),
+        CloseReason::ShuttingDown => (1001, "server shutting down"),
+    }
+}
+
+/// Writes frames then flushes once; false when the peer is gone or too slow.
+async fn write_all(sink: &mut Sink, deadline: Duration, frames: impl Iterator<Item = Bytes>) -> bool {
+    let work = async {
+        for f in frames {
+            sink.feed(text(f)).await?;
+        }
+        sink.flush().await
+    };
+    matches!(timeout(deadline, work).await, Ok(Ok(())))
+}
+
+type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Bytes> + Send>>;
+
+enum Handled {
+    Replies(Vec<Bytes>),
+    Pending(AckFuture),
+}
+
+fn one(b: Bytes) -> Result<Handled, Error> {
+    Ok(Handled::Replies(vec![b]))
+}
+
+async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, text: &str) -> Handled {
+    let frame = match decode_client_frame(text) {
+        Ok(f) => f,
+        Err(FrameError::Bad(why)) => {
+            return Handled::Replies(vec![ServerFrame::error_with_code(
+                "bad_frame",
+                &format!("malformed frame: {why}"),
+                None,
+            )]);
+        }
+        Err(FrameError::UnknownType(t)) => {
+            return Handled::Replies(vec![ServerFrame::error_with_code(
+                "unknown_type",
+                &format!("unknown frame type '{t}'"),
+                None,
+            )]);
+        }
+    };
+    let req = frame.req().map(str::to_owned);
+    let req_s = req.as_deref();
+    let result: Result<Handled, Error> = async {
+        match frame {
+            ClientFrame::Send { room, body, client_id, .. } => {
+                let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
+                let client_id = client_id.as_deref().map(ClientMsgId::parse).transpose()?;
+                let pending = chat.submit(who, &room.into(), body, client_id).await?;
+                let (chat, who, req) = (chat.clone(), who.clone(), req.clone());
+                Ok(Handled::Pending(Box::pin(async move {
+                    match chat.finish_send(&who, pending).await {
+                        Ok(ack) => ServerFrame::Ack { ack: AckW::from(&ack), req: req.as_deref() }.encode(),
+                        Err(e) => ServerFrame::error(&e, req.as_deref()),
+                    }
+                })))
+            }
+            ClientFrame::Join { room, .. } => {
+                let room = chat.join(who, &room.into()).await?;
+                one(ServerFrame::Joined { room: RoomW::from(&room), req: req_s }.encode())
+            }
+            ClientFrame::Leave { room, .. } => {
+                let room = chat.leave(who, &room.into()).await?;
+                one(ServerFrame::Left { room: room.id.0, req: req_s }.encode())
+            }
+            ClientFrame::History { room, before, after, limit, .. } => {
+                let q = HistoryQuery::new(before, after, limit)?;
+                let (room, page) = chat.history(who, &room.into(), q).await?;
+                one(ServerFrame::History { room: room.id.0, page: HistoryW::from(&page), req: req_s }.encode())
+            }
+            ClientFrame::Ping { .. } => one(ServerFrame::Pong { req: req_s }.encode()),
+            ClientFrame::Resume { rooms, .. } => {
+                let mut replies = Vec::new();
+                for r in rooms {
+                    let mut out = Vec::new();
+                    let through = feed.resume(chat, who, RoomId(r.room), r.after, &mut out).await?;
+                    replies.extend(out.into_iter().map(encode_out));
+                    replies.push(ServerFrame::Recovered { room: r.room, seq: through, req: req_s }.encode());
+                }
+                Ok(Handled::Replies(replies))
+            }
+            ClientFrame::Typing { room, .. } => {
+                chat.typing(who, &room.into()).await?;
+                Ok(Handled::Replies(if req.is_some() { vec![ServerFrame::Ok { req: req_s }.encode()] } else { vec![] }))
+            }
+            ClientFrame::Read { room, seq, .. } => {
+                let (room, seq) = chat.mark_read(who, &room.into(), seq).await?;
+                one(ServerFrame::Read { room: room.0, seq, req: req_s }.encode())
+            }
+            ClientFrame::Edit { room, seq, body, .. } => {
+                let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
+                let m = chat.edit(who, &room.into(), seq, body).await?;
+                one(ServerFrame::MessageUpdated { message: MessageW::from(&*m), req: req_s }.encode())
+            }
+            ClientFrame::Delete { room, seq, .. } => {
+                let m = chat.delete(who, &room.into(), seq).await?;
+                one(ServerFrame::MessageUpdated { message: MessageW::from(&*m), req: req_s }.encode())
+            }
+            ClientFrame::Dm { username, .. } => {
+                let (room, _) = chat.open_direct(who, &username).await?;
+                one(ServerFrame::Joined { room: RoomW::from(&room), req: req_s }.encode())
+            }
+            ClientFrame::Invite { room, username, .. } => {
+                chat.invite(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Kick { room, username, .. } => {
+                chat.kick(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Ban { room, username, .. } => {
+                chat.ban(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Unban { room, username, .. } => {
+                chat.unban(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::SetRole { room, username, role, .. } => {
+                chat.set_role(who, &room.into(), &username, Role::parse_assignable(&role)?).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Rename { room, name, .. } => {
+                let room = chat.rename(who, &room.into(), RoomName::parse(&name)?).await?;
+                one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
+            }
+            ClientFrame::Topic { room, topic, .. } => {
+                let room = chat.set_topic(who, &room.into(), Topic::parse(&topic)?).await?;
+                one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        if let Error::Internal(cause) = &e {
+            tracing::error!(error = format!("{cause:#}"), "websocket command failed");
+        }
+        Handled::Replies(vec![ServerFrame::error(&e, req_s)])
+    })
+}

@@ -1,0 +1,11 @@
+//! Parley: a real-time chat server. See `ARCHITECTURE.md` for the map; `main.rs` is a thin CLI over
+//! [`server::run`].
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod core;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod tcp;

@@ -1,0 +1,187 @@
+//! Assembling and running a Parley node, and the shutdown protocol.
+//!
+//! [`run`] takes already bound listeners (tests bind port 0) and a shutdown future. When that future
+//! completes:
+//! 1. the TCP listener stops; every connection gets a close frame (WebSocket 1001, a last line on TCP,
+//!    a `close` event on SSE) and new messages are refused;
+//! 2. the HTTP server stops accepting and lets running requests finish;
+//! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
+//!    since acknowledgements follow the commit;
+//! 4. the store closes. Steps 2–4 are bounded by [`SHUTDOWN_GRACE`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::auth::{LoginThrottle, Passwords, Tokens};
+use crate::broker::local::LocalBroker;
+use crate::broker::{BrokerSink, DynBroker};
+use crate::config::Config;
+use crate::core::chat::{Chat, Credentials, Limits};
+use crate::core::hub::Hub;
+use crate::core::ingest::Ingest;
+use crate::http::{AppState, HttpConfig};
+use crate::store::DynStore;
+use crate::store::memory::MemoryStore;
+use crate::store::pg::PgStore;
+use crate::store::sql::SqlStore;
+use crate::tcp::TcpConfig;
+
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Opens the store the configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    Ok(match config.database_url.as_deref() {
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+            let path = config.data_dir.join("parley.db");
+            Arc::new(SqlStore::open_sqlite(&path).await.with_context(|| format!("opening {}", path.display()))?)
+        }
+        Some("memory:") => Arc::new(MemoryStore::new()),
+        Some(url) if url.starts_with("sqlite:") => {
+            Arc::new(SqlStore::open_sqlite_url(url).await.with_context(|| format!("opening {url}"))?)
+        }
+        // The URL may hold a password: it stays out of the error message.
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PgStore::connect(url).await.context("connecting to PostgreSQL")?)
+        }
+        Some(other) => {
+            let scheme = other.split(':').next().unwrap_or("");
+            anyhow::bail!("unsupported database URL scheme {scheme:?}: use sqlite:PATH, postgres://… or memory:")
+        }
+    })
+}
+
+/// The token secret: from the configuration, else the one kept in the data directory, else a new one
+/// written there (readable by the owner only).
+pub fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.jwt_secret {
+        anyhow::ensure!(s.len() >= 16, "the token secret must be at least 16 bytes");
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("token-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => anyhow::bail!("{} is too short; delete it to generate a new one", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    info!(path = %path.display(), "generated a new token secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The sockets a node serves, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// The TCP line protocol, if enabled.
+    pub tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds what `config` asks for.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let http = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let tcp = match config.tcp_listen.as_str() {
+            "off" | "" => None,
+            addr => Some(TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?),
+        };
+        Ok(Listeners { http, tcp })
+    }
+}
+
+/// Runs a node on `listeners` until `shutdown` completes, then shuts down as described above.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Listeners { http: listener, tcp } = listeners;
+    let store = open_store(&config).await?;
+    let secret = load_secret(&config)?;
+    let broker: DynBroker = Arc::new(LocalBroker::new());
+    let hub = Hub::new(config.send_queue);
+    broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+    let (ingest, writer) = Ingest::start(store.clone(), broker.clone(), config.max_batch * 4, config.max_batch);
+    let chat = Arc::new(Chat::new(
+        store.clone(),
+        broker,
+        hub,
+        ingest,
+        Credentials {
+            passwords: Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?,
+            tokens: Tokens::new(&secret, config.token_ttl()),
+            throttle: LoginThrottle::new(config.login_free_failures),
+        },
+        Limits { max_message_bytes: config.max_message_bytes },
+    ));
+    let state = Arc::new(AppState {
+        chat: chat.clone(),
+        config: HttpConfig {
+            allowed_origins: config.allowed_origins.iter().map(|o| o.trim().to_ascii_lowercase()).collect(),
+            max_frame_bytes: config.max_frame_bytes,
+            max_body_bytes: config.max_body_bytes,
+            keepalive: config.keepalive(),
+            write_timeout: config.write_timeout(),
+        },
+    });
+    let app = crate::http::router(state);
+    let stop_tcp = tokio_util::sync::CancellationToken::new();
+    if let Some(tcp) = tcp {
+        let cfg = TcpConfig {
+            keepalive: config.keepalive(),
+            max_line: config.max_message_bytes + 512,
+            write_timeout: config.write_timeout(),
+            lines_per_sec: config.tcp_lines_per_sec,
+            burst: config.tcp_lines_per_sec * 5.0,
+        };
+        tokio::spawn(crate::tcp::serve(tcp, chat.clone(), cfg, stop_tcp.clone()));
+    }
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let closer = chat.clone();
+    let graceful = async move {
+        shutdown.await;
+        info!("shutting down");
+        stop_tcp.cancel();
+        closer.close();
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(graceful);
+    let server = async move {
+        // Once shutdown begins, requests still running get the grace period, not forever.
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            r = &mut server => r,
+            _ = async { let _ = stopping_rx.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                warn!("requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
+    };
+    server.await.context("http server")?;
+    drop(chat);
+    if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
+        warn!("the message writer did not finish in time");
+    }
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The store contract: one suite every backend must pass. Backends call [`run_all`] from their tests
+//! (the in-memory and SQLite stores below; PostgreSQL from the integration tests when a server is
+//! configured). Each check builds its own users and rooms, so the suite also runs on a shared database.
+
+use std::sync::Arc;
+
+use super::{DynStore, Session};
+use crate::core::domain::*;
+use crate::core::error::Error;
+
+fn uniq(prefix: &str) -> String {
+    format!("{prefix}{}", hex::encode(rand::random::<[u8; 4]>()))
+}
+
+async fn user(store: &DynStore, prefix: &str) -> User {
+    let name = Username::parse(&uniq(prefix)).unwrap();
+    store.create_user(&name, &DisplayName::parse(name.as_str()).unwrap(), "hash").await.unwrap()
+}
+
+async fn room(store: &DynStore, owner: &User, vis: Visibility) -> Room {
+    store.create_room(&RoomName::parse(&uniq("r")).unwrap(), vis, owner.id).await.unwrap()
+}
+
+fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessage {
+    NewMessage {
+        room,
+        kind: MessageKind::Text,
+        sender: sender.clone(),
+        target: None,
+        body: body.to_owned(),
+        client_id: cid.map(|c| ClientMsgId::parse(c).unwrap()),
+        mentions: vec![],
+        ts: now_millis(),
+    }
+}
+
+fn stored(a: &Appended) -> &Arc<Message> {
+    match a {
+        Appended::Stored(m) => m,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+/// Runs every check against `store`.
+pub async fn run_all(store: DynStore) {
+    users_are_unique_ignoring_case(&store).await;
+    sessions_can_be_revoked(&store).await;
+    rooms_and_membership(&store).await;
+    seqs_are_gapless_and_per_room(&store).await;
+    client_ids_deduplicate(&store).await;
+    direct_conversations_are_one_per_pair(&store).await;
+    read_state_edits_and_deletes(&store).await;
+    non_members_cannot_append(&store).await;
+    history_pages(&store).await;
+}
+
+async fn users_are_unique_ignoring_case(store: &DynStore) {
+    let name = uniq("Case");
+    let u =
+        store.create_user(&Username::parse(&name).unwrap(), &DisplayName::parse("Case").unwrap(), "h1").await.unwrap();
+    let again = store
+        .create_user(&Username::parse(&name.to_uppercase()).unwrap(), &DisplayName::parse("x").unwrap(), "h2")
+        .await;
+    assert!(matches!(again, Err(Error::UsernameTaken)), "{again:?}");
+    let creds = store.credentials(&name.to_ascii_lowercase()).await.unwrap().unwrap();
+    assert_eq!(creds.user, u);
+    assert_eq!(creds.password_hash, "h1");
+    assert_eq!(store.user(u.id).await.unwrap(), Some(u.clone()));
+    let renamed = store.set_display_name(u.id, &DisplayName::parse("Renamed").unwrap()).await.unwrap();
+    assert_eq!(renamed.display_name, "Renamed");
+    assert_eq!(store.user_by_name(&name.to_ascii_lowercase()).await.unwrap().unwrap().display_name, "Renamed");
+    assert_eq!(store.credentials("nobody-here").await.unwrap().map(|c| c.user), None);
+}
+
+async fn sessions_can_be_revoked(store: &DynStore) {
+    let u = user(store, "sess").await;
+    let s = Session { id: SessionId::generate(), user: u.id, expires_at: now_millis() + 60_000, revoked: false };
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.session(&s.id).await.unwrap(), Some(s.clone()));
+    assert!(store.revoke_session(&s.id).await.unwrap());
+    assert!(!store.revoke_session(&s.id).await.unwrap(), "second revoke reports not live");
+    assert!(store.session(&s.id).await.unwrap().unwrap().revoked);
+    assert_eq!(store.session(&SessionId::generate()).await.unwrap(), None);
+}
+
+async fn rooms_and_membership(store: &DynStore) {
+    let a = user(store, "own").await;
+    let b = user(store, "mem").await;
+    let name = uniq("Room");
+    let r = store.create_room(&RoomName::parse(&name).unwrap(), Visibility::Public, a.id).await.unwrap();
+    assert_eq!((r.kind, r.topic.as_str()), (RoomKind::Group, ""));
+    assert_eq!((r.member_count, r.last_seq, r.created_by), (1, 0, a.id));
+    let dup = store.create_room(&RoomName::parse(&name.to_lowercase()).unwrap(), Visibility::Private, b.id).await;
+    assert!(matches!(dup, Err(Error::RoomNameTaken)), "{dup:?}");
+    assert_eq!(store.room_by_name(&name.to_lowercase()).await.unwrap().unwrap().id, r.id);
+    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    assert!(!store.add_member(r.id, b.id, Role::Member).await.unwrap(), "adding twice reports no change");
+    assert!(store.is_member(r.id, b.id).await.unwrap());
+    let members: Vec<(UserId, Role)> = store.members(r.id).await.unwrap().iter().map(|m| (m.user.id, m.role)).collect();
+    assert_eq!(members, vec![(a.id, Role::Owner), (b.id, Role::Member)]);
+    assert_eq!(store.room(r.id).await.unwrap().unwrap().member_count, 2);
+    assert!(store.user_rooms(b.id).await.unwrap().iter().any(|x| x.id == r.id));
+    assert!(store.remove_member(r.id, b.id).await.unwrap());
+    assert!(!store.remove_member(r.id, b.id).await.unwrap());
+    assert!(!store.user_rooms(b.id).await.unwrap().iter().any(|x| x.id == r.id));
+
+    let p = room(store, &a, Visibility::Private).await;
+    assert!(store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));
+    assert!(!store.public_rooms().await.unwrap().iter().any(|x| x.id == p.id), "private rooms are not listed");
+    assert!(!store.is_invited(p.id, b.id).await.unwrap());
+    store.add_invite(p.id, b.id, a.id).await.unwrap();
+    store.add_invite(p.id, b.id, a.id).await.unwrap();
+    assert!(store.is_invited(p.id, b.id).await.unwrap());
+    assert!(store.add_member(p.id, b.id, Role::Member).await.unwrap());
+    assert!(!store.is_invited(p.id, b.id).await.unwrap(), "joining uses the invitation up");
+
+    // Roles, bans, renames and topics.
+    assert!(store.set_role(p.id, b.id, Role::Admin).await.unwrap());
+    assert_eq!(store.role(p.id, b.id).await.unwrap(), Some(Role::Admin));
+    assert!(store.ban(p.id, b.id, a.id).await.unwrap());
+    assert!(!store.ban(p.id, b.id, a.id).await.unwrap());
+    assert!(store.is_banned(p.id, b.id).await.unwrap());
+    assert_eq!(store.role(p.id, b.id).await.unwrap(), None, "a ban removes membership");
+    assert!(store.unban(p.id, b.id).await.unwrap());
+    assert!(!store.is_banned(p.id, b.id).await.unwrap());
+    let new_name = uniq("Renamed");
+    let renamed = store.rename_room(p.id, &RoomName::parse(&new_name).unwrap()).await.unwrap();
+    assert_eq!(renamed.name, new_name);
+    assert!(matches!(store.rename_room(p.id, &RoomName::parse(&name).unwrap()).await, Err(Error::RoomNameTaken)));
+    assert_eq!(store.set_topic(p.id, &Topic::parse("plans").unwrap()).await.unwrap().topic, "plans");
+}
+
+async fn direct_conversations_are_one_per_pair(store: &DynStore) {
+    let a = user(store, "dma").await;
+    let b = user(store, "dmb").await;
+    let (r1, created) = store.open_direct(a.id, b.id).await.unwrap();
+    assert!(created);
+    assert_eq!((r1.kind, r1.visibility, r1.member_count), (RoomKind::Direct, Visibility::Private, 2));
+    let (r2, created) = store.open_direct(b.id, a.id).await.unwrap();
+    assert_eq!((r2.id, created), (r1.id, false), "whoever opens it, it is the same conversation");
+    assert!(!store.public_rooms().await.unwrap().iter().any(|r| r.id == r1.id));
+    assert_eq!(store.room_by_name(&r1.name).await.unwrap(), None, "not addressable by name");
+    let views = store.room_views(a.id).await.unwrap();
+    let v = views.iter().find(|v| v.room.id == r1.id).unwrap();
+    assert_eq!(v.peer.as_ref().map(|p| p.id), Some(b.id));
+}
+
+async fn read_state_edits_and_deletes(store: &DynStore) {
+    let a = user(store, "rs").await;
+    let b = user(store, "rs").await;
+    let r = room(store, &a, Visibility::Public).await;
+    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    let mut mention = text(r.id, &a, "hi @b", None);
+    mention.mentions = vec![b.id];
+    store.append(&[text(r.id, &a, "one", None), mention, text(r.id, &b, "mine", None)]).await.unwrap();
+    let view = |vs: Vec<RoomView>| vs.into_iter().find(|v| v.room.id == r.id).unwrap();
+    let v = view(store.room_views(b.id).await.unwrap());
+    assert_eq!((v.last_read, v.unread, v.mentions, v.role), (0, 2, 1, Role::Member), "own messages are not unread");
+    assert_eq!(v.last_message.as_ref().map(|m| m.seq), Some(3));
+    assert_eq!(store.mark_read(r.id, b.id, 2).await.unwrap(), 2);
+    assert_eq!(store.mark_read(r.id, b.id, 1).await.unwrap(), 2, "read positions never move back");
+    assert_eq!(store.mark_read(r.id, b.id, 99).await.unwrap(), 3, "nor past the end");
+    let v = view(store.room_views(b.id).await.unwrap());
+    assert_eq!((v.unread, v.mentions), (0, 0));
+    assert!(matches!(store.mark_read(r.id, UserId(i64::MAX), 1).await, Err(Error::NotAMember)));
+
+    let m = store.message(r.id, 2).await.unwrap().unwrap();
+    assert_eq!(m.mentions, vec![b.id]);
+    let edited = store.edit_message(r.id, 1, "one, edited", 42).await.unwrap().unwrap();
+    assert_eq!((edited.body.as_str(), edited.edited_at), ("one, edited", Some(42)));
+    let deleted = store.delete_message(r.id, 2).await.unwrap().unwrap();
+    assert!(deleted.deleted && deleted.body.is_empty() && deleted.mentions.is_empty());
+    assert_eq!(store.edit_message(r.id, 2, "resurrect", 43).await.unwrap(), None, "tombstones cannot be edited");
+    let page = store.history(r.id, HistoryQuery::Latest { limit: 10 }).await.unwrap();
+    assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3], "a tombstone keeps its place");
+    assert!(page.messages[1].deleted);
+    assert_eq!(store.message(r.id, 99).await.unwrap(), None);
+    let sys = NewMessage::system(r.id, MessageKind::Kick, &a, Some(&b), "");
+    let stored_sys = store.append(&[sys]).await.unwrap();
+    assert_eq!(stored(&stored_sys[0]).target.as_ref().map(|t| t.id), Some(b.id));
+    assert_eq!(store.message(r.id, 4).await.unwrap().unwrap().target.as_ref().map(|t| t.id), Some(b.id));
+}
+
+async fn seqs_are_gapless_and_per_room(store: &DynStore) {
+    let a = user(store, "seq").await;
+    let r1 = room(store, &a, Visibility::Public).await;
+    let r2 = room(store, &a, Visibility::Public).await;
+    let batch: Vec<NewMessage> =
+        (0..10).map(|i| text(if i % 2 == 0 { r1.id } else { r2.id }, &a, &format!("m{i}"), None)).collect();
+    let out = store.append(&batch).await.unwrap();
+    let seqs: Vec<(RoomId, Seq)> = out.iter().map(|x| (stored(x).room, stored(x).seq)).collect();
+    let want: Vec<(RoomId, Seq)> =
+        (0..10).map(|i| if i % 2 == 0 { (r1.id, i / 2 + 1) } else { (r2.id, i / 2 + 1) }).collect();
+    assert_eq!(seqs, want);
+    let more = store.append(&[text(r1.id, &a, "next", None)]).await.unwrap();
+    assert_eq!(stored(&more[0]).seq, 6);
+    assert_eq!(store.room(r1.id).await.unwrap().unwrap().last_seq, 6);
+    let sys = NewMessage { kind: MessageKind::Join, body: String::new(), ..text(r1.id, &a, "", None) };
+    assert_eq!(stored(&store.append(&[sys]).await.unwrap()[0]).seq, 7);
+}
+
+async fn client_ids_deduplicate(store: &DynStore) {
+    let a = user(store, "dup").await;
+    let b = user(store, "dup").await;
+    let r = room(store, &a, Visibility::Public).await;
+    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    let first = store.append(&[text(r.id, &a, "once", Some("c1"))]).await.unwrap();
+    let m = stored(&first[0]).clone();
+    assert_eq!(m.client_id.as_deref(), Some("c1"));
+    // Again alone, and twice inside one batch, with another sender's same client_id in between.
+    let again = store
+        .append(&[
+            text(r.id, &a, "once", Some("c1")),
+            text(r.id, &b, "other", Some("c1")),
+            text(r.id, &a, "x", Some("c2")),
+            text(r.id, &a, "x", Some("c2")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0], Appended::Duplicate(m.clone()));
+    assert_eq!(stored(&again[1]).seq, 2, "client ids are per sender");
+    assert_eq!(stored(&again[2]).seq, 3);
+    assert_eq!(again[3], Appended::Duplicate(stored(&again[2]).clone()));
+    let page = store.history(r.id, HistoryQuery::Latest { limit: 50 }).await.unwrap();
+    assert_eq!(page.messages.len(), 3, "duplicates store nothing");
+}
+
+async fn non_members_cannot_append(store: &DynStore) {
+    let a = user(store, "nm").await;
+    let outsider = user(store, "nm").await;
+    let r = room(store, &a, Visibility::Public).await;
+    let out = store.append(&[text(r.id, &outsider, "hi", None), text(r.id, &a, "ok", None)]).await.unwrap();
+    assert_eq!(out[0], Appended::NotMember);
+    assert_eq!(stored(&out[1]).seq, 1, "a refused message takes no seq");
+    let leave = NewMessage { kind: MessageKind::Leave, body: String::new(), ..text(r.id, &outsider, "", None) };
+    assert!(
+        matches!(store.append(&[leave]).await.unwrap()[0], Appended::Stored(_)),
+        "system messages need no membership"
+    );
+}
+
+async fn history_pages(store: &DynStore) {
+    let a = user(store, "hist").await;
+    let r = room(store, &a, Visibility::Public).await;
+    let batch: Vec<NewMessage> = (1..=25).map(|i| text(r.id, &a, &format!("m{i}"), None)).collect();
+    store.append(&batch).await.unwrap();
+    let seqs = |p: &HistoryPage| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let latest = store.history(r.id, HistoryQuery::Latest { limit: 10 }).await.unwrap();
+    assert_eq!(seqs(&latest), (16..=25).collect::<Vec<_>>());
+    assert!(latest.has_more);
+    assert_eq!(latest.messages[0].body, "m16");
+    assert_eq!(latest.messages[0].sender.as_ref().unwrap().id, a.id);
+    let before = store.history(r.id, HistoryQuery::Before { before: 16, limit: 10 }).await.unwrap();
+    assert_eq!(seqs(&before), (6..=15).collect::<Vec<_>>());
+    assert!(before.has_more);
+    let first = store.history(r.id, HistoryQuery::Before { before: 6, limit: 10 }).await.unwrap();
+    assert_eq!(seqs(&first), (1..=5).collect::<Vec<_>>());
+    assert!(!first.has_more);
+    let after = store.history(r.id, HistoryQuery::After { after: 20, limit: 10 }).await.unwrap();
+    assert_eq!(seqs(&after), (21..=25).collect::<Vec<_>>());
+    assert!(!after.has_more);
+    let after = store.history(r.id, HistoryQuery::After { after: 0, limit: 10 }).await.unwrap();
+    assert_eq!(seqs(&after), (1..=10).collect::<Vec<_>>());
+    assert!(after.has_more);
+    let all = store.history(r.id, HistoryQuery::Latest { limit: 25 }).await.unwrap();
+    assert!(!all.has_more);
+    let empty = store.history(RoomId(i64::MAX), HistoryQuery::Latest { limit: 10 }).await.unwrap();
+    assert!(empty.messages.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_meets_the_contract() {
+        run_all(Arc::new(crate::store::memory::MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_meets_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sql::SqlStore::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        run_all(Arc::new(store)).await;
+    }
+
+    /// Runs against the server in `PARLEY_TEST_POSTGRES_URL`, in a schema of its own that is dropped
+    /// afterwards; skipped (passing) when the variable is unset, failing when the server is unreachable.
+    #[tokio::test]
+    async fn postgres_store_meets_the_contract() {
+        use crate::store::pg::{PgStore, testing};
+        let Some(url) = testing::url_or_skip("postgres_store_meets_the_contract") else { return };
+        testing::with_schema(&url, |opts| async move {
+            let store = PgStore::connect_with(opts).await.expect("connecting to PostgreSQL");
+            let store: DynStore = Arc::new(store);
+            run_all(store.clone()).await;
+            store.close().await;
+        })
+        .await;
+    }
+}

@@ -1,0 +1,427 @@
+//! An in-memory store: the reference implementation of the contract, used by unit tests and by
+//! `--database-url memory:` for throwaway servers. Nothing survives a restart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{Credentials, Session, Store};
+use crate::core::domain::*;
+use crate::core::error::{Error, Result};
+
+#[derive(Default)]
+struct Inner {
+    users: Vec<(User, String, String)>, // user, username key, password hash
+    sessions: HashMap<SessionId, Session>,
+    rooms: Vec<RoomRow>,
+    invites: HashSet<(RoomId, UserId)>,
+    bans: HashSet<(RoomId, UserId)>,
+}
+
+struct RoomRow {
+    room: Room,
+    name_key: String,
+    members: BTreeMap<UserId, (Role, Seq)>, // role, last read
+    messages: Vec<StoredRow>,               // index i holds seq i+1
+    by_client_id: HashMap<(UserId, String), Seq>,
+}
+
+struct StoredRow {
+    kind: MessageKind,
+    sender: UserId,
+    target: Option<UserId>,
+    body: String,
+    client_id: Option<String>,
+    mentions: Vec<UserId>,
+    ts: Millis,
+    edited_at: Option<Millis>,
+    deleted: bool,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn idx(id: i64) -> Option<usize> {
+    usize::try_from(id.checked_sub(1)?).ok()
+}
+
+impl Inner {
+    fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(idx(id.0)?).map(|(u, _, _)| u)
+    }
+    fn row(&self, id: RoomId) -> Option<&RoomRow> {
+        self.rooms.get(idx(id.0)?)
+    }
+    fn row_mut(&mut self, id: RoomId) -> Option<&mut RoomRow> {
+        self.rooms.get_mut(idx(id.0)?)
+    }
+    fn room(&self, r: &RoomRow) -> Room {
+        Room { last_seq: r.messages.len() as Seq, member_count: r.members.len() as i64, ..r.room.clone() }
+    }
+    fn message(&self, room: RoomId, seq: Seq) -> Option<Arc<Message>> {
+        let m = self.row(room)?.messages.get(idx(seq)?)?;
+        Some(Arc::new(Message {
+            room,
+            seq,
+            kind: m.kind,
+            sender: self.user(m.sender).cloned(),
+            target: m.target.and_then(|t| self.user(t).cloned()),
+            body: m.body.clone(),
+            client_id: m.client_id.clone(),
+            mentions: m.mentions.clone(),
+            ts: m.ts,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+        }))
+    }
+    fn name_taken(&self, key: &str) -> bool {
+        self.rooms.iter().any(|r| r.name_key == key)
+    }
+    fn new_room(&mut self, name: String, name_key: String, kind: RoomKind, vis: Visibility, creator: UserId) -> RoomId {
+        let id = RoomId(self.rooms.len() as i64 + 1);
+        let room = Room {
+            id,
+            name,
+            kind,
+            visibility: vis,
+            topic: String::new(),
+            created_by: creator,
+            last_seq: 0,
+            member_count: 0,
+        };
+        self.rooms.push(RoomRow {
+            room,
+            name_key,
+            members: BTreeMap::new(),
+            messages: Vec::new(),
+            by_client_id: HashMap::new(),
+        });
+        id
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_user(&self, username: &Username, display_name: &DisplayName, password_hash: &str) -> Result<User> {
+        let mut g = self.inner.lock();
+        let key = username.key();
+        if g.users.iter().any(|(_, k, _)| *k == key) {
+            return Err(Error::UsernameTaken);
+        }
+        let user = User {
+            id: UserId(g.users.len() as i64 + 1),
+            username: username.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+        };
+        g.users.push((user.clone(), key, password_hash.to_owned()));
+        Ok(user)
+    }
+
+    async fn credentials(&self, username_key: &str) -> Result<Option<Credentials>> {
+        let g = self.inner.lock();
+        Ok(g.users
+            .iter()
+            .find(|(_, k, _)| k == username_key)
+            .map(|(u, _, h)| Credentials { user: u.clone(), password_hash: h.clone() }))
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.inner.lock().user(id).cloned())
+    }
+
+    async fn user_by_name(&self, username_key: &str) -> Result<Option<User>> {
+        let g = self.inner.lock();
+        Ok(g.users.iter().find(|(_, k, _)| k == username_key).map(|(u, _, _)| u.clone()))
+    }
+
+    async fn set_display_name(&self, id: UserId, name: &DisplayName) -> Result<User> {
+        let mut g = self.inner.lock();
+        let (u, _, _) = idx(id.0).and_then(|i| g.users.get_mut(i)).ok_or(Error::UserNotFound)?;
+        u.display_name = name.as_str().to_owned();
+        Ok(u.clone())
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        self.inner.lock().sessions.insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>> {
+        Ok(self.inner.lock().sessions.get(id).cloned())
+    }
+
+    async fn revoke_session(&self, id: &SessionId) -> Result<bool> {
+        let mut g = self.inner.lock();
+        Ok(match g.sessions.get_mut(id) {
+            Some(s) if !s.revoked => {
+                s.revoked = true;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room> {
+        let mut g = self.inner.lock();
+        if g.name_taken(&name.key()) {
+            return Err(Error::RoomNameTaken);
+        }
+        let id = g.new_room(name.as_str().to_owned(), name.key(), RoomKind::Group, visibility, creator);
+        let row = g.row_mut(id).expect("just created");
+        row.members.insert(creator, (Role::Owner, 0));
+        Ok(g.room(g.row(id).expect("just created")))
+    }
+
+    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let key = format!("@dm:{lo}:{hi}");
+        let mut g = self.inner.lock();
+        if let Some(r) = g.rooms.iter().find(|r| r.name_key == key) {
+            return Ok((g.room(r), false));
+        }
+        let id = g.new_room(format!("dm-{lo}-{hi}"), key, RoomKind::Direct, Visibility::Private, a);
+        let row = g.row_mut(id).expect("just created");
+        row.members.insert(lo, (Role::Member, 0));
+        row.members.insert(hi, (Role::Member, 0));
+        Ok((g.room(g.row(id).expect("just created")), true))
+    }
+
+    async fn room(&self, id: RoomId) -> Result<Option<Room>> {
+        let g = self.inner.lock();
+        Ok(g.row(id).map(|r| g.room(r)))
+    }
+
+    async fn room_by_name(&self, name_key: &str) -> Result<Option<Room>> {
+        let g = self.inner.lock();
+        Ok(g.rooms.iter().find(|r| r.name_key == name_key && r.room.kind == RoomKind::Group).map(|r| g.room(r)))
+    }
+
+    async fn public_rooms(&self) -> Result<Vec<Room>> {
+        let g = self.inner.lock();
+        Ok(g.rooms
+            .iter()
+            .filter(|r| r.room.visibility == Visibility::Public && r.room.kind == RoomKind::Group)
+            .map(|r| g.room(r))
+            .collect())
+    }
+
+    async fn user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
+        let g = self.inner.lock();
+        Ok(g.rooms.iter().filter(|r| r.members.contains_key(&user)).map(|r| g.room(r)).collect())
+    }
+
+    async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
+        let g = self.inner.lock();
+        let mut out = Vec::new();
+        for r in g.rooms.iter() {
+            let Some(&(role, last_read)) = r.members.get(&user) else { continue };
+            let unread_msgs = r.messages.iter().skip(usize::try_from(last_read).unwrap_or(0));
+            let unread_msgs: Vec<&StoredRow> =
+                unread_msgs.filter(|m| m.kind == MessageKind::Text && m.sender != user && !m.deleted).collect();
+            let peer = match r.room.kind {
+                RoomKind::Direct => r.members.keys().find(|u| **u != user).and_then(|u| g.user(*u).cloned()),
+                RoomKind::Group => None,
+            };
+            out.push(RoomView {
+                room: g.room(r),
+                role,
+                last_read,
+                unread: unread_msgs.len() as i64,
+                mentions: unread_msgs.iter().filter(|m| m.mentions.contains(&user)).count() as i64,
+                peer,
+                last_message: g.message(r.room.id, r.messages.len() as Seq),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn rename_room(&self, room: RoomId, name: &RoomName) -> Result<Room> {
+        let mut g = self.inner.lock();
+        let key = name.key();
+        if g.rooms.iter().any(|r| r.name_key == key && r.room.id != room) {
+            return Err(Error::RoomNameTaken);
+        }
+        let r = g.row_mut(room).ok_or(Error::RoomNotFound)?;
+        r.room.name = name.as_str().to_owned();
+        r.name_key = key;
+        Ok(g.room(g.row(room).expect("exists")))
+    }
+
+    async fn set_topic(&self, room: RoomId, topic: &Topic) -> Result<Room> {
+        let mut g = self.inner.lock();
+        g.row_mut(room).ok_or(Error::RoomNotFound)?.room.topic = topic.as_str().to_owned();
+        Ok(g.room(g.row(room).expect("exists")))
+    }
+
+    async fn members(&self, room: RoomId) -> Result<Vec<Member>> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(vec![]) };
+        Ok(r.members
+            .iter()
+            .filter_map(|(id, (role, _))| g.user(*id).map(|u| Member { user: u.clone(), role: *role }))
+            .collect())
+    }
+
+    async fn role(&self, room: RoomId, user: UserId) -> Result<Option<Role>> {
+        Ok(self.inner.lock().row(room).and_then(|r| r.members.get(&user)).map(|(role, _)| *role))
+    }
+
+    async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+        let mut g = self.inner.lock();
+        g.invites.remove(&(room, user));
+        let r = g.row_mut(room).ok_or(Error::RoomNotFound)?;
+        if r.members.contains_key(&user) {
+            return Ok(false);
+        }
+        r.members.insert(user, (role, 0));
+        Ok(true)
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.inner.lock().row_mut(room).is_some_and(|r| r.members.remove(&user).is_some()))
+    }
+
+    async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+        let mut g = self.inner.lock();
+        Ok(match g.row_mut(room).and_then(|r| r.members.get_mut(&user)) {
+            Some(m) => {
+                m.0 = role;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn add_invite(&self, room: RoomId, user: UserId, _by: UserId) -> Result<()> {
+        self.inner.lock().invites.insert((room, user));
+        Ok(())
+    }
+
+    async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.inner.lock().invites.contains(&(room, user)))
+    }
+
+    async fn ban(&self, room: RoomId, user: UserId, _by: UserId) -> Result<bool> {
+        let mut g = self.inner.lock();
+        g.invites.remove(&(room, user));
+        if let Some(r) = g.row_mut(room) {
+            r.members.remove(&user);
+        }
+        Ok(g.bans.insert((room, user)))
+    }
+
+    async fn unban(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.inner.lock().bans.remove(&(room, user)))
+    }
+
+    async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.inner.lock().bans.contains(&(room, user)))
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: Seq) -> Result<Seq> {
+        let mut g = self.inner.lock();
+        let r = g.row_mut(room).ok_or(Error::RoomNotFound)?;
+        let last = r.messages.len() as Seq;
+        let m = r.members.get_mut(&user).ok_or(Error::NotAMember)?;
+        m.1 = m.1.max(seq.min(last));
+        Ok(m.1)
+    }
+
+    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
+        let mut g = self.inner.lock();
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let Some(r) = g.row_mut(m.room) else {
+                out.push(Appended::NotMember);
+                continue;
+            };
+            if let Some(cid) = &m.client_id
+                && let Some(&seq) = r.by_client_id.get(&(m.sender.id, cid.as_str().to_owned()))
+            {
+                out.push(Appended::Duplicate(g.message(m.room, seq).expect("stored")));
+                continue;
+            }
+            if m.kind == MessageKind::Text && !r.members.contains_key(&m.sender.id) {
+                out.push(Appended::NotMember);
+                continue;
+            }
+            r.messages.push(StoredRow {
+                kind: m.kind,
+                sender: m.sender.id,
+                target: m.target.as_ref().map(|t| t.id),
+                body: m.body.clone(),
+                client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
+                mentions: m.mentions.clone(),
+                ts: m.ts,
+                edited_at: None,
+                deleted: false,
+            });
+            let seq = r.messages.len() as Seq;
+            if let Some(cid) = &m.client_id {
+                r.by_client_id.insert((m.sender.id, cid.as_str().to_owned()), seq);
+            }
+            out.push(Appended::Stored(g.message(m.room, seq).expect("just stored")));
+        }
+        Ok(out)
+    }
+
+    async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(HistoryPage { messages: vec![], has_more: false }) };
+        let n = r.messages.len() as i64;
+        let limit = i64::from(query.limit());
+        let (lo, hi, has_more) = match query {
+            HistoryQuery::Latest { .. } => ((n - limit).max(0), n, n > limit),
+            HistoryQuery::Before { before, .. } => {
+                let end = (before - 1).clamp(0, n);
+                ((end - limit).max(0), end, end > limit)
+            }
+            HistoryQuery::After { after, .. } => {
+                let start = after.clamp(0, n);
+                (start, (start + limit).min(n), start + limit < n)
+            }
+        };
+        let messages = (lo + 1..=hi).filter_map(|seq| g.message(room, seq)).collect();
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+        Ok(self.inner.lock().message(room, seq))
+    }
+
+    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>> {
+        let mut g = self.inner.lock();
+        let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
+        if m.kind != MessageKind::Text || m.deleted {
+            return Ok(None);
+        }
+        m.body = body.to_owned();
+        m.edited_at = Some(at);
+        Ok(g.message(room, seq))
+    }
+
+    async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+        let mut g = self.inner.lock();
+        let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
+        m.body.clear();
+        m.mentions.clear();
+        m.deleted = true;
+        Ok(g.message(room, seq))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn close(&self) {}
+}

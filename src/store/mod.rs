@@ -1,0 +1,112 @@
+//! Durable state behind one trait, so the core never sees SQL.
+//!
+//! Backends: [`memory::MemoryStore`] (tests, `--database-url memory:`), [`sql::SqlStore`] on SQLite
+//! (the default) and [`pg::PgStore`] on PostgreSQL (`--database-url postgres://…`, for several nodes) —
+//! the same contract suite ([`contract`]) runs against each. Design choices shaped by the
+//! backends still to come (PostgreSQL with several writer nodes):
+//! - **The store assigns sequence numbers**, inside the transaction that stores the message, from a
+//!   per-room counter row. That is what keeps `seq` gap-free and strictly increasing however many
+//!   writers there are.
+//! - **Appends are batched** ([`Store::append`] takes a slice): the caller (`core::ingest`) gathers
+//!   concurrent sends into one transaction, so one disk sync acknowledges many messages.
+//! - **Membership is checked inside the append**, so a message from someone who just left is refused
+//!   atomically rather than by a racy check beforehand.
+
+pub mod contract;
+pub mod memory;
+pub mod pg;
+pub mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::core::domain::*;
+use crate::core::error::Result;
+
+/// A registered user with the password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user: UserId,
+    pub expires_at: Millis,
+    pub revoked: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user; `Error::UsernameTaken` when the case-folded name exists.
+    async fn create_user(&self, username: &Username, display_name: &DisplayName, password_hash: &str) -> Result<User>;
+    async fn credentials(&self, username_key: &str) -> Result<Option<Credentials>>;
+    async fn user(&self, id: UserId) -> Result<Option<User>>;
+    async fn user_by_name(&self, username_key: &str) -> Result<Option<User>>;
+    async fn set_display_name(&self, id: UserId, name: &DisplayName) -> Result<User>;
+
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    async fn session(&self, id: &SessionId) -> Result<Option<Session>>;
+    /// Marks the session revoked; returns whether it was live.
+    async fn revoke_session(&self, id: &SessionId) -> Result<bool>;
+
+    /// Creates a group room with `creator` as its owner; `Error::RoomNameTaken` when the name exists.
+    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room>;
+    /// The one direct conversation between `a` and `b` (both members), created by the first call for the
+    /// pair; `true` when this call created it.
+    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)>;
+    async fn room(&self, id: RoomId) -> Result<Option<Room>>;
+    async fn room_by_name(&self, name_key: &str) -> Result<Option<Room>>;
+    async fn public_rooms(&self) -> Result<Vec<Room>>;
+    async fn user_rooms(&self, user: UserId) -> Result<Vec<Room>>;
+    /// `user`'s view of each room they belong to: role, read position, unread and mention counts, the
+    /// peer of a direct conversation, and the last message.
+    async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>>;
+    /// Renames a room; `Error::RoomNameTaken` when the new name exists.
+    async fn rename_room(&self, room: RoomId, name: &RoomName) -> Result<Room>;
+    async fn set_topic(&self, room: RoomId, topic: &Topic) -> Result<Room>;
+
+    async fn members(&self, room: RoomId) -> Result<Vec<Member>>;
+    /// The member's role, or `None` when not a member.
+    async fn role(&self, room: RoomId, user: UserId) -> Result<Option<Role>>;
+    async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.role(room, user).await?.is_some())
+    }
+    /// Adds a member with `role`, using up any invitation; returns false when they already were one
+    /// (their role unchanged).
+    async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
+    /// Removes a member; returns false when they were not one.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool>;
+    async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
+    async fn add_invite(&self, room: RoomId, user: UserId, by: UserId) -> Result<()>;
+    async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool>;
+    /// Bans `user` (also removing membership and invitation); returns false when already banned.
+    async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool>;
+    async fn unban(&self, room: RoomId, user: UserId) -> Result<bool>;
+    async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool>;
+    /// Moves the member's read position forward to `seq` (never back); the position after.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: Seq) -> Result<Seq>;
+
+    /// Stores a batch of messages in one transaction, in order, assigning each its room's next `seq`.
+    /// Text messages are refused (`Appended::NotMember`) unless the sender is a member (and any message
+    /// to a room that does not exist is refused the same way, so one bad entry never fails a batch); a
+    /// repeated `(room, sender, client_id)` answers `Appended::Duplicate` with the original. The result
+    /// has one entry per input, in input order. When this returns, the stored messages are durable.
+    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
+    async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage>;
+    async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
+    /// Replaces a message's text and sets `edited_at`; `None` when there is no such live text message.
+    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>>;
+    /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
+    async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
+
+    /// Cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+    /// Flushes and closes; called once at shutdown.
+    async fn close(&self);
+}
+
+pub type DynStore = Arc<dyn Store>;

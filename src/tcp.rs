@@ -1,0 +1,615 @@
+//! The TCP line protocol: chat with `nc` or `telnet`. One UTF-8 line per command or message; `/`
+//! starts a command, anything else is said in the current room. The server answers in human-readable
+//! lines: `[#room] alice: text` for messages, `* …` for information, `ERR <code> <message>` for
+//! refusals (codes as everywhere else, plus the few below). Documented in `docs/PROTOCOL.md` §5.
+//!
+//! Input is untrusted bytes: lines are length-limited (longer ones are refused and skipped to the next
+//! newline), must be UTF-8, and are rate limited per connection; none of that can stall the server or
+//! anyone else. Output goes through the same hub, bounded queue and [`Feed`] as the WebSocket, so a
+//! TCP user sees a room in the same order as everyone else.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::core::chat::{Chat, Identity};
+use crate::core::cursor::{Feed, Out};
+use crate::core::domain::*;
+use crate::core::error::Error;
+use crate::core::hub::{CloseReason, Delivery, HubEvent, Registration, WireSlot};
+
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// Idle time before the kernel probes a silent peer (TCP keepalive).
+    pub keepalive: Duration,
+    /// Longest accepted line, in bytes (without the newline).
+    pub max_line: usize,
+    pub write_timeout: Duration,
+    /// Lines per second allowed per connection, and the burst above that.
+    pub lines_per_sec: f64,
+    pub burst: f64,
+}
+
+/// Accepts connections until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop: CancellationToken) {
+    let mut n: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                n += 1;
+                let _ = stream.set_nodelay(true);
+                // A line client has no pings of its own: let the kernel find dead peers, so presence
+                // shows them offline within about `keepalive` + 3 probes.
+                let ka = socket2::TcpKeepalive::new()
+                    .with_time(cfg.keepalive)
+                    .with_interval(cfg.keepalive / 3)
+                    .with_retries(3);
+                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+                let (chat, cfg) = (chat.clone(), cfg.clone());
+                tokio::spawn(conn(stream, chat, cfg).instrument(info_span!("tcp", conn = n, %peer)));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Splits input into lines, refusing overlong ones without buffering them.
+#[derive(Default)]
+struct LineReader {
+    buf: BytesMut,
+    discarding: bool,
+}
+
+enum Line {
+    Text(String),
+    TooLong,
+    BadUtf8,
+}
+
+impl LineReader {
+    /// The next complete line in the buffer, if any.
+    fn next(&mut self, max: usize) -> Option<Line> {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let mut raw = self.buf.split_to(i + 1);
+                    if std::mem::take(&mut self.discarding) {
+                        continue; // the tail of a line already refused
+                    }
+                    raw.truncate(i);
+                    if raw.last() == Some(&b'\r') {
+                        raw.truncate(i - 1);
+                    }
+                    if raw.len() > max {
+                        return Some(Line::TooLong);
+                    }
+                    return Some(match String::from_utf8(raw.to_vec()) {
+                        Ok(s) => Line::Text(s),
+                        Err(_) => Line::BadUtf8,
+                    });
+                }
+                None if self.buf.len() > max => {
+                    let refused = !self.discarding;
+                    self.buf.clear();
+                    self.discarding = true;
+                    return refused.then_some(Line::TooLong);
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// A token bucket: `rate` lines per second with bursts of `burst`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+    burst: f64,
+    warned: Option<Instant>,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+const HELP: &str = "\
+* Commands:
+*   /register <username> <password>   create an account (then /login)
+*   /login <username> <password>      log in
+*   /rooms                            your rooms and conversations, with unread counts
+*   /list                             public rooms
+*   /create <room> [private]          create a room
+*   /join <room>                      join a room and make it current
+*   /go <room>                        make one of your rooms current
+*   /leave [room]                     leave a room (default: the current one)
+*   /invite <username> [room]         invite someone to a room
+*   /who [room]                       members and who is online
+*   /history [n]                      the last n messages of the current room (default 20, at most 200)
+*   /msg <username> <text>            a direct message
+*   /nick <display name>              change your display name
+*   /quit                             leave
+* Anything else is said in the current room.
+";
+
+struct Session {
+    who: Identity,
+    reg: Registration,
+    feed: Feed,
+    /// How each followed room is shown: `#name`, or `@peer` for a direct conversation.
+    labels: HashMap<RoomId, String>,
+    current: Option<RoomId>,
+}
+
+async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
+    let (mut rd, wr) = stream.into_split();
+    let mut out = Output { w: wr, staged: Vec::with_capacity(4096), deadline: cfg.write_timeout };
+    let mut reader = LineReader::default();
+    let mut bucket =
+        Bucket { tokens: cfg.burst, at: Instant::now(), rate: cfg.lines_per_sec, burst: cfg.burst, warned: None };
+    let mut session: Option<Session> = None;
+    let mut chunk = vec![0u8; 4096];
+    let mut batch = Vec::new();
+    out.line(
+        "* Welcome to Parley. /login <username> <password> or /register <username> <password>; /help lists commands.",
+    );
+    if !out.flush().await {
+        return;
+    }
+    loop {
+        // Lines already buffered are handled before reading more.
+        if let Some(line) = reader.next(cfg.max_line) {
+            if !bucket.take() {
+                let now = Instant::now();
+                if bucket.warned.is_none_or(|w| now.duration_since(w) > Duration::from_secs(1)) {
+                    bucket.warned = Some(now);
+                    out.line("ERR too_fast slow down: lines are being dropped");
+                }
+            } else {
+                match line {
+                    Line::TooLong => {
+                        out.line(&format!("ERR line_too_long lines are limited to {} bytes", cfg.max_line))
+                    }
+                    Line::BadUtf8 => out.line("ERR bad_utf8 lines must be UTF-8 text"),
+                    Line::Text(t) => {
+                        if !command(&chat, &mut session, &mut out, t.trim_end()).await {
+                            out.line("* Bye.");
+                            out.flush().await;
+                            return;
+                        }
+                    }
+                }
+            }
+            if !out.flush().await {
+                return;
+            }
+            continue;
+        }
+        let ctl = session.as_ref().map(|s| s.reg.ctl.clone());
+        let closed = async {
+            match &ctl {
+                Some(c) => c.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let deliveries = async {
+            match &mut session {
+                Some(s) => s.reg.rx.recv_many(&mut batch, 64).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            reason = closed => {
+                out.line(match reason {
+                    CloseReason::SessionEnded => "ERR session_ended you were logged out",
+                    CloseReason::TooSlow => "ERR too_slow you were not reading fast enough; reconnect",
+                    CloseReason::ShuttingDown => "* The server is shutting down. Bye.",
+                });
+                out.flush().await;
+                return;
+            }
+            n = deliveries => {
+                let Some(s) = session.as_mut() else { return };
+                if n == 0 { return; }
+                let mut outs = Vec::new();
+                for d in batch.drain(..) {
+                    if let HubEvent::Joined(r) | HubEvent::RoomUpdated(r) = &d.event {
+                        label_room(&chat, s, r).await;
+                    }
+                    s.feed.deliver(&chat, &s.who, d, &mut outs).await;
+                }
+                for o in outs {
+                    write_out(&mut out, s, o);
+                }
+                if !out.flush().await { return; }
+            }
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
+            },
+        }
+    }
+}
+
+/// Lines are staged in memory and written by one `flush` per batch.
+struct Output {
+    w: OwnedWriteHalf,
+    staged: Vec<u8>,
+    deadline: Duration,
+}
+
+impl Output {
+    fn line(&mut self, s: &str) {
+        self.staged.extend_from_slice(s.as_bytes());
+        self.staged.push(b'\n');
+    }
+
+    /// Writes what is staged; false when the peer is gone or does not read within the deadline.
+    async fn flush(&mut self) -> bool {
+        if self.staged.is_empty() {
+            return true;
+        }
+        let ok = matches!(timeout(self.deadline, self.w.write_all(&self.staged)).await, Ok(Ok(())));
+        self.staged.clear();
+        ok
+    }
+}
+
+async fn label_room(chat: &Chat, s: &mut Session, r: &Room) {
+    let label = match r.kind {
+        RoomKind::Group => format!("#{}", r.name),
+        RoomKind::Direct => match chat.my_rooms(&s.who).await {
+            Ok(views) => views
+                .iter()
+                .find(|v| v.room.id == r.id)
+                .and_then(|v| v.peer.as_ref())
+                .map_or_else(|| "@?".to_owned(), |p| format!("@{}", p.username)),
+            Err(_) => "@?".to_owned(),
+        },
+    };
+    s.labels.insert(r.id, label);
+}
+
+/// The part of a message line after the room label, shared by every TCP reader of the delivery.
+fn message_tail(m: &Message) -> String {
+    let who = m.sender.as_ref().map_or("?", |u| u.username.as_str());
+    let target = m.target.as_ref().map_or("?", |u| u.username.as_str());
+    let mut line = match m.kind {
+        MessageKind::Text if m.deleted => format!("* message {} was deleted", m.seq),
+        MessageKind::Text => format!("{who}: {}", m.body),
+        MessageKind::Create => format!("* {who} created the room"),
+        MessageKind::Join => format!("* {who} joined"),
+        MessageKind::Leave => format!("* {who} left"),
+        MessageKind::Invite => format!("* {who} invited {target}"),
+        MessageKind::Kick => format!("* {who} removed {target}"),
+        MessageKind::Ban => format!("* {who} banned {target}"),
+        MessageKind::Unban => format!("* {who} lifted the ban on {target}"),
+        MessageKind::Rename => format!("* {who} renamed the room to #{}", m.body),
+        MessageKind::Topic => format!("* {who} set the topic: {}", m.body),
+        MessageKind::Role => format!("* {who} made {target} {}", m.body),
+    };
+    if m.edited_at.is_some() && !m.deleted {
+        line.push_str(" (edited)");
+    }
+    // One message, one line: continuation lines are indented.
+    line.replace('\r', "").replace('\n', "\n    ")
+}
+
+fn encode_line_tail(e: &HubEvent) -> Bytes {
+    Bytes::from(match e {
+        HubEvent::Message(m) | HubEvent::Updated(m) => message_tail(m),
+        _ => String::new(),
+    })
+}
+
+fn write_out(out: &mut Output, s: &mut Session, o: Out) {
+    let label = |s: &Session, r: RoomId| s.labels.get(&r).cloned().unwrap_or_else(|| format!("#{}", r.0));
+    match o {
+        Out::Stored(m) => {
+            let l = format!("[{}] {}", label(s, m.room), message_tail(&m));
+            out.line(&l);
+        }
+        Out::Shared(d) => write_shared(out, s, &d, &label),
+    }
+}
+
+fn write_shared(out: &mut Output, s: &mut Session, d: &Arc<Delivery>, label: &dyn Fn(&Session, RoomId) -> String) {
+    match &d.event {
+        HubEvent::Message(m) => {
+            let tail = d.encoded(WireSlot::Line, encode_line_tail);
+            out.line(&format!("[{}] {}", label(s, m.room), String::from_utf8_lossy(&tail)));
+        }
+        HubEvent::Updated(m) => {
+            let tail = d.encoded(WireSlot::Line, encode_line_tail);
+            out.line(&format!("[{}] (update #{}) {}", label(s, m.room), m.seq, String::from_utf8_lossy(&tail)));
+        }
+        HubEvent::Joined(r) => {
+            out.line(&format!("* You are in {} now.", label(s, r.id)));
+            if s.current.is_none() {
+                s.current = Some(r.id);
+            }
+        }
+        HubEvent::Left(r) => {
+            out.line(&format!("* You are no longer in {}.", label(s, *r)));
+            s.labels.remove(r);
+            if s.current == Some(*r) {
+                s.current = None;
+            }
+        }
+        HubEvent::RoomUpdated(r) => out.line(&format!("* {} — topic: {}", label(s, r.id), r.topic)),
+        HubEvent::Presence { user, online } => {
+            out.line(&format!("* {} is {}", user.username, if *online { "online" } else { "offline" }))
+        }
+        HubEvent::UserUpdated(u) if u.id == s.who.user.id => s.who.user = u.clone(),
+        HubEvent::Typing { .. } | HubEvent::Read { .. } | HubEvent::UserUpdated(_) => {}
+    }
+}
+
+fn err(out: &mut Output, e: &Error) {
+    if let Error::Internal(cause) = e {
+        tracing::error!(error = format!("{cause:#}"), "tcp command failed");
+    }
+    out.line(&format!("ERR {} {}", e.code(), e.public_message()));
+}
+
+/// Handles one line; false to end the connection.
+async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+    if line.is_empty() {
+        return true;
+    }
+    let (cmd, rest) = match line.strip_prefix('/') {
+        Some(c) => c.split_once(' ').map_or((c, ""), |(a, b)| (a, b.trim())),
+        None => ("say", line),
+    };
+    match (cmd, session.as_mut()) {
+        ("quit", _) => return false,
+        ("help", _) => HELP.lines().for_each(|l| out.line(l)),
+        ("register", _) => {
+            let mut it = rest.split_whitespace();
+            let (Some(u), Some(p)) = (it.next(), it.next()) else {
+                out.line("ERR bad_request usage: /register <username> <password>");
+                return true;
+            };
+            let res = async { chat.register(Username::parse(u)?, Password::parse(p)?, None).await }.await;
+            match res {
+                Ok(user) => {
+                    out.line(&format!("* Registered {}. Now /login {} <password>.", user.username, user.username))
+                }
+                Err(e) => err(out, &e),
+            }
+        }
+        ("login", _) => {
+            let mut it = rest.split_whitespace();
+            let (Some(u), Some(p)) = (it.next(), it.next()) else {
+                out.line("ERR bad_request usage: /login <username> <password>");
+                return true;
+            };
+            match login(chat, u, p).await {
+                Ok(s) => {
+                    out.line(&format!("* Hello, {}! You are in {} room(s).", s.who.user.display_name, s.labels.len()));
+                    if let Some(cur) = s.current {
+                        out.line(&format!(
+                            "* Current room: {} (/go <room> to switch, /help for more).",
+                            s.labels[&cur]
+                        ));
+                    } else {
+                        out.line("* Join a room with /join <room>, or /list the public ones.");
+                    }
+                    *session = Some(s);
+                }
+                Err(e) => err(out, &e),
+            }
+        }
+        (_, None) => out.line("ERR unauthorized log in first: /login <username> <password> (or /register)"),
+        (cmd, Some(s)) => {
+            if let Err(e) = logged_in(chat, s, out, cmd, rest).await {
+                err(out, &e);
+            }
+        }
+    }
+    true
+}
+
+async fn login(chat: &Arc<Chat>, username: &str, password: &str) -> Result<Session, Error> {
+    let ok = chat.login(username, password).await?;
+    let who = chat.authenticate(&ok.token).await?;
+    let (reg, rooms) = chat.connect(&who).await?;
+    let feed = Feed::new(&rooms);
+    let labels: HashMap<RoomId, String> = rooms
+        .iter()
+        .map(|v| {
+            let l = match &v.peer {
+                Some(p) => format!("@{}", p.username),
+                None => format!("#{}", v.room.name),
+            };
+            (v.room.id, l)
+        })
+        .collect();
+    let current = rooms.iter().find(|v| v.room.kind == RoomKind::Group).map(|v| v.room.id);
+    Ok(Session { who, reg, feed, labels, current })
+}
+
+async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &str, rest: &str) -> Result<(), Error> {
+    let room_arg = |s: &Session, arg: &str| -> Result<RoomRef, Error> {
+        let arg = arg.trim();
+        if arg.is_empty() {
+            return s.current.map(RoomRef::Id).ok_or(Error::BadRequest("no current room: /join <room> first".into()));
+        }
+        if let Some(peer) = arg.strip_prefix('@')
+            && let Some((id, _)) = s.labels.iter().find(|(_, l)| l.strip_prefix('@') == Some(peer))
+        {
+            return Ok(RoomRef::Id(*id));
+        }
+        Ok(RoomRef::parse(arg.trim_start_matches('#')))
+    };
+    match cmd {
+        "say" => {
+            let room = s.current.ok_or(Error::BadRequest("no current room: /join <room> first".into()))?;
+            let body = MessageBody::parse(rest, chat.limits.max_message_bytes)?;
+            chat.send(&s.who, &RoomRef::Id(room), body, None).await?;
+        }
+        "rooms" => {
+            let views = chat.my_rooms(&s.who).await?;
+            if views.is_empty() {
+                out.line("* You are in no room yet: /list, then /join <room>.");
+            }
+            for v in views {
+                let l = s.labels.get(&v.room.id).cloned().unwrap_or_else(|| format!("#{}", v.room.name));
+                let mark = if s.current == Some(v.room.id) { " (current)" } else { "" };
+                out.line(&format!("* {l}{mark}: {} unread, {} mention(s)", v.unread, v.mentions));
+            }
+        }
+        "list" => {
+            for r in chat.public_rooms().await? {
+                out.line(&format!(
+                    "* #{} — {} member(s){}",
+                    r.name,
+                    r.member_count,
+                    if r.topic.is_empty() { String::new() } else { format!(" — {}", r.topic) }
+                ));
+            }
+        }
+        "create" => {
+            let mut it = rest.split_whitespace();
+            let name = RoomName::parse(it.next().unwrap_or(""))?;
+            let vis = if it.next() == Some("private") { Visibility::Private } else { Visibility::Public };
+            let room = chat.create_room(&s.who, name, vis).await?;
+            s.labels.insert(room.id, format!("#{}", room.name));
+            s.current = Some(room.id);
+            out.line(&format!("* Created #{} ({}); it is your current room.", room.name, vis.as_str()));
+        }
+        "join" => {
+            let room = chat.join(&s.who, &room_arg(s, rest)?).await?;
+            s.labels.insert(room.id, format!("#{}", room.name));
+            s.current = Some(room.id);
+            out.line(&format!("* Current room: #{}.", room.name));
+        }
+        "go" | "switch" => {
+            let room = chat.room(&s.who, &room_arg(s, rest)?).await?;
+            if !s.labels.contains_key(&room.id) {
+                return Err(Error::NotAMember);
+            }
+            s.current = Some(room.id);
+            out.line(&format!("* Current room: {}.", s.labels[&room.id]));
+        }
+        "leave" => {
+            chat.leave(&s.who, &room_arg(s, rest)?).await?;
+        }
+        "invite" => {
+            let (user, room) = rest.split_once(' ').map_or((rest, ""), |(a, b)| (a, b));
+            chat.invite(&s.who, &room_arg(s, room)?, user).await?;
+            out.line(&format!("* Invited {user}."));
+        }
+        "who" => {
+            let members = chat.members(&s.who, &room_arg(s, rest)?).await?;
+            let list: Vec<String> = members
+                .iter()
+                .map(|(m, online)| {
+                    format!(
+                        "{} ({}{})",
+                        m.user.username,
+                        if *online { "online" } else { "offline" },
+                        if m.role == Role::Member { String::new() } else { format!(", {}", m.role.as_str()) }
+                    )
+                })
+                .collect();
+            out.line(&format!("* {}", list.join(", ")));
+        }
+        "history" => {
+            let room = s.current.ok_or(Error::BadRequest("no current room: /join <room> first".into()))?;
+            let n = if rest.is_empty() {
+                20
+            } else {
+                rest.parse::<u32>().map_err(|_| Error::BadRequest("usage: /history [n]".into()))?
+            };
+            let (_, page) = chat.history(&s.who, &RoomRef::Id(room), HistoryQuery::new(None, None, Some(n))?).await?;
+            for m in page.messages {
+                write_out(out, s, Out::Stored(m));
+            }
+        }
+        "msg" => {
+            let Some((user, text)) = rest.split_once(' ') else {
+                return Err(Error::BadRequest("usage: /msg <username> <text>".into()));
+            };
+            let body = MessageBody::parse(text, chat.limits.max_message_bytes)?;
+            let (room, peer) = chat.open_direct(&s.who, user).await?;
+            s.labels.insert(room.id, format!("@{}", peer.username));
+            chat.send(&s.who, &RoomRef::Id(room.id), body, None).await?;
+        }
+        "nick" => {
+            let user = chat.set_display_name(&s.who, DisplayName::parse(rest)?).await?;
+            s.who.user = user;
+            out.line(&format!("* You are now shown as {}.", s.who.user.display_name));
+        }
+        "register" | "login" => out.line("ERR bad_request you are logged in already"),
+        other => {
+            debug!(command = other, "unknown tcp command");
+            out.line(&format!(
+                "ERR unknown_command unknown command /{}; /help lists them",
+                other.chars().take(32).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(r: &mut LineReader, max: usize) -> Vec<String> {
+        std::iter::from_fn(|| r.next(max))
+            .map(|l| match l {
+                Line::Text(t) => t,
+                Line::TooLong => "<too long>".into(),
+                Line::BadUtf8 => "<bad utf8>".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_split_limited_and_checked() {
+        let mut r = LineReader::default();
+        r.buf.extend_from_slice(b"hello\r\nw");
+        assert_eq!(lines(&mut r, 10), ["hello"]);
+        r.buf.extend_from_slice(b"orld\n\xff\xfe\n");
+        assert_eq!(lines(&mut r, 10), ["world", "<bad utf8>"]);
+        // Overlong, split across reads: refused once, then skipped to the newline.
+        r.buf.extend_from_slice(&[b'x'; 25]);
+        assert_eq!(lines(&mut r, 10), ["<too long>"]);
+        r.buf.extend_from_slice(&[b'x'; 25]);
+        assert!(lines(&mut r, 10).is_empty());
+        r.buf.extend_from_slice(b"xx\nok\n");
+        assert_eq!(lines(&mut r, 10), ["ok"]);
+        r.buf.extend_from_slice(b"0123456789A\n");
+        assert_eq!(lines(&mut r, 10), ["<too long>"]);
+        assert!(r.buf.is_empty());
+    }
+}
