@@ -51,6 +51,9 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         Ok(who) => who,
         Err(e) => return ApiError(e).into_response(),
     };
+    // `?resume=1`: the client's first `resume` frame decides where live delivery starts (see
+    // PROTOCOL.md, "reconnecting"); until it arrives deliveries wait in the bounded queue.
+    let hold = parts.uri.query().is_some_and(|q| q.split('&').any(|p| p == "resume=1"));
     let cfg = &app.config;
     ws.protocols([SUBPROTOCOL])
         // tungstenite's default 128 KiB read buffer per connection dominates idle memory; client
@@ -61,7 +64,7 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         .max_message_size(cfg.max_frame_bytes)
         .on_upgrade(move |socket| {
             let span = info_span!("ws", user = who.user.id.0);
-            run(socket, app, who).instrument(span)
+            run(socket, app, who, hold).instrument(span)
         })
 }
 
@@ -79,7 +82,7 @@ fn encode_out(o: Out) -> Bytes {
     }
 }
 
-async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity) {
+async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, mut hold: bool) {
     let chat = app.chat.clone();
     let write_timeout = app.config.write_timeout;
     let keepalive = app.config.keepalive;
@@ -116,7 +119,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity) {
             // A close from the hub wins over everything else that is ready.
             biased;
             reason = reg.ctl.closed() => break Some(close_frame_for(reason)),
-            n = reg.rx.recv_many(&mut batch, WRITE_BATCH) => {
+            n = reg.rx.recv_many(&mut batch, WRITE_BATCH), if !hold => {
                 if n == 0 {
                     // The hub dropped this connection; it always says why first.
                     break reg.ctl.reason().map(close_frame_for);
@@ -136,7 +139,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity) {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(WsMessage::Text(t))) => {
-                        let replies = match handle_frame(&chat, &who, &mut feed, t.as_str()).await {
+                        let replies = match handle_frame(&chat, &who, &mut feed, &mut hold, t.as_str()).await {
                             Handled::Replies(r) => r,
                             Handled::Pending(fut) => { acks.push(fut); continue; }
                         };
@@ -205,7 +208,7 @@ fn one(b: Bytes) -> Result<Handled, Error> {
     Ok(Handled::Replies(vec![b]))
 }
 
-async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, text: &str) -> Handled {
+async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &mut bool, text: &str) -> Handled {
     let frame = match decode_client_frame(text) {
         Ok(f) => f,
         Err(FrameError::Bad(why)) => {
@@ -254,6 +257,9 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, text: &
             }
             ClientFrame::Ping { .. } => one(ServerFrame::Pong { req: req_s }.encode()),
             ClientFrame::Resume { rooms, .. } => {
+                // Deliveries held for this resume are written after its replies; the feed drops the
+                // ones the resume already sent.
+                *hold = false;
                 let mut replies = Vec::new();
                 for r in rooms {
                     let mut out = Vec::new();

@@ -425,7 +425,7 @@ async fn a_client_that_reconnects_recovers_exactly_the_full_sequence() {
     }
     drop(zoe);
     go_tx.send(()).unwrap();
-    let mut zoe = app.ws(&b).await;
+    let mut zoe = app.ws_resuming(&b).await;
     let last = *got.last().unwrap();
     zoe.send(json!({"type": "resume", "rooms": [{"room": room, "after": last}], "req": "back"})).await;
     let mut recovered = false;
@@ -445,6 +445,37 @@ async fn a_client_that_reconnects_recovers_exactly_the_full_sequence() {
     if !recovered {
         assert_eq!(zoe.next_of("recovered").await["room"], room);
     }
+}
+
+#[tokio::test]
+async fn a_socket_opened_to_resume_gets_no_live_message_before_its_resume() {
+    let app = spawn_app().await;
+    let (a, b) = (app.user("uma").await, app.user("vic").await);
+    let room = app.room(&a, "held", "public").await;
+    app.join(&b, "held").await;
+    let base = app.get(Some(&b), "/api/v1/rooms/held").await.1["last_seq"].as_i64().unwrap();
+
+    // vic reconnects; five messages are stored and fanned out before his resume frame is read.
+    let mut vic = app.ws_resuming(&b).await;
+    let mut sender = app.ws(&a).await;
+    for i in 0..5 {
+        sender.send(json!({"type": "send", "room": room, "body": format!("m{i}")})).await;
+        sender.next_of("ack").await;
+    }
+    vic.send(json!({"type": "resume", "rooms": [{"room": room, "after": base}], "req": "r"})).await;
+    let mut got = Vec::new();
+    loop {
+        let v = vic.next_json().await;
+        match v["type"].as_str() {
+            Some("message") => got.push(v["message"]["seq"].as_i64().unwrap()),
+            Some("recovered") => break assert_eq!(v["seq"].as_i64(), Some(base + 5)),
+            _ => {}
+        }
+    }
+    assert_eq!(got, (base + 1..=base + 5).collect::<Vec<_>>(), "stored messages first, once each");
+    // The held live copies are dropped; the next message arrives live, once.
+    sender.send(json!({"type": "send", "room": room, "body": "after"})).await;
+    assert_eq!(vic.next_text().await["seq"].as_i64(), Some(base + 6));
 }
 
 #[tokio::test]

@@ -122,7 +122,16 @@ impl TestApp {
     }
 
     pub async fn ws(&self, token: &str) -> Ws {
-        let ws = self.ws_raw(&format!("/ws?token={token}")).await.expect("websocket upgrade");
+        self.ws_query(token, "").await
+    }
+
+    /// A socket opened with `?resume=1`: live delivery waits for its first `resume` frame.
+    pub async fn ws_resuming(&self, token: &str) -> Ws {
+        self.ws_query(token, "&resume=1").await
+    }
+
+    async fn ws_query(&self, token: &str, extra: &str) -> Ws {
+        let ws = self.ws_raw(&format!("/ws?token={token}{extra}")).await.expect("websocket upgrade");
         let mut ws = Ws { inner: ws };
         let hello = ws.next_json().await;
         assert_eq!(hello["type"], "hello", "{hello}");
