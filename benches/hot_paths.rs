@@ -48,7 +48,7 @@ fn decode_send_frame() -> bool {
 /// each connection's encoding lookup, which after the first is a cache hit.
 #[divan::bench(args = [10, 100, 1000])]
 fn fan_out(bencher: divan::Bencher, n: i64) {
-    let hub = Hub::new(1024);
+    let hub = Hub::new(1024, parley::core::domain::NodeId(1));
     let room = Room {
         id: RoomId(1),
         name: "r".into(),

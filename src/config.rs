@@ -40,6 +40,20 @@ pub struct Config {
     #[arg(long, env = "PARLEY_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Redis for running several nodes (`redis://HOST:6379`): events fan out through it, and each node
+    /// keeps presence with the others. Without it the node runs alone.
+    #[arg(long, env = "PARLEY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of this cluster's Redis keys and channel, so several clusters can share one Redis.
+    #[arg(long, env = "PARLEY_REDIS_PREFIX", default_value = "parley")]
+    pub redis_prefix: String,
+
+    /// Seconds after which a node that stopped sending heartbeats (it crashed, or lost Redis) is taken
+    /// as gone and its users shown offline. Heartbeats go every third of this.
+    #[arg(long, env = "PARLEY_NODE_TTL_SECS", default_value_t = 15)]
+    pub node_ttl_secs: u64,
+
     /// Secret that signs tokens. Default: generated on first start and kept in the data directory.
     #[arg(long, env = "PARLEY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -112,6 +126,9 @@ impl Config {
     }
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_secs(self.node_ttl_secs.max(1))
     }
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs.max(1))

@@ -19,9 +19,11 @@ use tracing::{info, warn};
 
 use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::local::LocalBroker;
+use crate::broker::redis::RedisBroker;
 use crate::broker::{BrokerSink, DynBroker};
 use crate::config::Config;
 use crate::core::chat::{Chat, Credentials, Limits};
+use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::Ingest;
 use crate::http::{AppState, HttpConfig};
@@ -115,13 +117,26 @@ pub async fn run(
     let Listeners { http: listener, tcp } = listeners;
     let store = open_store(&config).await?;
     let secret = load_secret(&config)?;
-    let broker: DynBroker = Arc::new(LocalBroker::new());
-    let hub = Hub::new(config.send_queue);
+    let node = NodeId::generate();
+    let broker: DynBroker = match &config.redis_url {
+        None => Arc::new(LocalBroker::new()),
+        Some(url) => {
+            // A token from one node must be good on every other.
+            anyhow::ensure!(
+                config.jwt_secret.is_some(),
+                "with --redis-url every node needs the same --jwt-secret (PARLEY_JWT_SECRET)"
+            );
+            let broker = RedisBroker::connect(url, &config.redis_prefix, node).await?;
+            info!(%node, "joined the cluster through Redis");
+            Arc::new(broker)
+        }
+    };
+    let hub = Hub::new(config.send_queue, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
     let (ingest, writer) = Ingest::start(store.clone(), broker.clone(), config.max_batch * 4, config.max_batch);
     let chat = Arc::new(Chat::new(
         store.clone(),
-        broker,
+        broker.clone(),
         hub,
         ingest,
         Credentials {
@@ -131,6 +146,13 @@ pub async fn run(
         },
         Limits { max_message_bytes: config.max_message_bytes },
     ));
+    let background = tokio_util::sync::CancellationToken::new();
+    if broker.distributed() {
+        tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));
+    }
+    if let Some(reconnects) = broker.reconnects() {
+        tokio::spawn(chat.clone().run_resync(reconnects, background.clone()));
+    }
     let state = Arc::new(AppState {
         chat: chat.clone(),
         config: HttpConfig {
@@ -161,6 +183,7 @@ pub async fn run(
         info!("shutting down");
         stop_tcp.cancel();
         closer.close();
+        background.cancel();
         let _ = stopping_tx.send(());
     };
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -2,16 +2,20 @@
 //! message, a membership change, a session ended — goes through the broker, even on a single node,
 //! so the path a message takes is the same with one node or many.
 //!
-//! [`local::LocalBroker`] hands events straight to this node's hub. A Redis broker (several nodes)
-//! publishes them and delivers what other nodes published; it implements the same trait.
+//! [`local::LocalBroker`] hands events straight to this node's hub. [`redis::RedisBroker`] (several
+//! nodes) delivers to this node's hub at once and publishes to the others over Redis pub/sub. Redis is
+//! a fast path, never the record: what a node misses while Redis is away it recovers from the store
+//! (see `Chat::resync`), and a connection that sees a gap fills it from the store (`core::cursor`).
 
+mod codec;
 pub mod local;
+pub mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::domain::{Message, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::core::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::core::error::Result;
 
 #[derive(Debug, Clone)]
@@ -34,6 +38,12 @@ pub enum BrokerEvent {
     UserUpdated(User),
     /// Ephemeral: `user` is typing in `room`.
     Typing { room: RoomId, user: User },
+    /// `user` got their first (`online`) or lost their last connection on `node`; `rooms` are the
+    /// rooms whose members should hear of it.
+    Presence { node: NodeId, user: User, rooms: Vec<RoomId>, online: bool },
+    /// `node` is alive, and these are its connected users: a heartbeat that also repairs any presence
+    /// change that was lost. A node not heard from for the node TTL is taken as gone.
+    NodeAlive { node: NodeId, users: Vec<(User, Vec<RoomId>)> },
 }
 
 /// Where a broker delivers events: the hub.
@@ -49,6 +59,15 @@ pub trait Broker: Send + Sync + 'static {
     async fn publish(&self, event: BrokerEvent) -> Result<()>;
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+    /// Whether other nodes exist beyond this one (then presence heartbeats are worth sending).
+    fn distributed(&self) -> bool {
+        false
+    }
+    /// Bumped each time the broker (re)connects to the others; after a bump, events published while
+    /// it was away may be lost, and the node resynchronises from the store. `None`: never loses any.
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 pub type DynBroker = Arc<dyn Broker>;

@@ -538,6 +538,85 @@ impl Chat {
         Ok((reg, rooms))
     }
 
+    // ---- several nodes -------------------------------------------------------------------------
+
+    /// Brings this node's live connections up to date from the store, after the broker may have lost
+    /// events (it reconnected): sessions ended, memberships changed and messages stored meanwhile. For
+    /// messages it is enough to hand each room's latest one to the hub: a connection that is behind sees
+    /// a gap and fills it from the store (`core::cursor`).
+    pub async fn resync(&self) -> Result<()> {
+        use crate::broker::BrokerSink as _;
+        let started = Instant::now();
+        for session in self.hub.sessions() {
+            let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > now_millis());
+            if !live {
+                self.hub.deliver(BrokerEvent::SessionEnded(session));
+            }
+        }
+        for (user, following) in self.hub.local_memberships() {
+            let rooms = self.store.user_rooms(user).await?;
+            for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
+                self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
+            }
+            for gone in following.iter().filter(|id| !rooms.iter().any(|r| r.id == **id)) {
+                if let Some(room) = self.store.room(*gone).await? {
+                    self.hub.deliver(BrokerEvent::Left { room, user });
+                }
+            }
+        }
+        let followed = self.hub.followed_rooms();
+        for (room, delivered) in &followed {
+            let Some(r) = self.store.room(*room).await? else { continue };
+            if r.last_seq > *delivered
+                && let Some(m) = self.store.message(*room, r.last_seq).await?
+            {
+                self.hub.deliver(BrokerEvent::Message(m));
+            }
+        }
+        info!(rooms = followed.len(), took_ms = started.elapsed().as_millis() as u64, "resynchronised from the store");
+        Ok(())
+    }
+
+    /// This node's part in cluster presence, until `stop`: publishes its users' presence changes as they
+    /// happen and a heartbeat every third of `ttl`, and forgets nodes not heard from for `ttl`.
+    pub async fn run_presence(self: Arc<Self>, ttl: Duration, stop: tokio_util::sync::CancellationToken) {
+        let mut changes = self.hub.presence_changes(4096);
+        let mut beat = tokio::time::interval(ttl / 3);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(change) = changes.recv() => change,
+                _ = beat.tick() => {
+                    let gone = self.hub.expire_nodes(ttl);
+                    if gone > 0 {
+                        info!(nodes = gone, "nodes stopped sending heartbeats; their users are offline");
+                    }
+                    BrokerEvent::NodeAlive { node: self.hub.node(), users: self.hub.local_users() }
+                }
+            };
+            // The broker queues and retries; its failures are logged there.
+            let _ = self.broker.publish(event).await;
+        }
+    }
+
+    /// Resynchronises (see [`Chat::resync`]) each time `reconnects` changes, until `stop`.
+    pub async fn run_resync(
+        self: Arc<Self>,
+        mut reconnects: tokio::sync::watch::Receiver<u64>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = reconnects.changed() => if r.is_err() { return },
+            }
+            if let Err(e) = self.resync().await {
+                tracing::warn!(error = format!("{:#}", anyhow::Error::new(e)), "resynchronising from the store failed");
+            }
+        }
+    }
+
     /// Closes every connection and stops taking messages: the first step of shutdown. Messages queued
     /// before this are still stored (see `Ingest::close`).
     pub fn close(&self) {

@@ -31,6 +31,23 @@ id_type!(
     RoomId
 );
 
+/// One running Parley process among several sharing a store and a broker; random per start, so a
+/// restarted node is a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub u64);
+
+impl NodeId {
+    pub fn generate() -> Self {
+        NodeId(rand::random())
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// A message's position in its room: 1, 2, 3… with no gaps, assigned by the store.
 pub type Seq = i64;
 

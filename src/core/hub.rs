@@ -12,17 +12,23 @@
 //!   publish can never produce a duplicate. (Only deliveries move that mark, never a store snapshot: a
 //!   message committed but not yet published must still go out.)
 //! - Fan-out holds a read lock; only joins, leaves and (un)registering take the write lock.
+//! - **Presence spans nodes.** A user is online while they have a connection on any node. The hub
+//!   knows its own connections and, from other nodes' `Presence` events and `NodeAlive` heartbeats, who
+//!   is connected elsewhere; it tells local connections only when the cluster-wide answer flips. A node
+//!   whose heartbeats stop is dropped after the node TTL ([`Hub::expire_nodes`]), and its users go
+//!   offline then.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::domain::{Message, Room, RoomId, Seq, SessionId, User, UserId};
+use super::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::broker::{BrokerEvent, BrokerSink};
 
 pub type ConnId = u64;
@@ -133,11 +139,54 @@ struct UserConns {
     announced: bool,
 }
 
+/// A user connected to other nodes: per node, the rooms whose members hear of them.
+struct RemoteUser {
+    profile: User,
+    nodes: HashMap<NodeId, Vec<RoomId>>,
+}
+
+/// Another node: when it was last heard from, and its users.
+struct RemoteNode {
+    seen: Instant,
+    users: HashSet<UserId>,
+}
+
 #[derive(Default)]
 struct State {
     conns: HashMap<ConnId, ConnEntry>,
     rooms: HashMap<RoomId, RoomSubs>,
     users: HashMap<UserId, UserConns>,
+    remote: HashMap<UserId, RemoteUser>,
+    nodes: HashMap<NodeId, RemoteNode>,
+}
+
+impl State {
+    fn online(&self, user: UserId) -> bool {
+        self.users.contains_key(&user) || self.remote.contains_key(&user)
+    }
+
+    /// Records that `user` is (or is no longer) connected to `node`; the presence event for local
+    /// connections when that flips the cluster-wide answer.
+    fn set_remote(&mut self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) -> Option<Arc<Delivery>> {
+        let uid = user.id;
+        let before = self.online(uid);
+        let known = self.nodes.entry(node).or_insert_with(|| RemoteNode { seen: Instant::now(), users: HashSet::new() });
+        if online {
+            known.users.insert(uid);
+            let r = self.remote.entry(uid).or_insert_with(|| RemoteUser { profile: user.clone(), nodes: HashMap::new() });
+            r.profile = user.clone();
+            r.nodes.insert(node, rooms.to_vec());
+        } else {
+            known.users.remove(&uid);
+            if let Some(r) = self.remote.get_mut(&uid) {
+                r.nodes.remove(&node);
+                if r.nodes.is_empty() {
+                    self.remote.remove(&uid);
+                }
+            }
+        }
+        (before != self.online(uid)).then(|| Delivery::new(HubEvent::Presence { user: user.clone(), online: !before }))
+    }
 }
 
 pub struct Hub {
@@ -145,6 +194,9 @@ pub struct Hub {
     next_id: AtomicU64,
     queue_len: usize,
     closing: CancellationToken,
+    node: NodeId,
+    /// Where this node's own presence changes go, for other nodes (see [`Hub::presence_changes`]).
+    changes: OnceLock<mpsc::Sender<BrokerEvent>>,
 }
 
 /// A registered connection. Dropping it unregisters the connection from the hub.
@@ -162,13 +214,136 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    pub fn new(queue_len: usize) -> Arc<Self> {
+    pub fn new(queue_len: usize, node: NodeId) -> Arc<Self> {
         Arc::new(Hub {
             state: RwLock::new(State::default()),
             next_id: AtomicU64::new(1),
             queue_len: queue_len.max(1),
             closing: CancellationToken::new(),
+            node,
+            changes: OnceLock::new(),
         })
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// This node's presence changes (a user's first connection here, their last one gone), as events to
+    /// publish to other nodes. At most `cap` wait; past that they are dropped, and the next heartbeat
+    /// ([`Hub::local_users`]) repairs the picture. Call once.
+    pub fn presence_changes(&self, cap: usize) -> mpsc::Receiver<BrokerEvent> {
+        let (tx, rx) = mpsc::channel(cap.max(1));
+        let _ = self.changes.set(tx);
+        rx
+    }
+
+    fn presence_changed(&self, user: &User, rooms: &HashSet<RoomId>, online: bool) {
+        if let Some(tx) = self.changes.get() {
+            let rooms = rooms.iter().copied().collect();
+            let _ = tx.try_send(BrokerEvent::Presence { node: self.node, user: user.clone(), rooms, online });
+        }
+    }
+
+    /// The users connected to this node, with the rooms their connections follow: this node's heartbeat.
+    pub fn local_users(&self) -> Vec<(User, Vec<RoomId>)> {
+        let st = self.state.read();
+        st.users
+            .values()
+            .filter(|u| u.announced)
+            .filter_map(|u| {
+                let mut rooms = HashSet::new();
+                let mut profile = None;
+                for c in u.conns.iter().filter_map(|id| st.conns.get(id)) {
+                    rooms.extend(c.rooms.iter().copied());
+                    profile = Some(c.profile.clone());
+                }
+                Some((profile?, rooms.into_iter().collect()))
+            })
+            .collect()
+    }
+
+    /// Forgets nodes not heard from for `ttl`: their users go offline (where not connected elsewhere).
+    pub fn expire_nodes(&self, ttl: Duration) -> usize {
+        let mut st = self.state.write();
+        let gone: Vec<NodeId> = st.nodes.iter().filter(|(_, n)| n.seen.elapsed() > ttl).map(|(id, _)| *id).collect();
+        for node in &gone {
+            let users = st.nodes.get(node).map(|n| n.users.clone()).unwrap_or_default();
+            for uid in users {
+                let Some((profile, rooms)) =
+                    st.remote.get(&uid).map(|r| (r.profile.clone(), r.nodes.get(node).cloned().unwrap_or_default()))
+                else {
+                    continue;
+                };
+                if let Some(d) = st.set_remote(*node, &profile, &rooms, false) {
+                    Self::best_effort(&st, rooms.iter(), Some(uid), &d);
+                }
+            }
+            st.nodes.remove(node);
+        }
+        gone.len()
+    }
+
+    fn remote_presence(&self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) {
+        if node == self.node {
+            return;
+        }
+        let mut st = self.state.write();
+        if let Some(d) = st.set_remote(node, user, rooms, online) {
+            Self::best_effort(&st, rooms.iter(), Some(user.id), &d);
+        }
+    }
+
+    fn node_alive(&self, node: NodeId, users: &[(User, Vec<RoomId>)]) {
+        if node == self.node {
+            return;
+        }
+        let mut st = self.state.write();
+        let before = st.nodes.get(&node).map(|n| n.users.clone()).unwrap_or_default();
+        for (user, rooms) in users {
+            if let Some(d) = st.set_remote(node, user, rooms, true) {
+                Self::best_effort(&st, rooms.iter(), Some(user.id), &d);
+            }
+        }
+        let now: HashSet<UserId> = users.iter().map(|(u, _)| u.id).collect();
+        for uid in before.difference(&now) {
+            let Some((profile, rooms)) =
+                st.remote.get(uid).map(|r| (r.profile.clone(), r.nodes.get(&node).cloned().unwrap_or_default()))
+            else {
+                continue;
+            };
+            if let Some(d) = st.set_remote(node, &profile, &rooms, false) {
+                Self::best_effort(&st, rooms.iter(), Some(*uid), &d);
+            }
+        }
+        if let Some(n) = st.nodes.get_mut(&node) {
+            n.seen = Instant::now();
+        }
+    }
+
+    /// The rooms followed here, each with the last `seq` delivered (for resynchronising).
+    pub fn followed_rooms(&self) -> Vec<(RoomId, Seq)> {
+        let st = self.state.read();
+        st.rooms.iter().filter(|(_, r)| !r.subs.is_empty()).map(|(id, r)| (*id, r.last_seq.load(Ordering::Acquire))).collect()
+    }
+
+    /// Each locally connected user with the rooms their connections follow.
+    pub fn local_memberships(&self) -> Vec<(UserId, HashSet<RoomId>)> {
+        let st = self.state.read();
+        st.users
+            .iter()
+            .map(|(uid, u)| {
+                let rooms = u.conns.iter().filter_map(|id| st.conns.get(id)).flat_map(|c| c.rooms.iter().copied()).collect();
+                (*uid, rooms)
+            })
+            .collect()
+    }
+
+    /// The sessions with a live connection here.
+    pub fn sessions(&self) -> Vec<SessionId> {
+        let st = self.state.read();
+        let set: HashSet<&SessionId> = st.conns.values().map(|c| &c.session).collect();
+        set.into_iter().cloned().collect()
     }
 
     /// Registers a connection of `user` under `session`, following no room yet (see [`Hub::follow`]).
@@ -214,8 +389,11 @@ impl Hub {
             let announced = uc.announced;
             st.users.remove(&entry.profile.id);
             if announced {
-                let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
-                Self::best_effort(&st, entry.rooms.iter(), None, &d);
+                if !st.online(entry.profile.id) {
+                    let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
+                    Self::best_effort(&st, entry.rooms.iter(), None, &d);
+                }
+                self.presence_changed(&entry.profile, &entry.rooms, false);
             }
         }
     }
@@ -230,14 +408,18 @@ impl Hub {
         if std::mem::replace(&mut uc.announced, true) {
             return;
         }
+        self.presence_changed(&profile, &rooms, true);
+        if st.remote.contains_key(&user) {
+            return; // online elsewhere already: nothing changes for others
+        }
         let d = Delivery::new(HubEvent::Presence { user: profile, online: true });
         Self::best_effort(&st, rooms.iter(), Some(user), &d);
     }
 
-    /// Which of `users` have a live connection on this node.
+    /// Which of `users` have a live connection on this node or, as far as this node has heard, another.
     pub fn online(&self, users: impl IntoIterator<Item = UserId>) -> HashSet<UserId> {
         let st = self.state.read();
-        users.into_iter().filter(|u| st.users.contains_key(u)).collect()
+        users.into_iter().filter(|u| st.online(*u)).collect()
     }
 
     /// Delivers `d` once to every connection following any of `rooms` (except `skip_user`'s), only where
@@ -403,6 +585,8 @@ impl BrokerSink for Hub {
                 let d = Delivery::new(HubEvent::Typing { room, user });
                 Self::best_effort(&self.state.read(), std::iter::once(&room), Some(uid), &d);
             }
+            BrokerEvent::Presence { node, user, rooms, online } => self.remote_presence(node, &user, &rooms, online),
+            BrokerEvent::NodeAlive { node, users } => self.node_alive(node, &users),
         }
     }
 }
@@ -454,7 +638,7 @@ mod tests {
 
     #[tokio::test]
     async fn fan_out_reaches_followers_once_in_order() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, NodeId(1));
         let mut a = hub.register(&user(1), SessionId("s1".into()));
         hub.follow(a.id, &[room(1)]);
         let mut b = hub.register(&user(2), SessionId("s2".into()));
@@ -479,7 +663,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_closes_only_that_connection() {
-        let hub = Hub::new(2);
+        let hub = Hub::new(2, NodeId(1));
         let slow = hub.register(&user(1), SessionId("s1".into()));
         hub.follow(slow.id, &[room(1)]);
         let mut fast = hub.register(&user(2), SessionId("s2".into()));
@@ -495,7 +679,7 @@ mod tests {
 
     #[tokio::test]
     async fn joins_leaves_and_session_end_reach_every_connection_of_the_user() {
-        let hub = Hub::new(8);
+        let hub = Hub::new(8, NodeId(1));
         let mut c1 = hub.register(&user(1), SessionId("s1".into()));
         let mut c2 = hub.register(&user(1), SessionId("s2".into()));
         hub.deliver(BrokerEvent::Joined { room: room(7), user: UserId(1) });

@@ -24,6 +24,18 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// For a node run as the real binary (see [`spawn_binary`]).
+    process: Option<Process>,
+}
+
+/// A server process, killed when dropped so that a failing test leaves nothing running.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Flags every test server gets: cheap password hashing, a fresh data directory.
@@ -65,7 +77,39 @@ pub async fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
     let handle = tokio::spawn(parley::server::run(config, listeners, async move {
         let _ = stopped.await;
     }));
-    TestApp { addr, tcp_addr, http: reqwest::Client::new(), dir, stop: Some(stop), handle: Some(handle) }
+    TestApp { addr, tcp_addr, http: reqwest::Client::new(), dir, stop: Some(stop), handle: Some(handle), process: None }
+}
+
+/// Runs the real `parley` binary (so it can be SIGKILLed) with the test flags plus `extra`; its TCP
+/// line port is off.
+pub fn spawn_binary(extra: &[&str]) -> TestApp {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = base_flags(dir.path());
+    let tcp = flags.iter().position(|f| f == "--tcp-listen").unwrap();
+    flags[tcp + 1] = "off".to_owned();
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .arg("serve")
+        .args(flags)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let process = Process(child);
+    let start = line.find("http://").unwrap_or_else(|| panic!("the server prints its URL, got {line:?}")) + 7;
+    let addr: SocketAddr = line[start..].split('/').next().unwrap().parse().unwrap();
+    TestApp {
+        addr,
+        tcp_addr: addr,
+        http: reqwest::Client::new(),
+        dir,
+        stop: None,
+        handle: None,
+        process: Some(process),
+    }
 }
 
 impl TestApp {
@@ -145,6 +189,11 @@ impl TestApp {
         let mut req = format!("ws://{}{}", self.addr, path_and_query).into_client_request().unwrap();
         req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("parley.v1"));
         tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    }
+
+    /// SIGKILLs a node started with [`spawn_binary`].
+    pub fn kill(&mut self) {
+        drop(self.process.take().expect("a node run as a process"));
     }
 
     /// Runs the shutdown protocol and waits for it to finish.

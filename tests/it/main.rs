@@ -3,6 +3,7 @@
 mod harness;
 
 mod accounts;
+mod cluster;
 mod durability;
 mod everyday;
 mod messaging;
