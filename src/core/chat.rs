@@ -635,3 +635,71 @@ fn group_only(room: &Room) -> Result<()> {
         RoomKind::Direct => Err(Error::Forbidden("not possible in a direct conversation")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::BrokerSink;
+    use crate::broker::local::LocalBroker;
+    use crate::core::hub::HubEvent;
+    use crate::store::memory::MemoryStore;
+
+    fn chat(store: DynStore) -> Chat {
+        let broker: DynBroker = Arc::new(LocalBroker::new());
+        let hub = Hub::new(64, NodeId(1));
+        broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+        let (ingest, _writer) = Ingest::start(store.clone(), broker.clone(), 16, 16);
+        let credentials = Credentials {
+            passwords: Passwords::new(1024, 1).unwrap(),
+            tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)),
+            throttle: LoginThrottle::new(5),
+        };
+        Chat::new(store, broker, hub, ingest, credentials, Limits { max_message_bytes: 4096 })
+    }
+
+    async fn user(store: &DynStore, name: &str) -> User {
+        let display = DisplayName::parse(name).unwrap();
+        store.create_user(&Username::parse(name).unwrap(), &display, "unused").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn resync_recovers_messages_memberships_and_sessions_the_broker_lost() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let chat = chat(store.clone());
+        let (owner, bob) = (user(&store, "owner").await, user(&store, "bob").await);
+        let room = store.create_room(&RoomName::parse("quiet").unwrap(), Visibility::Public, owner.id).await.unwrap();
+        store.add_member(room.id, bob.id, Role::Member).await.unwrap();
+        let session =
+            Session { id: SessionId::generate(), user: bob.id, expires_at: now_millis() + 60_000, revoked: false };
+        store.create_session(&session).await.unwrap();
+        let who = Identity { user: bob.clone(), session: session.id.clone() };
+        let (mut reg, _) = chat.connect(&who).await.unwrap();
+
+        // Each change below reaches only the store, as when the broker's events were lost.
+        let msg = NewMessage {
+            room: room.id,
+            kind: MessageKind::Text,
+            sender: owner.clone(),
+            target: None,
+            body: "while you were away".into(),
+            client_id: None,
+            mentions: vec![],
+            ts: now_millis(),
+        };
+        let stored = store.append(&[msg.clone(), msg]).await.unwrap();
+        assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
+        chat.resync().await.unwrap();
+        let d = reg.rx.try_recv().expect("the room's latest message is handed to the connection");
+        let Appended::Stored(latest) = &stored[1] else { panic!("stored") };
+        assert!(matches!(&d.event, HubEvent::Message(m) if m.seq == latest.seq));
+        assert!(reg.rx.try_recv().is_err(), "the connection's feed fills the gap before it, not the hub");
+
+        store.remove_member(room.id, bob.id).await.unwrap();
+        chat.resync().await.unwrap();
+        assert!(matches!(reg.rx.try_recv().map(|d| matches!(d.event, HubEvent::Left(r) if r == room.id)), Ok(true)));
+
+        store.revoke_session(&session.id).await.unwrap();
+        chat.resync().await.unwrap();
+        assert_eq!(reg.ctl.reason(), Some(CloseReason::SessionEnded));
+    }
+}

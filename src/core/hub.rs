@@ -170,10 +170,12 @@ impl State {
     fn set_remote(&mut self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) -> Option<Arc<Delivery>> {
         let uid = user.id;
         let before = self.online(uid);
-        let known = self.nodes.entry(node).or_insert_with(|| RemoteNode { seen: Instant::now(), users: HashSet::new() });
+        let known =
+            self.nodes.entry(node).or_insert_with(|| RemoteNode { seen: Instant::now(), users: HashSet::new() });
         if online {
             known.users.insert(uid);
-            let r = self.remote.entry(uid).or_insert_with(|| RemoteUser { profile: user.clone(), nodes: HashMap::new() });
+            let r =
+                self.remote.entry(uid).or_insert_with(|| RemoteUser { profile: user.clone(), nodes: HashMap::new() });
             r.profile = user.clone();
             r.nodes.insert(node, rooms.to_vec());
         } else {
@@ -324,7 +326,11 @@ impl Hub {
     /// The rooms followed here, each with the last `seq` delivered (for resynchronising).
     pub fn followed_rooms(&self) -> Vec<(RoomId, Seq)> {
         let st = self.state.read();
-        st.rooms.iter().filter(|(_, r)| !r.subs.is_empty()).map(|(id, r)| (*id, r.last_seq.load(Ordering::Acquire))).collect()
+        st.rooms
+            .iter()
+            .filter(|(_, r)| !r.subs.is_empty())
+            .map(|(id, r)| (*id, r.last_seq.load(Ordering::Acquire)))
+            .collect()
     }
 
     /// Each locally connected user with the rooms their connections follow.
@@ -333,7 +339,8 @@ impl Hub {
         st.users
             .iter()
             .map(|(uid, u)| {
-                let rooms = u.conns.iter().filter_map(|id| st.conns.get(id)).flat_map(|c| c.rooms.iter().copied()).collect();
+                let rooms =
+                    u.conns.iter().filter_map(|id| st.conns.get(id)).flat_map(|c| c.rooms.iter().copied()).collect();
                 (*uid, rooms)
             })
             .collect()
@@ -634,6 +641,60 @@ mod tests {
             HubEvent::Message(m) => m.seq,
             other => panic!("not a message: {other:?}"),
         }
+    }
+
+    fn presence_of(rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Vec<(i64, bool)> {
+        let mut out = Vec::new();
+        while let Ok(d) = rx.try_recv() {
+            if let HubEvent::Presence { user, online } = &d.event {
+                out.push((user.id.0, *online));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn presence_is_cluster_wide_and_a_silent_node_expires() {
+        let (one, two) = (Hub::new(16, NodeId(1)), Hub::new(16, NodeId(2)));
+        let mut from_two = two.presence_changes(16);
+        let watcher = one.register(&user(1), SessionId("w".into()));
+        one.follow(watcher.id, &[room(7)]);
+        one.announce_online(watcher.id);
+        let mut w = watcher;
+
+        // User 2 connects to node two: node one's watcher hears it once, from node two's change event.
+        let r2 = two.register(&user(2), SessionId("s2".into()));
+        two.follow(r2.id, &[room(7)]);
+        two.announce_online(r2.id);
+        let change = from_two.try_recv().unwrap();
+        one.deliver(change.clone());
+        one.deliver(change);
+        assert_eq!(presence_of(&mut w.rx), vec![(2, true)]);
+        assert!(one.online([UserId(2)]).contains(&UserId(2)));
+
+        // User 2 also connects to node one and leaves it: still online (on node two), so no event.
+        let local = one.register(&user(2), SessionId("s3".into()));
+        one.follow(local.id, &[room(7)]);
+        one.announce_online(local.id);
+        drop(local);
+        assert_eq!(presence_of(&mut w.rx), vec![]);
+
+        // Node two's heartbeat lists user 2; then node two goes silent and expires.
+        one.deliver(BrokerEvent::NodeAlive { node: NodeId(2), users: two.local_users() });
+        assert_eq!(one.expire_nodes(Duration::from_secs(60)), 0);
+        assert_eq!(presence_of(&mut w.rx), vec![]);
+        assert_eq!(one.expire_nodes(Duration::ZERO), 1);
+        assert_eq!(presence_of(&mut w.rx), vec![(2, false)]);
+        assert!(one.online([UserId(2)]).is_empty());
+
+        // A heartbeat brings it back; one without the user takes it away again.
+        one.deliver(BrokerEvent::NodeAlive { node: NodeId(2), users: two.local_users() });
+        one.deliver(BrokerEvent::NodeAlive { node: NodeId(2), users: vec![] });
+        assert_eq!(presence_of(&mut w.rx), vec![(2, true), (2, false)]);
+
+        // A node ignores its own events.
+        one.deliver(BrokerEvent::NodeAlive { node: NodeId(1), users: two.local_users() });
+        assert_eq!(presence_of(&mut w.rx), vec![]);
     }
 
     #[tokio::test]

@@ -95,8 +95,10 @@ async fn send_acked(ws: &mut Ws, room: i64, tag: &str, from: usize, n: usize) ->
     let mut acked = Vec::with_capacity(n);
     for window in (from..from + n).collect::<Vec<_>>().chunks(25) {
         for i in window {
-            ws.send(json!({"type": "send", "room": room, "body": format!("{tag}{i}"), "client_id": format!("{tag}{i}")}))
-                .await;
+            ws.send(
+                json!({"type": "send", "room": room, "body": format!("{tag}{i}"), "client_id": format!("{tag}{i}")}),
+            )
+            .await;
         }
         let mut got = 0;
         while got < window.len() {
