@@ -39,6 +39,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
+    /// Node the receiving (non-sender) connections use [default: --url]. With two nodes sharing one
+    /// Redis, every delivery then crosses the broker.
+    #[arg(long)]
+    pub receiver_url: Option<String>,
+
     /// Scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::Load)]
     pub scenario: Scenario,

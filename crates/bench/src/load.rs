@@ -165,6 +165,7 @@ const PHASE_HOLD: u8 = 3;
 struct Ctx {
     shared: Arc<Shared>,
     target: Target,
+    receiver_target: Target,
     opts: WsOpts,
     layout: Layout,
     room_ids: Vec<u64>,
@@ -217,7 +218,8 @@ async fn conn_task(
     };
     let t = Instant::now();
     let r = if permit.is_some() {
-        open_ws(&ctx.target, &token, source, &ctx.opts).await
+        let target = if matches!(role, Role::Sender(_)) { &ctx.target } else { &ctx.receiver_target };
+        open_ws(target, &token, source, &ctx.opts).await
     } else {
         Err(anyhow::anyhow!("cancelled"))
     };
@@ -475,9 +477,14 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
         read_buffer: args.read_buffer.unwrap_or(if idle { 4096 } else { 64 * 1024 }),
         timeout: Duration::from_secs_f64(args.connect_timeout.max(0.1)),
     };
+    let receiver_target = match &args.receiver_url {
+        Some(url) => Target::parse(url).await?,
+        None => target.clone(),
+    };
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
         target,
+        receiver_target,
         opts,
         layout: layout.clone(),
         room_ids: pop.room_ids.clone(),
