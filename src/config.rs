@@ -88,6 +88,39 @@ pub struct Config {
     #[arg(long, env = "PARLEY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 
+    /// Messages a user may send per second, across all their connections and transports.
+    #[arg(long, env = "PARLEY_MESSAGES_PER_SEC", default_value_t = 100.0)]
+    pub messages_per_sec: f64,
+
+    /// Messages a user may send in a burst above `--messages-per-sec`.
+    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 1000.0)]
+    pub message_burst: f64,
+
+    /// Login and registration attempts allowed per client IP address per minute.
+    #[arg(long, env = "PARLEY_AUTH_PER_MINUTE", default_value_t = 120.0)]
+    pub auth_per_minute: f64,
+
+    /// Login and registration attempts a client IP address may make in a burst.
+    #[arg(long, env = "PARLEY_AUTH_BURST", default_value_t = 100.0)]
+    pub auth_burst: f64,
+
+    /// Live connections (WebSocket, SSE and TCP together) one user may hold.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_USER", default_value_t = 32)]
+    pub max_connections_per_user: usize,
+
+    /// Live connections (WebSocket, SSE and TCP together) the server holds at most.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// TLS certificate chain (PEM). With `--tls-key`, HTTP becomes HTTPS/WSS and the TCP line
+    /// protocol is TLS.
+    #[arg(long, env = "PARLEY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PARLEY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log output format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -4,15 +4,17 @@
 //! call one method here; they never touch the store or the broker themselves. Rules that must hold on
 //! every transport (who may see a private room, what a message may contain) live here, once.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::domain::*;
-use super::error::{Error, Result};
+use super::error::{Error, Limit, Result};
 use super::hub::{CloseReason, Hub, Registration};
 use super::ingest::{Ingest, Queued};
+use super::limits::{Admission, Buckets, Connections, Rate, Transport};
 use super::typing::TypingTracker;
 use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::{BrokerEvent, DynBroker};
@@ -22,6 +24,13 @@ use crate::store::{DynStore, Session};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: usize,
+    /// Messages per user (every transport shares one bucket per user).
+    pub messages: Rate,
+    /// Login and registration attempts per client address.
+    pub auth: Rate,
+    /// Live connections (WebSocket, SSE, TCP) per user and in total.
+    pub connections_per_user: usize,
+    pub connections_total: usize,
 }
 
 /// Who is asking: a user and the session their token is bound to.
@@ -45,6 +54,7 @@ pub struct Ack {
 pub struct PendingSend {
     room: RoomId,
     waiting: Queued,
+    submitted: Instant,
 }
 
 pub struct LoginOk {
@@ -62,6 +72,9 @@ pub struct Chat {
     tokens: Tokens,
     throttle: LoginThrottle,
     typing: TypingTracker,
+    message_rate: Buckets<UserId>,
+    auth_rate: Buckets<IpAddr>,
+    connections: Arc<Connections>,
     pub limits: Limits,
 }
 
@@ -82,7 +95,32 @@ impl Chat {
         limits: Limits,
     ) -> Self {
         let Credentials { passwords, tokens, throttle } = credentials;
-        Chat { store, broker, hub, ingest, passwords, tokens, throttle, typing: TypingTracker::default(), limits }
+        Chat {
+            store,
+            broker,
+            hub,
+            ingest,
+            passwords,
+            tokens,
+            throttle,
+            typing: TypingTracker::default(),
+            message_rate: Buckets::new(limits.messages, Limit::Messages),
+            auth_rate: Buckets::new(limits.auth, Limit::Auth),
+            connections: Connections::new(limits.connections_per_user, limits.connections_total),
+            limits,
+        }
+    }
+
+    /// Counts a login or registration attempt from `peer`; refused past the per-address rate. Transports
+    /// call it before [`Chat::login`] / [`Chat::register`] (the core does not know addresses otherwise).
+    pub fn auth_attempt(&self, peer: IpAddr) -> Result<()> {
+        self.auth_rate.take(peer, Instant::now())
+    }
+
+    /// A place for a new live connection of `who`, under the per-user and total caps. Hold it for the
+    /// connection's life.
+    pub fn admit(&self, who: &Identity, transport: Transport) -> Result<Admission> {
+        self.connections.admit(who.user.id, transport)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -413,6 +451,9 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<PendingSend> {
+        // One bucket per user, whatever the transport; checked before any work is done.
+        let submitted = Instant::now();
+        self.message_rate.take(who.user.id, submitted)?;
         let room = match r {
             RoomRef::Id(id) => *id,
             RoomRef::Name(_) => self.visible_room(who, r).await?.0.id,
@@ -429,7 +470,9 @@ impl Chat {
             mentions,
             ts: now_millis(),
         };
-        Ok(PendingSend { room, waiting: self.ingest.enqueue(msg).await? })
+        let waiting = self.ingest.enqueue(msg).await?;
+        metrics::counter!("parley_messages_received_total").increment(1);
+        Ok(PendingSend { room, waiting, submitted })
     }
 
     /// Members of `room` named by `@username` in `body`. Costs a lookup only when there is an `@`.
@@ -457,6 +500,7 @@ impl Chat {
                 return Err(Error::NotAMember);
             }
         };
+        metrics::histogram!("parley_ack_latency_seconds").record(pending.submitted.elapsed().as_secs_f64());
         Ok(Ack { room: m.room, seq: m.seq, ts: m.ts, client_id: m.client_id.clone(), duplicate })
     }
 

@@ -323,6 +323,9 @@ impl Hub {
         if ids.is_empty() {
             return;
         }
+        if reason == CloseReason::TooSlow {
+            metrics::counter!("parley_slow_client_disconnects_total").increment(ids.len() as u64);
+        }
         {
             let st = self.state.read();
             for id in ids {

@@ -6,6 +6,7 @@ mod accounts;
 mod durability;
 mod everyday;
 mod messaging;
+mod production;
 mod rooms;
 mod transports;
 mod websocket;
