@@ -93,7 +93,7 @@ pub struct Config {
     pub messages_per_sec: f64,
 
     /// Messages a user may send in a burst above `--messages-per-sec`.
-    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 1000.0)]
+    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 5000.0)]
     pub message_burst: f64,
 
     /// Login and registration attempts allowed per client IP address per minute.

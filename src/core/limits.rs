@@ -31,15 +31,22 @@ struct Bucket {
 pub struct Buckets<K> {
     rate: Rate,
     limit: Limit,
-    map: Mutex<HashMap<K, Bucket>>,
+    map: Mutex<Keyed<K>>,
 }
 
-/// Keys kept before full buckets are swept out.
+struct Keyed<K> {
+    buckets: HashMap<K, Bucket>,
+    /// Size at which full buckets are next swept out; doubles past the live keys, so a sweep's cost is
+    /// spread over as many insertions.
+    sweep_at: usize,
+}
+
+/// Keys kept before the first sweep.
 const SWEEP_AT: usize = 4096;
 
 impl<K: Hash + Eq + Copy> Buckets<K> {
     pub fn new(rate: Rate, limit: Limit) -> Self {
-        Buckets { rate, limit, map: Mutex::new(HashMap::new()) }
+        Buckets { rate, limit, map: Mutex::new(Keyed { buckets: HashMap::new(), sweep_at: SWEEP_AT }) }
     }
 
     /// Takes one token for `key`, or says how long until one is available.
@@ -47,10 +54,13 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
         let Rate { per_sec, burst } = self.rate;
         let burst = burst.max(1.0);
         let mut map = self.map.lock();
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst);
+        let Keyed { buckets, sweep_at } = &mut *map;
+        if buckets.len() >= *sweep_at {
+            // A full bucket is the same as no bucket: forget it.
+            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst);
+            *sweep_at = (buckets.len() * 2).max(SWEEP_AT);
         }
-        let b = map.entry(key).or_insert(Bucket { tokens: burst, at: now });
+        let b = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
         b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec).min(burst);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -188,6 +198,18 @@ mod tests {
         // Half a second refills one token at 2/s.
         b.take(1u8, t0 + Duration::from_millis(500)).unwrap();
         assert!(b.take(1u8, t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let b = Buckets::new(Rate { per_sec: 1.0, burst: 2.0 }, Limit::Auth);
+        let t0 = Instant::now();
+        for k in 0..SWEEP_AT as u32 {
+            b.take(k, t0).unwrap();
+        }
+        // Two seconds later every bucket is full again; the next new key sweeps them out.
+        b.take(u32::MAX, t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(b.map.lock().buckets.len(), 1);
     }
 
     #[test]
