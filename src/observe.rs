@@ -52,6 +52,10 @@ fn describe() {
     describe_histogram!("parley_store_append_seconds", Unit::Seconds, "Storing one batch of messages.");
     describe_histogram!("parley_broker_publish_seconds", Unit::Seconds, "Publishing one stored message to the broker.");
     describe_counter!("parley_slow_client_disconnects_total", "Connections closed because their queue overflowed.");
+    describe_counter!(
+        "parley_ephemeral_dropped_total",
+        "Typing and presence events not queued because a connection's queue was half full."
+    );
     describe_counter!("parley_rate_limited_total", "Requests refused by an abuse limit, by limit.");
     describe_gauge!("parley_jobs_queued", "Background jobs waiting to run.");
     // Series that should show from the start, at zero.
@@ -62,6 +66,7 @@ fn describe() {
     metrics::counter!("parley_messages_received_total").increment(0);
     metrics::counter!("parley_messages_delivered_total").increment(0);
     metrics::counter!("parley_slow_client_disconnects_total").increment(0);
+    metrics::counter!("parley_ephemeral_dropped_total").increment(0);
     metrics::gauge!("parley_jobs_queued").set(0.0);
 }
 

@@ -114,7 +114,7 @@ impl Chat {
     /// Counts a login or registration attempt from `peer`; refused past the per-address rate. Transports
     /// call it before [`Chat::login`] / [`Chat::register`] (the core does not know addresses otherwise).
     pub fn auth_attempt(&self, peer: IpAddr) -> Result<()> {
-        self.auth_rate.take(peer, Instant::now())
+        self.auth_rate.take(address_key(peer), Instant::now())
     }
 
     /// A place for a new live connection of `who`, under the per-user and total caps. Hold it for the
@@ -594,9 +594,35 @@ impl Chat {
     }
 }
 
+/// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one host usually holds a whole
+/// /64, so single addresses would be free to rotate).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 fn group_only(room: &Room) -> Result<()> {
     match room.kind {
         RoomKind::Group => Ok(()),
         RoomKind::Direct => Err(Error::Forbidden("not possible in a direct conversation")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_key;
+
+    #[test]
+    fn addresses_are_limited_per_host() {
+        let k = |s: &str| address_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
     }
 }

@@ -64,6 +64,19 @@ impl MakeRequestId for RandomId {
     }
 }
 
+/// An `x-request-id` from outside is kept only if it is short and plain (it goes into every log line of
+/// the request); otherwise it is replaced by a fresh one.
+fn plain_request_id(v: &HeaderValue) -> bool {
+    (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+async fn drop_odd_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    if req.headers().get("x-request-id").is_some_and(|v| !plain_request_id(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
 /// The span every request runs in: the path only (queries may hold tokens), and the request id.
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -130,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(RandomId))
+        .layer(axum::middleware::map_request(drop_odd_request_id))
         .with_state(state)
 }
 
@@ -227,7 +241,16 @@ async fn metrics() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::{HeaderValue, origin_allowed, plain_request_id};
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(plain_request_id(&HeaderValue::from_static("from-proxy-42")));
+        assert!(plain_request_id(&HeaderValue::from_static("0b5c1f2e:trace_1.2")));
+        assert!(!plain_request_id(&HeaderValue::from_static("")));
+        assert!(!plain_request_id(&HeaderValue::from_static("has space")));
+        assert!(!plain_request_id(&HeaderValue::from_str(&"x".repeat(65)).unwrap()));
+    }
 
     #[test]
     fn origins_are_same_or_listed() {
