@@ -75,6 +75,9 @@ pub struct Chat {
     message_rate: Buckets<UserId>,
     auth_rate: Buckets<IpAddr>,
     connections: Arc<Connections>,
+    /// Metric handles, resolved once (the recorder is installed before a node starts).
+    received: metrics::Counter,
+    ack_latency: metrics::Histogram,
     pub limits: Limits,
 }
 
@@ -107,6 +110,8 @@ impl Chat {
             message_rate: Buckets::new(limits.messages, Limit::Messages),
             auth_rate: Buckets::new(limits.auth, Limit::Auth),
             connections: Connections::new(limits.connections_per_user, limits.connections_total),
+            received: metrics::counter!("parley_messages_received_total"),
+            ack_latency: metrics::histogram!("parley_ack_latency_seconds"),
             limits,
         }
     }
@@ -471,7 +476,7 @@ impl Chat {
             ts: now_millis(),
         };
         let waiting = self.ingest.enqueue(msg).await?;
-        metrics::counter!("parley_messages_received_total").increment(1);
+        self.received.increment(1);
         Ok(PendingSend { room, waiting, submitted })
     }
 
@@ -500,7 +505,7 @@ impl Chat {
                 return Err(Error::NotAMember);
             }
         };
-        metrics::histogram!("parley_ack_latency_seconds").record(pending.submitted.elapsed().as_secs_f64());
+        self.ack_latency.record(pending.submitted.elapsed().as_secs_f64());
         Ok(Ack { room: m.room, seq: m.seq, ts: m.ts, client_id: m.client_id.clone(), duplicate })
     }
 
