@@ -140,6 +140,22 @@ impl Config {
         Wrap::try_parse_from(args).map(|w| w.c)
     }
 
+    /// Refuses settings that parse but make no sense (negative or non-finite rates).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--messages-per-sec", self.messages_per_sec),
+            ("--message-burst", self.message_burst),
+            ("--auth-per-minute", self.auth_per_minute),
+            ("--auth-burst", self.auth_burst),
+            ("--tcp-lines-per-sec", self.tcp_lines_per_sec),
+        ] {
+            anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a finite number ≥ 0 (got {v})");
+        }
+        anyhow::ensure!(self.max_connections >= 1, "--max-connections must be at least 1");
+        anyhow::ensure!(self.max_connections_per_user >= 1, "--max-connections-per-user must be at least 1");
+        Ok(())
+    }
+
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs.max(1))
     }
@@ -148,5 +164,19 @@ impl Config {
     }
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn nonsense_rates_are_refused() {
+        assert!(Config::from_flags(["--messages-per-sec", "5"]).unwrap().validate().is_ok());
+        for bad in [vec!["--messages-per-sec", "NaN"], vec!["--auth-burst=-1"], vec!["--tcp-lines-per-sec", "inf"]] {
+            assert!(Config::from_flags(bad.clone()).unwrap().validate().is_err(), "{bad:?}");
+        }
+        assert!(Config::from_flags(["--tls-cert", "c.pem"]).is_err(), "a certificate needs its key");
     }
 }

@@ -129,3 +129,18 @@ impl Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unreadable_or_mismatched_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = super::acceptor(&missing, &missing).err().expect("refused");
+        assert!(format!("{e:#}").contains("TLS certificate"), "{e:#}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not pem").unwrap();
+        let e = super::acceptor(&junk, &junk).err().expect("refused");
+        assert!(format!("{e:#}").contains("junk.pem"), "{e:#}");
+    }
+}
