@@ -21,8 +21,11 @@ trap stop_server EXIT
 
 start_server() { # extra flags…
   local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
+  # The load generator is one address driving thousands of users far past the default abuse limits.
   taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen off --data-dir "$data" \
-    --argon2-memory-kib 1024 --argon2-iterations 1 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
+    --argon2-memory-kib 1024 --argon2-iterations 1 \
+    --messages-per-sec 1000000 --message-burst 1000000 --auth-per-minute 10000000 --auth-burst 1000000 \
+    --max-connections 100000 --max-connections-per-user 100000 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     URL="$(grep -o 'http://[0-9.:]*' "$OUT/server.out" | head -1 || true)"

@@ -102,6 +102,39 @@ pub struct Config {
     #[arg(long, env = "PARLEY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 
+    /// Messages a user may send per second, across all their connections and transports.
+    #[arg(long, env = "PARLEY_MESSAGES_PER_SEC", default_value_t = 100.0)]
+    pub messages_per_sec: f64,
+
+    /// Messages a user may send in a burst above `--messages-per-sec`.
+    #[arg(long, env = "PARLEY_MESSAGE_BURST", default_value_t = 5000.0)]
+    pub message_burst: f64,
+
+    /// Login and registration attempts allowed per client IP address per minute.
+    #[arg(long, env = "PARLEY_AUTH_PER_MINUTE", default_value_t = 120.0)]
+    pub auth_per_minute: f64,
+
+    /// Login and registration attempts a client IP address may make in a burst.
+    #[arg(long, env = "PARLEY_AUTH_BURST", default_value_t = 100.0)]
+    pub auth_burst: f64,
+
+    /// Live connections (WebSocket, SSE and TCP together) one user may hold.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_USER", default_value_t = 32)]
+    pub max_connections_per_user: usize,
+
+    /// Live connections (WebSocket, SSE and TCP together) the server holds at most.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// TLS certificate chain (PEM). With `--tls-key`, HTTP becomes HTTPS/WSS and the TCP line
+    /// protocol is TLS.
+    #[arg(long, env = "PARLEY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PARLEY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log output format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -121,6 +154,22 @@ impl Config {
         Wrap::try_parse_from(args).map(|w| w.c)
     }
 
+    /// Refuses settings that parse but make no sense (negative or non-finite rates).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--messages-per-sec", self.messages_per_sec),
+            ("--message-burst", self.message_burst),
+            ("--auth-per-minute", self.auth_per_minute),
+            ("--auth-burst", self.auth_burst),
+            ("--tcp-lines-per-sec", self.tcp_lines_per_sec),
+        ] {
+            anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a finite number ≥ 0 (got {v})");
+        }
+        anyhow::ensure!(self.max_connections >= 1, "--max-connections must be at least 1");
+        anyhow::ensure!(self.max_connections_per_user >= 1, "--max-connections-per-user must be at least 1");
+        Ok(())
+    }
+
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs.max(1))
     }
@@ -132,5 +181,19 @@ impl Config {
     }
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn nonsense_rates_are_refused() {
+        assert!(Config::from_flags(["--messages-per-sec", "5"]).unwrap().validate().is_ok());
+        for bad in [vec!["--messages-per-sec", "NaN"], vec!["--auth-burst=-1"], vec!["--tcp-lines-per-sec", "inf"]] {
+            assert!(Config::from_flags(bad.clone()).unwrap().validate().is_err(), "{bad:?}");
+        }
+        assert!(Config::from_flags(["--tls-cert", "c.pem"]).is_err(), "a certificate needs its key");
     }
 }

@@ -6,6 +6,8 @@ pub mod broker;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod observe;
 pub mod server;
 pub mod store;
 pub mod tcp;
+pub mod tls;

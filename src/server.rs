@@ -26,7 +26,8 @@ use crate::core::chat::{Chat, Credentials, Limits};
 use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::Ingest;
-use crate::http::{AppState, HttpConfig};
+use crate::core::limits::Rate;
+use crate::http::{AppState, ClientAddr, HttpConfig};
 use crate::store::DynStore;
 use crate::store::memory::MemoryStore;
 use crate::store::pg::PgStore;
@@ -115,6 +116,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Listeners { http: listener, tcp } = listeners;
+    config.validate()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    // Installs the process-wide recorder before anything records.
+    crate::observe::handle();
+    // Ends with this function, however it returns.
+    let _upkeep = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::observe::upkeep()));
     let store = open_store(&config).await?;
     let secret = load_secret(&config)?;
     let node = NodeId::generate();
@@ -144,7 +155,13 @@ pub async fn run(
             tokens: Tokens::new(&secret, config.token_ttl()),
             throttle: LoginThrottle::new(config.login_free_failures),
         },
-        Limits { max_message_bytes: config.max_message_bytes },
+        Limits {
+            max_message_bytes: config.max_message_bytes,
+            messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
+            auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },
+            connections_per_user: config.max_connections_per_user,
+            connections_total: config.max_connections,
+        },
     ));
     let background = tokio_util::sync::CancellationToken::new();
     if broker.distributed() {
@@ -172,6 +189,7 @@ pub async fn run(
             write_timeout: config.write_timeout(),
             lines_per_sec: config.tcp_lines_per_sec,
             burst: config.tcp_lines_per_sec * 5.0,
+            tls: tls.clone(),
         };
         tokio::spawn(crate::tcp::serve(tcp, chat.clone(), cfg, stop_tcp.clone()));
     }
@@ -186,11 +204,21 @@ pub async fn run(
         background.cancel();
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(graceful);
+    // Both listeners give the same boxed server future.
+    let server = match tls {
+        Some(acceptor) => axum::serve(
+            crate::tls::TlsListener::new(listener, acceptor)?,
+            app.into_make_service_with_connect_info::<ClientAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future(),
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
+            .with_graceful_shutdown(graceful)
+            .into_future(),
+    };
     let server = async move {
         // Once shutdown begins, requests still running get the grace period, not forever.
-        let mut server = std::pin::pin!(server.into_future());
+        let mut server = std::pin::pin!(server);
         tokio::select! {
             r = &mut server => r,
             _ = async { let _ = stopping_rx.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {

@@ -9,14 +9,15 @@
 //! TCP user sees a room in the same order as everyone else.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, timeout};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -25,8 +26,9 @@ use crate::core::cursor::{Feed, Out};
 use crate::core::domain::*;
 use crate::core::error::Error;
 use crate::core::hub::{CloseReason, Delivery, HubEvent, Registration, WireSlot};
+use crate::core::limits::{Admission, Transport, next_conn_id};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TcpConfig {
     /// Idle time before the kernel probes a silent peer (TCP keepalive).
     pub keepalive: Duration,
@@ -36,11 +38,12 @@ pub struct TcpConfig {
     /// Lines per second allowed per connection, and the burst above that.
     pub lines_per_sec: f64,
     pub burst: f64,
+    /// Serve TLS instead of plain text.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Accepts connections until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop: CancellationToken) {
-    let mut n: u64 = 0;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -48,7 +51,7 @@ pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop:
         };
         match accepted {
             Ok((stream, peer)) => {
-                n += 1;
+                let n = next_conn_id();
                 let _ = stream.set_nodelay(true);
                 // A line client has no pings of its own: let the kernel find dead peers, so presence
                 // shows them offline within about `keepalive` + 3 probes.
@@ -58,7 +61,20 @@ pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop:
                     .with_retries(3);
                 let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
                 let (chat, cfg) = (chat.clone(), cfg.clone());
-                tokio::spawn(conn(stream, chat, cfg).instrument(info_span!("tcp", conn = n, %peer)));
+                let span = info_span!("tcp", conn = n, %peer);
+                tokio::spawn(
+                    async move {
+                        match cfg.tls.clone() {
+                            Some(acceptor) => {
+                                if let Some(s) = crate::tls::handshake(&acceptor, stream).await {
+                                    conn(s, peer.ip(), chat, cfg).await;
+                                }
+                            }
+                            None => conn(stream, peer.ip(), chat, cfg).await,
+                        }
+                    }
+                    .instrument(span),
+                );
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause instead of spinning.
@@ -165,11 +181,16 @@ struct Session {
     /// How each followed room is shown: `#name`, or `@peer` for a direct conversation.
     labels: HashMap<RoomId, String>,
     current: Option<RoomId>,
+    /// This connection's place under the connection caps.
+    _admission: Admission,
 }
 
-async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
-    let (mut rd, wr) = stream.into_split();
-    let mut out = Output { w: wr, staged: Vec::with_capacity(4096), deadline: cfg.write_timeout };
+async fn conn<S>(stream: S, peer: IpAddr, chat: Arc<Chat>, cfg: TcpConfig)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(stream);
+    let mut out = Output { w: Box::new(wr), staged: Vec::with_capacity(4096), deadline: cfg.write_timeout };
     let mut reader = LineReader::default();
     let mut bucket =
         Bucket { tokens: cfg.burst, at: Instant::now(), rate: cfg.lines_per_sec, burst: cfg.burst, warned: None };
@@ -198,7 +219,7 @@ async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
                     }
                     Line::BadUtf8 => out.line("ERR bad_utf8 lines must be UTF-8 text"),
                     Line::Text(t) => {
-                        if !command(&chat, &mut session, &mut out, t.trim_end()).await {
+                        if !command(&chat, peer, &mut session, &mut out, t.trim_end()).await {
                             out.line("* Bye.");
                             out.flush().await;
                             return;
@@ -245,10 +266,12 @@ async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
                     }
                     s.feed.deliver(&chat, &s.who, d, &mut outs).await;
                 }
+                let n = outs.len() as u64;
                 for o in outs {
                     write_out(&mut out, s, o);
                 }
                 if !out.flush().await { return; }
+                metrics::counter!("parley_messages_delivered_total").increment(n);
             }
             r = rd.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
@@ -260,7 +283,7 @@ async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
 
 /// Lines are staged in memory and written by one `flush` per batch.
 struct Output {
-    w: OwnedWriteHalf,
+    w: Box<dyn AsyncWrite + Send + Unpin>,
     staged: Vec<u8>,
     deadline: Duration,
 }
@@ -380,7 +403,7 @@ fn err(out: &mut Output, e: &Error) {
 }
 
 /// Handles one line; false to end the connection.
-async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+async fn command(chat: &Arc<Chat>, peer: IpAddr, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
     if line.is_empty() {
         return true;
     }
@@ -397,7 +420,11 @@ async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Outp
                 out.line("ERR bad_request usage: /register <username> <password>");
                 return true;
             };
-            let res = async { chat.register(Username::parse(u)?, Password::parse(p)?, None).await }.await;
+            let res = async {
+                chat.auth_attempt(peer)?;
+                chat.register(Username::parse(u)?, Password::parse(p)?, None).await
+            }
+            .await;
             match res {
                 Ok(user) => {
                     out.line(&format!("* Registered {}. Now /login {} <password>.", user.username, user.username))
@@ -411,7 +438,7 @@ async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Outp
                 out.line("ERR bad_request usage: /login <username> <password>");
                 return true;
             };
-            match login(chat, u, p).await {
+            match login(chat, peer, u, p).await {
                 Ok(s) => {
                     out.line(&format!("* Hello, {}! You are in {} room(s).", s.who.user.display_name, s.labels.len()));
                     if let Some(cur) = s.current {
@@ -423,6 +450,11 @@ async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Outp
                         out.line("* Join a room with /join <room>, or /list the public ones.");
                     }
                     *session = Some(s);
+                }
+                Err(e @ Error::TooManyConnections { .. }) => {
+                    // Refused at the cap: say why, then close.
+                    err(out, &e);
+                    return false;
                 }
                 Err(e) => err(out, &e),
             }
@@ -437,9 +469,11 @@ async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Outp
     true
 }
 
-async fn login(chat: &Arc<Chat>, username: &str, password: &str) -> Result<Session, Error> {
+async fn login(chat: &Arc<Chat>, peer: IpAddr, username: &str, password: &str) -> Result<Session, Error> {
+    chat.auth_attempt(peer)?;
     let ok = chat.login(username, password).await?;
     let who = chat.authenticate(&ok.token).await?;
+    let admission = chat.admit(&who, Transport::Tcp)?;
     let (reg, rooms) = chat.connect(&who).await?;
     let feed = Feed::new(&rooms);
     let labels: HashMap<RoomId, String> = rooms
@@ -453,7 +487,7 @@ async fn login(chat: &Arc<Chat>, username: &str, password: &str) -> Result<Sessi
         })
         .collect();
     let current = rooms.iter().find(|v| v.room.kind == RoomKind::Group).map(|v| v.room.id);
-    Ok(Session { who, reg, feed, labels, current })
+    Ok(Session { who, reg, feed, labels, current, _admission: admission })
 }
 
 async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &str, rest: &str) -> Result<(), Error> {

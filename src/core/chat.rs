@@ -4,15 +4,17 @@
 //! call one method here; they never touch the store or the broker themselves. Rules that must hold on
 //! every transport (who may see a private room, what a message may contain) live here, once.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::domain::*;
-use super::error::{Error, Result};
+use super::error::{Error, Limit, Result};
 use super::hub::{CloseReason, Hub, Registration};
 use super::ingest::{Ingest, Queued};
+use super::limits::{Admission, Buckets, Connections, Rate, Transport};
 use super::typing::TypingTracker;
 use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::{BrokerEvent, DynBroker};
@@ -22,6 +24,13 @@ use crate::store::{DynStore, Session};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: usize,
+    /// Messages per user (every transport shares one bucket per user).
+    pub messages: Rate,
+    /// Login and registration attempts per client address.
+    pub auth: Rate,
+    /// Live connections (WebSocket, SSE, TCP) per user and in total.
+    pub connections_per_user: usize,
+    pub connections_total: usize,
 }
 
 /// Who is asking: a user and the session their token is bound to.
@@ -45,6 +54,7 @@ pub struct Ack {
 pub struct PendingSend {
     room: RoomId,
     waiting: Queued,
+    submitted: Instant,
 }
 
 pub struct LoginOk {
@@ -62,6 +72,12 @@ pub struct Chat {
     tokens: Tokens,
     throttle: LoginThrottle,
     typing: TypingTracker,
+    message_rate: Buckets<UserId>,
+    auth_rate: Buckets<IpAddr>,
+    connections: Arc<Connections>,
+    /// Metric handles, resolved once (the recorder is installed before a node starts).
+    received: metrics::Counter,
+    ack_latency: metrics::Histogram,
     pub limits: Limits,
 }
 
@@ -82,7 +98,34 @@ impl Chat {
         limits: Limits,
     ) -> Self {
         let Credentials { passwords, tokens, throttle } = credentials;
-        Chat { store, broker, hub, ingest, passwords, tokens, throttle, typing: TypingTracker::default(), limits }
+        Chat {
+            store,
+            broker,
+            hub,
+            ingest,
+            passwords,
+            tokens,
+            throttle,
+            typing: TypingTracker::default(),
+            message_rate: Buckets::new(limits.messages, Limit::Messages),
+            auth_rate: Buckets::new(limits.auth, Limit::Auth),
+            connections: Connections::new(limits.connections_per_user, limits.connections_total),
+            received: metrics::counter!("parley_messages_received_total"),
+            ack_latency: metrics::histogram!("parley_ack_latency_seconds"),
+            limits,
+        }
+    }
+
+    /// Counts a login or registration attempt from `peer`; refused past the per-address rate. Transports
+    /// call it before [`Chat::login`] / [`Chat::register`] (the core does not know addresses otherwise).
+    pub fn auth_attempt(&self, peer: IpAddr) -> Result<()> {
+        self.auth_rate.take(address_key(peer), Instant::now())
+    }
+
+    /// A place for a new live connection of `who`, under the per-user and total caps. Hold it for the
+    /// connection's life.
+    pub fn admit(&self, who: &Identity, transport: Transport) -> Result<Admission> {
+        self.connections.admit(who.user.id, transport)
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -413,6 +456,9 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<PendingSend> {
+        // One bucket per user, whatever the transport; checked before any work is done.
+        let submitted = Instant::now();
+        self.message_rate.take(who.user.id, submitted)?;
         let room = match r {
             RoomRef::Id(id) => *id,
             RoomRef::Name(_) => self.visible_room(who, r).await?.0.id,
@@ -429,7 +475,9 @@ impl Chat {
             mentions,
             ts: now_millis(),
         };
-        Ok(PendingSend { room, waiting: self.ingest.enqueue(msg).await? })
+        let waiting = self.ingest.enqueue(msg).await?;
+        self.received.increment(1);
+        Ok(PendingSend { room, waiting, submitted })
     }
 
     /// Members of `room` named by `@username` in `body`. Costs a lookup only when there is an `@`.
@@ -457,6 +505,7 @@ impl Chat {
                 return Err(Error::NotAMember);
             }
         };
+        self.ack_latency.record(pending.submitted.elapsed().as_secs_f64());
         Ok(Ack { room: m.room, seq: m.seq, ts: m.ts, client_id: m.client_id.clone(), duplicate })
     }
 
@@ -629,6 +678,18 @@ impl Chat {
     }
 }
 
+/// The key an address is limited under: IPv4 as is, IPv6 by its /64 (one host usually holds a whole
+/// /64, so single addresses would be free to rotate).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 fn group_only(room: &Room) -> Result<()> {
     match room.kind {
         RoomKind::Group => Ok(()),
@@ -654,7 +715,14 @@ mod tests {
             tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)),
             throttle: LoginThrottle::new(5),
         };
-        Chat::new(store, broker, hub, ingest, credentials, Limits { max_message_bytes: 4096 })
+        let limits = Limits {
+            max_message_bytes: 4096,
+            messages: Rate { per_sec: 100.0, burst: 100.0 },
+            auth: Rate { per_sec: 1.0, burst: 10.0 },
+            connections_per_user: 8,
+            connections_total: 64,
+        };
+        Chat::new(store, broker, hub, ingest, credentials, limits)
     }
 
     async fn user(store: &DynStore, name: &str) -> User {
@@ -701,5 +769,14 @@ mod tests {
         store.revoke_session(&session.id).await.unwrap();
         chat.resync().await.unwrap();
         assert_eq!(reg.ctl.reason(), Some(CloseReason::SessionEnded));
+    }
+
+    #[test]
+    fn addresses_are_limited_per_host() {
+        let k = |s: &str| address_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
     }
 }

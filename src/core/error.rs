@@ -26,6 +26,10 @@ pub enum Error {
     InvalidCredentials,
     #[error("too many failed attempts; try again in {} s", retry_after.as_secs().max(1))]
     TooManyAttempts { retry_after: Duration },
+    #[error("too many {}; try again in {} ms", limit.what(), retry_after.as_millis().max(1))]
+    RateLimited { limit: Limit, retry_after: Duration },
+    #[error("too many {}; try again later", limit.what())]
+    TooManyConnections { limit: Limit, retry_after: Duration },
     #[error("that username is taken")]
     UsernameTaken,
     #[error("a room with that name exists")]
@@ -67,6 +71,8 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::InvalidCredentials => "invalid_credentials",
             Error::TooManyAttempts { .. } => "too_many_attempts",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::TooManyConnections { .. } => "too_many_connections",
             Error::UsernameTaken => "username_taken",
             Error::RoomNameTaken => "room_name_taken",
             Error::RoomNotFound => "room_not_found",
@@ -91,6 +97,47 @@ impl Error {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         Error::Internal(e.into())
+    }
+
+    /// How long a refused client should wait before trying again, for refusals that say so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::TooManyAttempts { retry_after }
+            | Error::RateLimited { retry_after, .. }
+            | Error::TooManyConnections { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Which abuse limit refused a request (the `limit` label of `parley_rate_limited_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Login and registration attempts per client address.
+    Auth,
+    /// Messages per user.
+    Messages,
+    ConnectionsPerUser,
+    ConnectionsTotal,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Auth => "auth",
+            Limit::Messages => "messages",
+            Limit::ConnectionsPerUser => "connections_per_user",
+            Limit::ConnectionsTotal => "connections_total",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Limit::Auth => "login or registration attempts from your address",
+            Limit::Messages => "messages",
+            Limit::ConnectionsPerUser => "connections for this user",
+            Limit::ConnectionsTotal => "connections to this server",
+        }
     }
 }
 

@@ -438,6 +438,7 @@ impl Hub {
         d: &Arc<Delivery>,
     ) {
         let mut seen = HashSet::new();
+        let mut dropped = 0u64;
         for room in rooms {
             let Some(subs) = st.rooms.get(room) else { continue };
             for (cid, tx) in &subs.subs {
@@ -447,8 +448,13 @@ impl Hub {
                 }
                 if tx.capacity() * 2 > tx.max_capacity() {
                     let _ = tx.try_send(d.clone());
+                } else {
+                    dropped += 1;
                 }
             }
+        }
+        if dropped > 0 {
+            metrics::counter!("parley_ephemeral_dropped_total").increment(dropped);
         }
     }
 
@@ -511,6 +517,9 @@ impl Hub {
     fn close_conns(&self, ids: &[ConnId], reason: CloseReason) {
         if ids.is_empty() {
             return;
+        }
+        if reason == CloseReason::TooSlow {
+            metrics::counter!("parley_slow_client_disconnects_total").increment(ids.len() as u64);
         }
         {
             let st = self.state.read();
@@ -720,6 +729,29 @@ mod tests {
         }
         assert_eq!(seq_of(&b.rx.recv().await.unwrap()), 1);
         assert!(a.rx.try_recv().is_err(), "a does not follow room 2");
+    }
+
+    #[test]
+    fn slow_client_disconnects_are_counted() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshot = recorder.snapshotter();
+        let hub = Hub::new(2, NodeId(1));
+        let slow = hub.register(&user(1), SessionId("s1".into()));
+        hub.follow(slow.id, &[room(1)]);
+        metrics::with_local_recorder(&recorder, || {
+            for s in 1..=4 {
+                hub.deliver(BrokerEvent::Message(msg(1, s)));
+            }
+        });
+        assert_eq!(slow.ctl.reason(), Some(CloseReason::TooSlow));
+        let counted = snapshot
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find(|(k, ..)| k.key().name() == "parley_slow_client_disconnects_total")
+            .map(|(.., v)| v);
+        assert!(matches!(counted, Some(DebugValue::Counter(1))), "{counted:?}");
     }
 
     #[tokio::test]

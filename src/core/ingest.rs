@@ -72,12 +72,17 @@ async fn writer(mut rx: mpsc::Receiver<Job>, store: DynStore, broker: DynBroker,
     let mut msgs = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     let mut jobs = Vec::with_capacity(max_batch);
+    let store_latency = metrics::histogram!("parley_store_append_seconds");
+    let publish_latency = metrics::histogram!("parley_broker_publish_seconds");
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         for Job { msg, reply } in jobs.drain(..) {
             msgs.push(msg);
             replies.push(reply);
         }
-        match store.append(&msgs).await {
+        let started = std::time::Instant::now();
+        let appended = store.append(&msgs).await;
+        store_latency.record(started.elapsed().as_secs_f64());
+        match appended {
             Ok(results) => {
                 for (i, r) in results.iter().enumerate() {
                     // Let connection tasks on this worker drain their queues during a large batch, so a
@@ -85,11 +90,17 @@ async fn writer(mut rx: mpsc::Receiver<Job>, store: DynStore, broker: DynBroker,
                     if i % 64 == 63 {
                         tokio::task::yield_now().await;
                     }
-                    if let Appended::Stored(m) = r
-                        && let Err(e) = broker.publish(BrokerEvent::Message(m.clone())).await
-                    {
-                        // Stored but not delivered live: receivers recover it from history.
-                        error!(error = format!("{:#}", anyhow::Error::new(e)), "publishing a stored message failed");
+                    if let Appended::Stored(m) = r {
+                        let started = std::time::Instant::now();
+                        let published = broker.publish(BrokerEvent::Message(m.clone())).await;
+                        publish_latency.record(started.elapsed().as_secs_f64());
+                        if let Err(e) = published {
+                            // Stored but not delivered live: receivers recover it from history.
+                            error!(
+                                error = format!("{:#}", anyhow::Error::new(e)),
+                                "publishing a stored message failed"
+                            );
+                        }
                     }
                 }
                 for (reply, r) in replies.drain(..).zip(results) {

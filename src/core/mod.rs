@@ -8,4 +8,5 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod typing;

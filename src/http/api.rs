@@ -12,10 +12,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::ClientAddr;
 use super::auth::{Auth, COOKIE};
 use super::error::{ApiResult, error_response};
 use super::wire::{AckW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
 use crate::core::domain::*;
+use axum::extract::ConnectInfo;
 
 /// `Json<T>` whose refusals are JSON errors with stable codes.
 pub struct Body<T>(pub T);
@@ -64,7 +66,12 @@ pub struct RegisterReq {
     display_name: Option<String>,
 }
 
-pub async fn register(State(app): State<Arc<AppState>>, Body(req): Body<RegisterReq>) -> ApiResult<Response> {
+pub async fn register(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    Body(req): Body<RegisterReq>,
+) -> ApiResult<Response> {
+    app.chat.auth_attempt(peer.ip())?;
     let username = Username::parse(&req.username)?;
     let password = Password::parse(&req.password)?;
     let display = req.display_name.as_deref().map(DisplayName::parse).transpose()?;
@@ -78,7 +85,12 @@ pub struct LoginReq {
     password: String,
 }
 
-pub async fn login(State(app): State<Arc<AppState>>, Body(req): Body<LoginReq>) -> ApiResult<Response> {
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    Body(req): Body<LoginReq>,
+) -> ApiResult<Response> {
+    app.chat.auth_attempt(peer.ip())?;
     let ok = app.chat.login(&req.username, &req.password).await?;
     let body = serde_json::json!({ "token": ok.token, "expires_at": ok.expires_at, "user": UserW::from(&ok.user) });
     let mut resp = Json(body).into_response();

@@ -26,7 +26,9 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::EmptyMessage
         | Error::MessageTooLarge { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::TooManyAttempts { .. } | Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Error::UsernameTaken | Error::RoomNameTaken => StatusCode::CONFLICT,
         Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
         Error::NotAMember | Error::Forbidden(_) | Error::Banned => StatusCode::FORBIDDEN,
@@ -38,7 +40,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 
 /// A JSON error answer with any status and code (also for refusals that are not core errors).
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": ErrorBodyW { code, message } }))).into_response()
+    (status, Json(serde_json::json!({ "error": ErrorBodyW { code, message, retry_after_ms: None } }))).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -47,8 +49,14 @@ impl IntoResponse for ApiError {
         if let Error::Internal(cause) = &e {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let mut resp = error_response(status_of(&e), e.code(), &e.public_message());
-        if let Error::TooManyAttempts { retry_after } = &e {
+        let body = ErrorBodyW {
+            code: e.code(),
+            message: &e.public_message(),
+            retry_after_ms: e.retry_after().map(super::wire::retry_ms),
+        };
+        let mut resp = (status_of(&e), Json(serde_json::json!({ "error": body }))).into_response();
+        if let Some(retry_after) = e.retry_after() {
+            // Whole seconds, rounded up (the header has no finer unit).
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }

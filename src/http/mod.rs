@@ -9,14 +9,18 @@ pub mod web;
 pub mod wire;
 pub mod ws;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,6 +36,51 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub keepalive: Duration,
     pub write_timeout: Duration,
+}
+
+/// The client's address, as the server's connection info (plain or TLS listener alike).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// Request ids: 16 random hex digits, unless the client (or a proxy) sent `x-request-id`.
+#[derive(Clone, Copy, Default)]
+struct RandomId;
+
+impl MakeRequestId for RandomId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&hex::encode(rand::random::<[u8; 8]>())).ok().map(RequestId::new)
+    }
+}
+
+/// An `x-request-id` from outside is kept only if it is short and plain (it goes into every log line of
+/// the request); otherwise it is replaced by a fresh one.
+fn plain_request_id(v: &HeaderValue) -> bool {
+    (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+async fn drop_odd_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    if req.headers().get("x-request-id").is_some_and(|v| !plain_request_id(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
+}
+
+/// The span every request runs in: the path only (queries may hold tokens), and the request id.
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
 }
 
 pub struct AppState {
@@ -76,9 +125,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(web::asset)
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json_413))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -89,7 +140,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             HeaderName::from_static("x-frame-options"),
             HeaderValue::from_static("DENY"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(RandomId))
+        .layer(axum::middleware::map_request(drop_odd_request_id))
         .with_state(state)
 }
 
@@ -133,23 +187,70 @@ pub fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
     same || allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
 }
 
-/// Ready when the store and the broker answer.
+/// Any 413 (a body over `--max-body-bytes`, however it was found out) as the documented JSON error.
+async fn json_413(
+    State(app): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        let max = app.config.max_body_bytes;
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("request body is larger than {max} bytes"),
+        );
+    }
+    resp
+}
+
+/// How long a readiness check waits for the store or the broker.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when the store and the broker answer, each within [`READY_TIMEOUT`]; the body names each check.
 async fn ready(State(app): State<Arc<AppState>>) -> Response {
-    let store = app.chat.store().ping().await;
-    let broker = app.chat.broker().ping().await;
-    match (store, broker) {
-        (Ok(()), Ok(())) => "ready".into_response(),
-        (s, _) => {
-            let what = if s.is_err() { "store" } else { "broker" };
-            tracing::warn!(unreachable = what, "not ready");
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &format!("{what} unreachable"))
+    async fn check<F: Future<Output = crate::core::error::Result<()>>>(f: F) -> &'static str {
+        match tokio::time::timeout(READY_TIMEOUT, f).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(_)) | Err(_) => "unreachable",
         }
     }
+    let (store, broker) = tokio::join!(check(app.chat.store().ping()), check(app.chat.broker().ping()));
+    let checks = serde_json::json!({ "store": store, "broker": broker });
+    if store == "ok" && broker == "ok" {
+        return axum::Json(serde_json::json!({ "status": "ready", "checks": checks })).into_response();
+    }
+    let failed: Vec<&str> =
+        [("store", store), ("broker", broker)].iter().filter(|(_, s)| *s != "ok").map(|(n, _)| *n).collect();
+    let message = format!("{} unreachable", failed.join(" and "));
+    tracing::warn!(unreachable = %failed.join(","), "not ready");
+    let body = serde_json::json!({
+        "error": wire::ErrorBodyW { code: "not_ready", message: &message, retry_after_ms: None },
+        "checks": checks,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
+/// Prometheus text exposition of the process's metrics.
+async fn metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::observe::render()).into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::{HeaderValue, origin_allowed, plain_request_id};
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(plain_request_id(&HeaderValue::from_static("from-proxy-42")));
+        assert!(plain_request_id(&HeaderValue::from_static("0b5c1f2e:trace_1.2")));
+        assert!(!plain_request_id(&HeaderValue::from_static("")));
+        assert!(!plain_request_id(&HeaderValue::from_static("has space")));
+        assert!(!plain_request_id(&HeaderValue::from_str(&"x".repeat(65)).unwrap()));
+    }
 
     #[test]
     fn origins_are_same_or_listed() {

@@ -24,11 +24,14 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use super::AppState;
 use super::auth::Auth;
+use super::error::ApiError;
 use super::wire::*;
 use crate::core::chat::{Chat, Identity};
 use crate::core::cursor::{Feed, Out};
 use crate::core::domain::{RoomId, Seq};
 use crate::core::hub::{CloseReason, WireSlot};
+use crate::core::limits::{Admission, Transport};
+use tracing::Instrument;
 
 /// Events buffered between the connection task and the HTTP body.
 const BUFFER: usize = 64;
@@ -72,8 +75,13 @@ pub async fn events(State(app): State<Arc<AppState>>, parts: Parts) -> Response 
             .find_map(|p| p.strip_prefix("last_event_id="))
             .map(|v| v.replace("%3A", ":").replace("%2C", ","))
     });
+    let admission = match app.chat.admit(&who, Transport::Sse) {
+        Ok(a) => a,
+        Err(e) => return ApiError(e).into_response(),
+    };
     let (tx, rx) = mpsc::channel::<Event>(BUFFER);
-    tokio::spawn(run(app.chat.clone(), who, resume, tx, app.config.keepalive));
+    let span = tracing::info_span!("sse", conn = admission.id, user = who.user.id.0);
+    tokio::spawn(run(app.chat.clone(), who, resume, tx, app.config.keepalive, admission).instrument(span));
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx)) });
     let mut resp = Sse::new(stream).into_response();
@@ -88,6 +96,7 @@ async fn run(
     resume: Option<String>,
     tx: mpsc::Sender<Event>,
     keepalive: std::time::Duration,
+    _admission: Admission,
 ) {
     let Ok((mut reg, rooms)) = chat.connect(&who).await else { return };
     let mut feed = Feed::new(&rooms);
@@ -123,6 +132,7 @@ async fn run(
     let mut beat = interval_at(Instant::now() + keepalive, keepalive);
     beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut batch = Vec::new();
+    let delivered = metrics::counter!("parley_messages_delivered_total");
     loop {
         tokio::select! {
             biased;
@@ -142,7 +152,9 @@ async fn run(
                 for d in batch.drain(..) {
                     feed.deliver(&chat, &who, d, &mut out).await;
                 }
+                let n = out.len() as u64;
                 if !send_outs(&tx, &mut pos, out).await { return; }
+                delivered.increment(n);
             }
             _ = beat.tick() => {
                 if tx.send(Event::default().comment("keepalive")).await.is_err() { return; }

@@ -162,6 +162,9 @@ impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
 pub struct ErrorBodyW<'a> {
     pub code: &'a str,
     pub message: &'a str,
+    /// For refusals that say when to try again (`rate_limited`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Frames the server sends on a WebSocket.
@@ -245,6 +248,8 @@ pub enum ServerFrame<'a> {
         code: &'a str,
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a str>,
     },
 }
@@ -256,13 +261,19 @@ impl ServerFrame<'_> {
     }
 
     pub fn error(e: &Error, req: Option<&str>) -> Bytes {
-        Self::error_with_code(e.code(), &e.public_message(), req)
+        let retry_after_ms = e.retry_after().map(retry_ms);
+        ServerFrame::Error { code: e.code(), message: &e.public_message(), retry_after_ms, req }.encode()
     }
 
     /// An error frame for refusals that only exist on the WebSocket (`bad_frame`, `unknown_type`).
     pub fn error_with_code(code: &str, message: &str, req: Option<&str>) -> Bytes {
-        ServerFrame::Error { code, message, req }.encode()
+        ServerFrame::Error { code, message, retry_after_ms: None, req }.encode()
     }
+}
+
+/// Milliseconds, rounded up so a client never retries too early.
+pub fn retry_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1)
 }
 
 /// The JSON encoding of a hub event (cached per delivery: see `core::hub::Delivery`).

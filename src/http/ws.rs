@@ -31,6 +31,7 @@ use crate::core::cursor::{Feed, Out};
 use crate::core::domain::*;
 use crate::core::error::Error;
 use crate::core::hub::{CloseReason, HubEvent, WireSlot};
+use crate::core::limits::{Admission, Transport};
 
 /// Sends awaiting their acknowledgement, per connection, before reading pauses.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -54,6 +55,11 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
     // `?resume=1`: the client's first `resume` frame decides where live delivery starts (see
     // PROTOCOL.md, "reconnecting"); until it arrives deliveries wait in the bounded queue.
     let hold = parts.uri.query().is_some_and(|q| q.split('&').any(|p| p == "resume=1"));
+    // Refused before the upgrade, so the client gets a 429 it can read.
+    let admission = match app.chat.admit(&who, Transport::Ws) {
+        Ok(a) => a,
+        Err(e) => return ApiError(e).into_response(),
+    };
     let cfg = &app.config;
     ws.protocols([SUBPROTOCOL])
         // tungstenite's default 128 KiB read buffer per connection dominates idle memory; client
@@ -63,8 +69,8 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         .max_frame_size(cfg.max_frame_bytes)
         .max_message_size(cfg.max_frame_bytes)
         .on_upgrade(move |socket| {
-            let span = info_span!("ws", user = who.user.id.0);
-            run(socket, app, who, hold).instrument(span)
+            let span = info_span!("ws", conn = admission.id, user = who.user.id.0);
+            run(socket, app, who, admission, hold).instrument(span)
         })
 }
 
@@ -82,7 +88,7 @@ fn encode_out(o: Out) -> Bytes {
     }
 }
 
-async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, mut hold: bool) {
+async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission: Admission, mut hold: bool) {
     let chat = app.chat.clone();
     let write_timeout = app.config.write_timeout;
     let keepalive = app.config.keepalive;
@@ -113,6 +119,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, mut hold:
     // Grown on first use: an idle connection holds no buffers.
     let mut batch = Vec::new();
     let mut out = Vec::new();
+    let delivered = metrics::counter!("parley_messages_delivered_total");
 
     let close: Option<(u16, &str)> = loop {
         tokio::select! {
@@ -130,7 +137,10 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, mut hold:
                     }
                     feed.deliver(&chat, &who, d, &mut out).await;
                 }
+                // Counted once per write batch: the fan-out path stays cheap.
+                let n = out.len() as u64;
                 if !write_all(&mut sink, write_timeout, out.drain(..).map(encode_out)).await { break None; }
+                delivered.increment(n);
             }
             Some(reply) = acks.next(), if !acks.is_empty() => {
                 if !write_all(&mut sink, write_timeout, std::iter::once(reply)).await { break None; }
@@ -176,6 +186,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, mut hold:
         let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = stream.next().await {} }).await;
     }
     drop(reg);
+    drop(admission);
 }
 
 fn close_frame_for(reason: CloseReason) -> (u16, &'static str) {

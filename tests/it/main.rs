@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod everyday;
 mod messaging;
+mod production;
 mod rooms;
 mod transports;
 mod websocket;

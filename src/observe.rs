@@ -1,0 +1,87 @@
+//! Prometheus metrics: one process-wide recorder behind the `metrics` facade, rendered at `GET /metrics`.
+//!
+//! The recorder is installed once per process (several nodes may run in one process, as in the tests);
+//! every node renders the same registry. Series are named `parley_*` (see README "Metrics").
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::core::limits::Transport;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How often histograms are trimmed and idle series dropped (the exporter's upkeep).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The process-wide recorder's handle, installing it on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let recorder = match builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS) {
+            Ok(b) => b.build_recorder(),
+            Err(_) => PrometheusBuilder::new().build_recorder(),
+        };
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first (an embedding program's): then this
+        // registry stays empty but rendering still works.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        describe();
+        handle.clone()
+    })
+}
+
+fn describe() {
+    describe_gauge!("parley_connections_open", "Live connections, by transport.");
+    describe_counter!("parley_connections_total", "Connections admitted since start, by transport.");
+    describe_counter!("parley_messages_received_total", "Messages submitted for storage.");
+    describe_counter!("parley_messages_delivered_total", "Deliveries written to connections.");
+    describe_histogram!(
+        "parley_ack_latency_seconds",
+        Unit::Seconds,
+        "From submitting a message to its acknowledgement."
+    );
+    describe_histogram!("parley_store_append_seconds", Unit::Seconds, "Storing one batch of messages.");
+    describe_histogram!("parley_broker_publish_seconds", Unit::Seconds, "Publishing one stored message to the broker.");
+    describe_counter!("parley_slow_client_disconnects_total", "Connections closed because their queue overflowed.");
+    describe_counter!(
+        "parley_ephemeral_dropped_total",
+        "Typing and presence events not queued because a connection's queue was half full."
+    );
+    describe_counter!("parley_rate_limited_total", "Requests refused by an abuse limit, by limit.");
+    describe_gauge!("parley_jobs_queued", "Background jobs waiting to run.");
+    // Series that should show from the start, at zero.
+    for t in Transport::ALL {
+        metrics::gauge!("parley_connections_open", "transport" => t.as_str()).increment(0.0);
+        metrics::counter!("parley_connections_total", "transport" => t.as_str()).increment(0);
+    }
+    metrics::counter!("parley_messages_received_total").increment(0);
+    metrics::counter!("parley_messages_delivered_total").increment(0);
+    metrics::counter!("parley_slow_client_disconnects_total").increment(0);
+    metrics::counter!("parley_ephemeral_dropped_total").increment(0);
+    metrics::gauge!("parley_jobs_queued").set(0.0);
+}
+
+/// Trims histograms periodically until the task is dropped or aborted.
+pub async fn upkeep() {
+    let handle = handle();
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// The text exposition of every series.
+pub fn render() -> String {
+    handle().render()
+}
