@@ -422,6 +422,7 @@ mod tests {
             created_by: UserId(1),
             last_seq: 0,
             member_count: 1,
+            retention_secs: None,
         }
     }
 

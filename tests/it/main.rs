@@ -5,6 +5,7 @@ mod harness;
 mod accounts;
 mod durability;
 mod everyday;
+mod jobs;
 mod messaging;
 mod rooms;
 mod transports;

@@ -1,0 +1,12 @@
+-- Background jobs: per-room message retention and outgoing webhooks.
+ALTER TABLE rooms ADD COLUMN retention_secs INTEGER;   -- NULL: keep messages forever
+
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY,
+    room_id    INTEGER NOT NULL REFERENCES rooms (id),
+    url        TEXT    NOT NULL,
+    secret     TEXT    NOT NULL,                -- signs deliveries; shown to the creator once
+    created_by INTEGER NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_room ON webhooks (room_id);
