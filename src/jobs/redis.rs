@@ -27,7 +27,9 @@ for _, job in ipairs(due) do
   redis.call('ZREM', KEYS[1], job)
   redis.call('LPUSH', KEYS[2], job)
 end
-return #due
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if next[2] then return tonumber(next[2]) end
+return -1
 ";
 
 const RECOVER: &str = r"
@@ -114,28 +116,43 @@ impl JobQueue for RedisQueue {
 
     async fn reserve(&self, wait: Duration) -> anyhow::Result<Option<Reserved>> {
         let mut conn = self.conn.clone();
-        self.promote
-            .key(self.key("delayed"))
-            .key(self.key("ready"))
-            .arg(now_millis())
-            .invoke_async::<i64>(&mut conn)
-            .await
-            .context("promoting due jobs")?;
-        // Wake at least every second to promote delayed jobs that came due meanwhile.
-        let block = wait.min(Duration::from_secs(1)).as_secs_f64().max(0.01);
-        let mut bconn = self.blocking_conn().await?;
-        let raw: Option<String> = redis::cmd("BLMOVE")
-            .arg(self.key("ready"))
-            .arg(self.processing(&self.node))
-            .arg("RIGHT")
-            .arg("LEFT")
-            .arg(block)
-            .query_async(&mut bconn)
-            .await
-            .context("reserving a job")?;
-        // Only a connection that answered goes back to the pool.
-        self.blocking.lock().push(bconn);
-        let Some(raw) = raw else { return Ok(None) };
+        let deadline = tokio::time::Instant::now() + wait;
+        let raw = loop {
+            // Due retries first; the answer is when the next one falls due (-1: none).
+            let next_due: i64 = self
+                .promote
+                .key(self.key("delayed"))
+                .key(self.key("ready"))
+                .arg(now_millis())
+                .invoke_async(&mut conn)
+                .await
+                .context("promoting due jobs")?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let until_due = match next_due {
+                -1 => Duration::from_secs(1),
+                due => Duration::from_millis(u64::try_from(due - now_millis()).unwrap_or(0)),
+            };
+            // Block until a job comes, the next retry falls due, or the wait ends — at least 10 ms,
+            // at most 1 s, so retries enqueued by other nodes are promoted in time too.
+            let block = left.min(until_due).min(Duration::from_secs(1)).max(Duration::from_millis(10));
+            let mut bconn = self.blocking_conn().await?;
+            let raw: Option<String> = redis::cmd("BLMOVE")
+                .arg(self.key("ready"))
+                .arg(self.processing(&self.node))
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(block.as_secs_f64())
+                .query_async(&mut bconn)
+                .await
+                .context("reserving a job")?;
+            // Only a connection that answered goes back to the pool.
+            self.blocking.lock().push(bconn);
+            match raw {
+                Some(raw) => break raw,
+                None if tokio::time::Instant::now() >= deadline => return Ok(None),
+                None => {}
+            }
+        };
         match serde_json::from_str::<Job>(&raw) {
             Ok(job) => Ok(Some(Reserved::new(job, raw))),
             Err(e) => {
