@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Key prefix of the Redis job queue: nodes sharing a database must share it; separate deployments
+    /// on one Redis need different ones.
+    #[arg(long, env = "PARLEY_JOBS_REDIS_PREFIX", default_value = "parley:jobs")]
+    pub jobs_redis_prefix: String,
+
     /// Runs of a background job before it is moved to the dead-letter list.
     #[arg(long, env = "PARLEY_JOB_MAX_ATTEMPTS", default_value_t = 8)]
     pub job_max_attempts: u32,

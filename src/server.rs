@@ -68,7 +68,9 @@ const MEMORY_QUEUE_CAPACITY: usize = 100_000;
 pub async fn open_queue(config: &Config) -> anyhow::Result<DynQueue> {
     Ok(match config.redis_url.as_deref() {
         // The URL may hold a password: it stays out of the error message.
-        Some(url) => Arc::new(RedisQueue::connect(url, "parley:jobs").await.context("opening the Redis job queue")?),
+        Some(url) => {
+            Arc::new(RedisQueue::connect(url, &config.jobs_redis_prefix).await.context("opening the Redis job queue")?)
+        }
         None => Arc::new(MemoryQueue::new(MEMORY_QUEUE_CAPACITY)),
     })
 }

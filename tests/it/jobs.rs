@@ -65,7 +65,30 @@ async fn say(app: &TestApp, token: &str, room: &str, body: &str) -> Value {
 
 #[tokio::test]
 async fn a_webhook_failing_twice_gets_the_message_on_the_third_try() {
-    let app = spawn_app_with(&["--job-backoff-ms", "20"]).await;
+    failing_twice_then_delivered(&[]).await;
+}
+
+/// The same through the Redis queue (a unique key prefix per test), when Redis is configured.
+#[tokio::test]
+async fn webhook_retries_work_through_the_redis_queue() {
+    let Ok(url) = std::env::var("PARLEY_TEST_REDIS_URL") else {
+        eprintln!("SKIPPED webhook_retries_work_through_the_redis_queue: set PARLEY_TEST_REDIS_URL to run it");
+        return;
+    };
+    let prefix = format!("parley-test:{}", hex::encode(rand::random::<[u8; 6]>()));
+    failing_twice_then_delivered(&["--redis-url", &url, "--jobs-redis-prefix", &prefix]).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
+    }
+}
+
+async fn failing_twice_then_delivered(flags: &[&str]) {
+    let mut all = vec!["--job-backoff-ms", "20"];
+    all.extend_from_slice(flags);
+    let app = spawn_app_with(&all).await;
     let alice = app.user("alice").await;
     app.room(&alice, "hooked", "public").await;
     let (url, mut rx) = receiver(2).await;
