@@ -105,10 +105,16 @@ impl Runner {
             },
             None => Err(anyhow::anyhow!("no handler for jobs of kind {kind:?}")),
         };
-        let settled = match outcome {
+        // What to record, decided once; recording is retried below if the queue hiccups.
+        enum Settle {
+            Ack,
+            Retry(Job, Duration),
+            Bury(Job),
+        }
+        let settle = match outcome {
             Ok(()) => {
                 metrics::counter!("parley_jobs_completed_total", "kind" => kind.clone()).increment(1);
-                self.queue.ack(&r).await
+                Settle::Ack
             }
             Err(e) => {
                 metrics::counter!("parley_jobs_failed_total", "kind" => kind.clone()).increment(1);
@@ -120,19 +126,34 @@ impl Runner {
                     metrics::counter!("parley_jobs_dead_total", "kind" => kind.clone()).increment(1);
                     error!(job = %job.id, kind = %kind, attempts = job.attempts, error = format!("{e:#}"),
                         "job failed for the last time; moved to the dead-letter list");
-                    self.queue.bury(&r, &job).await
+                    Settle::Bury(job)
                 } else {
                     let delay =
                         backoff(self.config.backoff_base, self.config.backoff_max, job.attempts, rand::random::<f64>());
                     warn!(job = %job.id, kind = %kind, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64,
                         error = format!("{e:#}"), "job failed; will retry");
-                    self.queue.retry(&r, &job, delay).await
+                    Settle::Retry(job, delay)
                 }
             }
         };
-        if let Err(e) = settled {
-            // The job stays reserved: it runs again when this node's jobs are recovered (Redis).
-            error!(job = %r.job.id, kind = %kind, error = format!("{e:#}"), "recording a job's outcome failed");
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            let res = match &settle {
+                Settle::Ack => self.queue.ack(&r).await,
+                Settle::Retry(job, delay) => self.queue.retry(&r, job, *delay).await,
+                Settle::Bury(job) => self.queue.bury(&r, job).await,
+            };
+            match res {
+                Ok(()) => return,
+                Err(e) if attempt == 4 => {
+                    // Left reserved: on Redis it runs again once this node stops and its jobs are recovered.
+                    error!(job = %r.job.id, kind = %kind, error = format!("{e:#}"), "recording a job's outcome failed");
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
         }
     }
 
