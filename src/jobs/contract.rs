@@ -157,4 +157,38 @@ mod tests {
         assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 0, "recovered once");
         clean(&url, &p).await;
     }
+
+    #[tokio::test]
+    async fn redis_puts_back_jobs_no_worker_holds() {
+        use crate::jobs::JobQueue;
+        use crate::jobs::redis::RedisQueue;
+        let Some(url) = redis_url_or_skip("redis_puts_back_jobs_no_worker_holds") else { return };
+        let p = prefix();
+        let q = RedisQueue::connect(&url, &p).await.unwrap();
+        let job = Job::new("t", json!({"n": 8}));
+        q.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        // A reservation whose reply never reached a worker: moved server-side, held by nobody.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("LMOVE")
+            .arg(format!("{p}:ready"))
+            .arg(format!("{p}:processing:{}", q.node()))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        // A job in a worker's hands is never touched.
+        let other = Job::new("t", json!({"n": 9}));
+        q.enqueue(std::slice::from_ref(&other)).await.unwrap();
+        let held = q.reserve(WAIT).await.unwrap().unwrap();
+        assert_eq!(q.recover(Duration::from_secs(60)).await.unwrap(), 0, "first sighting: only a suspect");
+        assert_eq!(q.recover(Duration::from_secs(60)).await.unwrap(), 1, "second: put back");
+        let again = q.reserve(WAIT).await.unwrap().expect("the orphan runs");
+        assert_eq!(again.job, job);
+        q.ack(&again).await.unwrap();
+        q.ack(&held).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), crate::jobs::Depth::default());
+        clean(&url, &p).await;
+    }
 }

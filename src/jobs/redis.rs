@@ -9,7 +9,10 @@
 //! - `{p}:dead` LIST: the dead-letter list, newest first, trimmed to [`DEAD_LIMIT`];
 //! - `{p}:nodes` ZSET: node id → last heartbeat (ms). A node silent for longer than the staleness limit
 //!   is dead: any node moves its processing list back to `ready` (Lua, atomic) — at-least-once.
+//!   A live node also puts back entries of its own processing list that no worker holds (a reply lost
+//!   on the way, an outcome that could not be recorded) once seen so on two consecutive checks.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +35,11 @@ if next[2] then return tonumber(next[2]) end
 return -1
 ";
 
+const REQUEUE: &str = r"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[1]) return 1 end
+return 0
+";
+
 const RECOVER: &str = r"
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do n = n + 1 end
@@ -48,6 +56,10 @@ pub struct RedisQueue {
     node: String,
     promote: Script,
     recover: Script,
+    requeue: Script,
+    /// Raw jobs this node's workers hold, and own processing entries no worker held at the last check.
+    inflight: Mutex<HashSet<String>>,
+    suspects: Mutex<HashSet<String>>,
 }
 
 impl RedisQueue {
@@ -64,6 +76,9 @@ impl RedisQueue {
             node,
             promote: Script::new(PROMOTE),
             recover: Script::new(RECOVER),
+            requeue: Script::new(REQUEUE),
+            inflight: Mutex::new(HashSet::new()),
+            suspects: Mutex::new(HashSet::new()),
         })
     }
 
@@ -94,7 +109,36 @@ impl RedisQueue {
         pipe.atomic().cmd("LREM").arg(self.processing(&self.node)).arg(1).arg(&r.raw).ignore();
         then(&mut pipe);
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await.context("settling a job in Redis")
+        let res = pipe.query_async::<()>(&mut conn).await.context("settling a job in Redis");
+        // Settled, or left for the orphan check to put back.
+        self.inflight.lock().remove(&r.raw);
+        res
+    }
+
+    /// Puts back own processing entries that no worker held on this check and the one before.
+    async fn requeue_orphans(&self) -> anyhow::Result<u64> {
+        let mut conn = self.conn.clone();
+        let listed: Vec<String> =
+            redis::cmd("LRANGE").arg(self.processing(&self.node)).arg(0).arg(-1).query_async(&mut conn).await?;
+        let orphans: Vec<String> = {
+            let inflight = self.inflight.lock();
+            let mut suspects = self.suspects.lock();
+            let unheld: HashSet<String> = listed.into_iter().filter(|r| !inflight.contains(r)).collect();
+            let orphans = unheld.intersection(&suspects).cloned().collect();
+            *suspects = unheld;
+            orphans
+        };
+        let mut n = 0;
+        for raw in &orphans {
+            n += self
+                .requeue
+                .key(self.processing(&self.node))
+                .key(self.key("ready"))
+                .arg(raw)
+                .invoke_async::<u64>(&mut conn)
+                .await?;
+        }
+        Ok(n)
     }
 }
 
@@ -148,7 +192,10 @@ impl JobQueue for RedisQueue {
             // Only a connection that answered goes back to the pool.
             self.blocking.lock().push(bconn);
             match raw {
-                Some(raw) => break raw,
+                Some(raw) => {
+                    self.inflight.lock().insert(raw.clone());
+                    break raw;
+                }
                 None if tokio::time::Instant::now() >= deadline => return Ok(None),
                 None => {}
             }
@@ -156,6 +203,7 @@ impl JobQueue for RedisQueue {
         match serde_json::from_str::<Job>(&raw) {
             Ok(job) => Ok(Some(Reserved::new(job, raw))),
             Err(e) => {
+                self.inflight.lock().remove(&raw);
                 // Unreadable: keep it for inspection rather than retrying it forever.
                 let mut pipe = redis::pipe();
                 pipe.atomic()
@@ -244,7 +292,7 @@ impl JobQueue for RedisQueue {
             .arg(format!("({before}"))
             .query_async(&mut conn)
             .await?;
-        let mut moved = 0;
+        let mut moved = self.requeue_orphans().await.context("putting back this node's orphaned jobs")?;
         for node in nodes.iter().filter(|n| **n != self.node) {
             let n: u64 = self
                 .recover
