@@ -118,6 +118,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
     pub webhook_timeout_ms: u64,
 
+    /// Let webhooks deliver to loopback, private and link-local addresses (refused by default, so that
+    /// room admins cannot make the server probe its own network).
+    #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
     /// Log output format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

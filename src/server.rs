@@ -160,6 +160,7 @@ pub async fn run(
         Arc::new(crate::jobs::webhook::Deliver::new(
             store.clone(),
             Duration::from_millis(config.webhook_timeout_ms.max(1)),
+            config.webhook_allow_private,
         )?),
     )
     .spawn(stop_jobs.clone());

@@ -10,6 +10,7 @@
 //! on every retry of one delivery.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,21 +103,67 @@ pub async fn dispatch(mut rx: mpsc::Receiver<Vec<Arc<Message>>>, store: DynStore
     }
 }
 
+/// Whether an address is reachable on the public internet: not loopback, private, link-local,
+/// carrier-grade NAT, unique-local, unspecified or broadcast. Any room admin can register a webhook, so
+/// without this the server could be made to probe its own network.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (b & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            let s0 = v6.segments()[0];
+            let mapped_ok = v6.to_ipv4_mapped().is_none_or(|v4| is_public(IpAddr::V4(v4)));
+            !(v6.is_loopback() || v6.is_unspecified() || (s0 & 0xfe00) == 0xfc00 || (s0 & 0xffc0) == 0xfe80)
+                && mapped_ok
+        }
+    }
+}
+
+/// Resolves names to their public addresses only (see [`is_public`]).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} has no public address (see --webhook-allow-private)").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Delivers one `webhook` job.
 pub struct Deliver {
     pub store: DynStore,
     pub http: reqwest::Client,
+    /// Whether loopback and private addresses may receive deliveries (`--webhook-allow-private`).
+    pub allow_private: bool,
 }
 
 impl Deliver {
     /// A client with a short timeout that never follows redirects (a webhook is one exact URL).
-    pub fn new(store: DynStore, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(store: DynStore, timeout: Duration, allow_private: bool) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("parley-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Deliver { store, http })
+            .user_agent(concat!("parley-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(Deliver { store, http: builder.build()?, allow_private })
     }
 }
 
@@ -129,6 +176,14 @@ impl Handler for Deliver {
             debug!(webhook = id, job = %job.id, "webhook deleted; delivery dropped");
             return Ok(());
         };
+        if !self.allow_private {
+            // Addresses written as such are never resolved, so they are checked here.
+            let url = reqwest::Url::parse(&hook.url).map_err(|e| anyhow::anyhow!("webhook {id} has a bad URL: {e}"))?;
+            let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+            if let Some(ip) = host.parse::<IpAddr>().ok().filter(|ip| !is_public(*ip)) {
+                anyhow::bail!("webhook {id}: {ip} is not a public address (see --webhook-allow-private)");
+            }
+        }
         let ts = crate::core::domain::now_millis() / 1000;
         let resp = self
             .http
@@ -169,6 +224,28 @@ pub async fn dead_deliveries(queue: &DynQueue, room: RoomId) -> anyhow::Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
 
     #[test]
     fn signatures_match_a_known_vector_and_verify() {

@@ -86,7 +86,7 @@ async fn webhook_retries_work_through_the_redis_queue() {
 }
 
 async fn failing_twice_then_delivered(flags: &[&str]) {
-    let mut all = vec!["--job-backoff-ms", "20"];
+    let mut all = vec!["--job-backoff-ms", "20", "--webhook-allow-private"];
     all.extend_from_slice(flags);
     let app = spawn_app_with(&all).await;
     let alice = app.user("alice").await;
@@ -126,7 +126,7 @@ async fn failing_twice_then_delivered(flags: &[&str]) {
 
 #[tokio::test]
 async fn a_webhook_that_always_fails_ends_in_the_dead_letter_list() {
-    let app = spawn_app_with(&["--job-backoff-ms", "10", "--job-max-attempts", "3"]).await;
+    let app = spawn_app_with(&["--job-backoff-ms", "10", "--job-max-attempts", "3", "--webhook-allow-private"]).await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     app.room(&alice, "dead", "public").await;
     app.join(&bob, "dead").await;
@@ -161,6 +161,33 @@ async fn a_webhook_that_always_fails_ends_in_the_dead_letter_list() {
     assert!(dead["error"].as_str().unwrap().contains("HTTP 500"), "{dead}");
     let (s, _) = app.get(Some(&bob), "/api/v1/rooms/dead/webhooks/dead").await;
     assert_eq!(s, 403, "members do not see deliveries");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_do_not_reach_private_addresses_by_default() {
+    let app = spawn_app_with(&["--job-max-attempts", "1"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "inside", "public").await;
+    let (url, mut rx) = receiver(0).await;
+    add_hook(&app, &alice, "inside", &url).await;
+    add_hook(&app, &alice, "inside", &url.replace("127.0.0.1", "localhost")).await;
+    say(&app, &alice, "inside", "psst").await;
+    // Both deliveries are refused before any request is made: wait for them in the dead-letter list.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let dead = loop {
+        let (_, b) = app.get(Some(&alice), "/api/v1/rooms/inside/webhooks/dead").await;
+        let d = b["deliveries"].as_array().unwrap().clone();
+        if d.len() == 2 {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never refused: {b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
+    assert!(errors.iter().any(|e| e.contains("127.0.0.1 is not a public address")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("localhost has no public address")), "{errors:?}");
+    assert!(rx.try_recv().is_err(), "the receiver was never called");
     app.stop().await;
 }
 
