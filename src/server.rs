@@ -61,6 +61,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     })
 }
 
+/// How often webhooks are checked for messages no dispatcher queued (after a crash, a failure).
+const WEBHOOK_CATCH_UP: Duration = Duration::from_secs(30);
+
 /// In-process queue bound: jobs queued, delayed and running together.
 const MEMORY_QUEUE_CAPACITY: usize = 100_000;
 
@@ -164,6 +167,12 @@ pub async fn run(
         )?),
     )
     .spawn(stop_jobs.clone());
+    let catch_up = tokio::spawn(crate::jobs::webhook::catch_up_every(
+        store.clone(),
+        jobs.clone(),
+        WEBHOOK_CATCH_UP,
+        stop_jobs.clone(),
+    ));
     let sweeper = tokio::spawn(crate::jobs::retention::sweep(
         store.clone(),
         jobs.clone(),
@@ -237,7 +246,8 @@ pub async fn run(
         warn!("queueing the last webhook deliveries did not finish in time");
     }
     stop_jobs.cancel();
-    let _ = sweeper.await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sweeper).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, catch_up).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, runner).await.is_err() {
         warn!("background jobs did not stop in time");
     }

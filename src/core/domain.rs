@@ -400,6 +400,9 @@ pub struct Webhook {
     pub secret: String,
     pub created_by: UserId,
     pub created_at: Millis,
+    /// Messages up to this `seq` have been queued for delivery. Starts at the room's `last_seq` when
+    /// registered: a new webhook gets new messages only.
+    pub delivered_seq: Seq,
 }
 
 /// One member's view of a room: their role and read position, and what they have not read.

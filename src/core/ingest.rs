@@ -7,7 +7,7 @@
 //! - per room, the broker sees messages in `seq` order, which is what lets the hub deliver in order;
 //! - an acknowledgement always means "on disk", because it is sent after the commit.
 //!
-//! After answering, the writer hands the batch's stored text messages to an optional [`StoredHook`]
+//! After answering, the writer hands the batch's stored messages to an optional [`StoredHook`]
 //! (background jobs such as webhooks): acknowledgements never wait for it.
 
 use std::sync::Arc;
@@ -16,12 +16,12 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::domain::{Appended, Message, MessageKind, NewMessage};
+use super::domain::{Appended, Message, NewMessage};
 use super::error::{Error, Result};
 use crate::broker::{BrokerEvent, DynBroker};
 use crate::store::DynStore;
 
-/// Receives, per committed batch, the text messages it stored (in commit order). Bounded: a consumer
+/// Receives, per committed batch, the messages it stored (in commit order). Bounded: a consumer
 /// that falls far behind slows the writer (after the senders have their answers) rather than losing
 /// messages.
 pub type StoredHook = mpsc::Sender<Vec<Arc<Message>>>;
@@ -57,7 +57,7 @@ impl Ingest {
         Self::start_with_hook(store, broker, queue, max_batch, None)
     }
 
-    /// Like [`Ingest::start`], also feeding `hook` with every stored text message.
+    /// Like [`Ingest::start`], also feeding `hook` with every stored message.
     pub fn start_with_hook(
         store: DynStore,
         broker: DynBroker,
@@ -119,13 +119,10 @@ async fn writer(
                         error!(error = format!("{:#}", anyhow::Error::new(e)), "publishing a stored message failed");
                     }
                 }
-                let texts: Vec<Arc<Message>> = match &hook {
+                let stored: Vec<Arc<Message>> = match &hook {
                     Some(_) => results
                         .iter()
-                        .filter_map(|r| match r {
-                            Appended::Stored(m) if m.kind == MessageKind::Text => Some(m.clone()),
-                            _ => None,
-                        })
+                        .filter_map(|r| if let Appended::Stored(m) = r { Some(m.clone()) } else { None })
                         .collect(),
                     None => Vec::new(),
                 };
@@ -133,8 +130,8 @@ async fn writer(
                     let _ = reply.send(Ok(r));
                 }
                 if let Some(hook) = &hook
-                    && !texts.is_empty()
-                    && hook.send(texts).await.is_err()
+                    && !stored.is_empty()
+                    && hook.send(stored).await.is_err()
                 {
                     error!("the stored-message hook is gone; background jobs miss this batch");
                 }

@@ -73,8 +73,11 @@ impl JobQueue for MemoryQueue {
                 let mut s = self.state.lock();
                 let next_due = Self::promote(&mut s, Instant::now());
                 if let Some(job) = s.ready.pop_front() {
-                    s.processing.insert(job.id.clone(), job.clone());
-                    return Ok(Some(Reserved::new(job, String::new())));
+                    // Keyed by reservation, not job id: one job can be queued twice (at least once).
+                    s.counter += 1;
+                    let token = s.counter.to_string();
+                    s.processing.insert(token.clone(), job.clone());
+                    return Ok(Some(Reserved::new(job, token)));
                 }
                 next_due
             };
@@ -88,14 +91,14 @@ impl JobQueue for MemoryQueue {
     }
 
     async fn ack(&self, r: &Reserved) -> anyhow::Result<()> {
-        self.state.lock().processing.remove(&r.job.id);
+        self.state.lock().processing.remove(&r.raw);
         Ok(())
     }
 
     async fn retry(&self, r: &Reserved, job: &Job, delay: Duration) -> anyhow::Result<()> {
         {
             let mut s = self.state.lock();
-            s.processing.remove(&r.job.id);
+            s.processing.remove(&r.raw);
             s.counter += 1;
             let key = (Instant::now() + delay, s.counter);
             s.delayed.insert(key, job.clone());
@@ -107,7 +110,7 @@ impl JobQueue for MemoryQueue {
 
     async fn bury(&self, r: &Reserved, job: &Job) -> anyhow::Result<()> {
         let mut s = self.state.lock();
-        s.processing.remove(&r.job.id);
+        s.processing.remove(&r.raw);
         s.dead.push_front(job.clone());
         s.dead.truncate(DEAD_LIMIT);
         Ok(())

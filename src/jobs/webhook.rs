@@ -1,8 +1,11 @@
 //! Outgoing webhooks: every stored text message of a room is POSTed, signed, to each of its webhooks.
 //!
-//! The ingest writer hands each committed batch to [`dispatch`] (after acknowledging the senders);
-//! it looks up the batch's rooms' webhooks in one query and enqueues one `webhook` job per message and
-//! webhook. The job carries the exact JSON body to send; the URL and secret are read when it runs (a
+//! Each webhook has a durable cursor, `delivered_seq`: its room's messages up to there are queued. The
+//! ingest writer hands each committed batch to [`dispatch`] (after acknowledging the senders), which
+//! looks up the batch's rooms' webhooks in one query, enqueues one `webhook` job per new text message
+//! and webhook, then moves the cursor. [`catch_up`] (at start and periodically) does the same from the
+//! store for anything a crash or a failure left behind: together, every message is queued at least
+//! once. The job carries the exact JSON body to send; the URL and secret are read when it runs (a
 //! deleted webhook's pending deliveries are dropped, and secrets never sit in the queue).
 //!
 //! Signature (docs/PROTOCOL.md): `X-Parley-Signature: sha256=HEX(HMAC-SHA256(secret, TIMESTAMP + "." +
@@ -19,11 +22,12 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 use tokio::sync::mpsc;
-use tracing::{debug, error};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
 
 use super::runner::Handler;
 use super::{DynQueue, Job};
-use crate::core::domain::{Message, RoomId};
+use crate::core::domain::{HistoryQuery, Message, MessageKind, RoomId, Seq, Webhook};
 use crate::store::DynStore;
 
 pub const KIND: &str = "webhook";
@@ -66,6 +70,74 @@ fn body_for(m: &Message, room_name: &str) -> String {
     .to_string()
 }
 
+/// Messages queued per webhook per round at most, so one far-behind webhook cannot stall the others.
+const ROUND: i64 = 10_000;
+
+/// The delivery (job) id of `seq` to `hook`: the same however often the message is queued, so that
+/// receivers can drop repeats by `X-Parley-Delivery`.
+fn delivery_id(hook: &Webhook, seq: Seq) -> String {
+    format!("wh{}-{}-{}", hook.id, hook.room.0, seq)
+}
+
+/// Queues `hook`'s deliveries of the room's messages after its cursor up to `through`, then moves the
+/// cursor there. `known` are messages of the room already in hand (the committed batch): used instead
+/// of reading the store when they continue the cursor without a gap. Queue first, move the cursor
+/// second: a crash in between queues them again (at least once), never loses them.
+async fn advance(
+    store: &DynStore,
+    queue: &DynQueue,
+    hook: &Webhook,
+    room_name: &str,
+    known: &[Arc<Message>],
+    through: Seq,
+) -> anyhow::Result<usize> {
+    let from = hook.delivered_seq;
+    let through = through.min(from + ROUND);
+    if through <= from {
+        return Ok(0);
+    }
+    let fresh: Vec<&Arc<Message>> = known.iter().filter(|m| m.seq > from && m.seq <= through).collect();
+    let gapless = fresh.first().is_some_and(|m| m.seq == from + 1)
+        && fresh.windows(2).all(|w| w[1].seq == w[0].seq + 1)
+        && fresh.last().is_some_and(|m| m.seq == through);
+    let msgs: Vec<Arc<Message>> = if gapless {
+        fresh.into_iter().cloned().collect()
+    } else {
+        let mut out = Vec::new();
+        let mut after = from;
+        'pages: loop {
+            let page = store.history(hook.room, HistoryQuery::After { after, limit: HistoryQuery::MAX_LIMIT }).await?;
+            for m in page.messages {
+                if m.seq > through {
+                    break 'pages;
+                }
+                after = m.seq;
+                out.push(m);
+            }
+            if !page.has_more || after >= through {
+                break;
+            }
+        }
+        out
+    };
+    let jobs: Vec<Job> = msgs
+        .iter()
+        .filter(|m| m.kind == MessageKind::Text && !m.deleted)
+        .map(|m| {
+            let mut job = Job::new(
+                KIND,
+                json!({ "webhook": hook.id, "room": m.room.0, "seq": m.seq, "body": body_for(m, room_name) }),
+            );
+            job.id = delivery_id(hook, m.seq);
+            job
+        })
+        .collect();
+    queue.enqueue(&jobs).await?;
+    // False when another node moved it meanwhile: it queued the same deliveries (same ids).
+    store.advance_webhook(hook.id, from, through).await?;
+    Ok(jobs.len())
+}
+
 /// Turns committed batches into webhook jobs until the ingest writer stops (its sender is dropped).
 pub async fn dispatch(mut rx: mpsc::Receiver<Vec<Arc<Message>>>, store: DynStore, queue: DynQueue) {
     while let Some(batch) = rx.recv().await {
@@ -73,32 +145,54 @@ pub async fn dispatch(mut rx: mpsc::Receiver<Vec<Arc<Message>>>, store: DynStore
         let hooks = match store.webhooks_for(&rooms).await {
             Ok(h) => h,
             Err(e) => {
-                error!(
-                    error = format!("{:#}", anyhow::Error::new(e)),
-                    messages = batch.len(),
-                    "looking up webhooks failed; these messages are not delivered to webhooks"
-                );
+                // The periodic catch-up queues them later.
+                error!(error = format!("{:#}", anyhow::Error::new(e)), "looking up webhooks failed");
                 continue;
             }
         };
-        if hooks.is_empty() {
-            continue;
-        }
         let mut names: HashMap<RoomId, String> = HashMap::new();
-        let mut jobs = Vec::new();
-        for m in &batch {
-            for h in hooks.iter().filter(|h| h.room == m.room) {
-                if let std::collections::hash_map::Entry::Vacant(e) = names.entry(m.room) {
-                    e.insert(store.room(m.room).await.ok().flatten().map(|r| r.name).unwrap_or_default());
-                }
-                let body = body_for(m, &names[&m.room]);
-                jobs.push(Job::new(KIND, json!({ "webhook": h.id, "room": m.room.0, "seq": m.seq, "body": body })));
+        for hook in &hooks {
+            let known: Vec<Arc<Message>> = batch.iter().filter(|m| m.room == hook.room).cloned().collect();
+            let Some(through) = known.last().map(|m| m.seq) else { continue };
+            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(hook.room) {
+                e.insert(store.room(hook.room).await.ok().flatten().map(|r| r.name).unwrap_or_default());
+            }
+            match advance(&store, &queue, hook, &names[&hook.room], &known, through).await {
+                Ok(n) => debug!(webhook = hook.id, jobs = n, "webhook deliveries queued"),
+                Err(e) => error!(
+                    webhook = hook.id,
+                    error = format!("{e:#}"),
+                    "queueing webhook deliveries failed; the catch-up retries"
+                ),
             }
         }
-        if let Err(e) = queue.enqueue(&jobs).await {
-            error!(error = format!("{e:#}"), jobs = jobs.len(), "enqueueing webhook deliveries failed");
-        } else {
-            debug!(jobs = jobs.len(), "webhook deliveries queued");
+    }
+}
+
+/// Queues what every webhook has not had yet (messages stored while no dispatcher ran: a crash, a
+/// lost batch); how many deliveries.
+pub async fn catch_up(store: &DynStore, queue: &DynQueue) -> anyhow::Result<usize> {
+    let mut queued = 0;
+    for hook in store.all_webhooks().await? {
+        let Some(room) = store.room(hook.room).await? else { continue };
+        queued += advance(store, queue, &hook, &room.name, &[], room.last_seq).await?;
+    }
+    Ok(queued)
+}
+
+/// Runs [`catch_up`] now and every `every` until `stop`.
+pub async fn catch_up_every(store: DynStore, queue: DynQueue, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match catch_up(&store, &queue).await {
+            Ok(0) => {}
+            Ok(n) => info!(jobs = n, "webhook catch-up queued deliveries"),
+            Err(e) => warn!(error = format!("{e:#}"), "webhook catch-up failed"),
         }
     }
 }
@@ -224,6 +318,60 @@ pub async fn dead_deliveries(queue: &DynQueue, room: RoomId) -> anyhow::Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::core::domain::*;
+    use crate::jobs::JobQueue;
+
+    fn msg(room: RoomId, sender: &User, kind: MessageKind, body: &str) -> NewMessage {
+        let mut m = NewMessage::system(room, kind, sender, None, body);
+        m.client_id = None;
+        m
+    }
+
+    async fn ids(queue: &crate::jobs::memory::MemoryQueue) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(r) = queue.reserve(Duration::ZERO).await.unwrap() {
+            out.push(r.job.id.clone());
+            queue.ack(&r).await.unwrap();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_text_message_is_queued_once_through_dispatch_or_catch_up() {
+        let store: DynStore = Arc::new(crate::store::memory::MemoryStore::new());
+        let q = Arc::new(crate::jobs::memory::MemoryQueue::new(100));
+        let queue: DynQueue = q.clone();
+        let u = store
+            .create_user(&Username::parse("alice").unwrap(), &DisplayName::parse("A").unwrap(), "h")
+            .await
+            .unwrap();
+        let room = store.create_room(&RoomName::parse("r").unwrap(), Visibility::Public, u.id).await.unwrap();
+        let (r, t, j) = (room.id, MessageKind::Text, MessageKind::Join);
+        store.append(&[msg(r, &u, t, "before")]).await.unwrap();
+        let hook = store.create_webhook(r, &WebhookUrl::parse("http://h/x").unwrap(), "s", u.id).await.unwrap();
+        // Stored while no dispatcher saw them (as after a crash): the catch-up queues the text ones.
+        store.append(&[msg(r, &u, t, "two"), msg(r, &u, j, ""), msg(r, &u, t, "four")]).await.unwrap();
+        assert_eq!(catch_up(&store, &queue).await.unwrap(), 2);
+        assert_eq!(catch_up(&store, &queue).await.unwrap(), 0, "the cursor moved");
+        let id = |seq: i64| format!("wh{}-{}-{seq}", hook.id, r.0);
+        assert_eq!(ids(&q).await, vec![id(2), id(4)]);
+
+        // A batch that does not continue the cursor (5 went missing): the gap is read from the store.
+        let stored = store.append(&[msg(r, &u, t, "five"), msg(r, &u, t, "six")]).await.unwrap();
+        let Appended::Stored(six) = &stored[1] else { panic!() };
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(dispatch(rx, store.clone(), queue.clone()));
+        tx.send(vec![six.clone()]).await.unwrap();
+        // A contiguous batch is taken as is.
+        let stored = store.append(&[msg(r, &u, t, "seven")]).await.unwrap();
+        let Appended::Stored(seven) = &stored[0] else { panic!() };
+        tx.send(vec![seven.clone()]).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(ids(&q).await, vec![id(5), id(6), id(7)]);
+        assert_eq!(store.webhook(hook.id).await.unwrap().unwrap().delivered_seq, 7);
+    }
 
     #[test]
     fn only_public_addresses_are_public() {

@@ -464,9 +464,9 @@ impl Store for MemoryStore {
 
     async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {
         let mut g = self.inner.lock();
-        if g.row(room).is_none() {
+        let Some(delivered_seq) = g.row(room).map(|r| r.messages.len() as Seq) else {
             return Err(Error::RoomNotFound);
-        }
+        };
         g.next_webhook += 1;
         let hook = Webhook {
             id: g.next_webhook,
@@ -475,6 +475,7 @@ impl Store for MemoryStore {
             secret: secret.to_owned(),
             created_by: by,
             created_at: now_millis(),
+            delivered_seq,
         };
         g.webhooks.push(hook.clone());
         Ok(hook)
@@ -490,6 +491,21 @@ impl Store for MemoryStore {
 
     async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
         Ok(self.inner.lock().webhooks.iter().find(|w| w.id == id).cloned())
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        Ok(self.inner.lock().webhooks.clone())
+    }
+
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {
+        let mut g = self.inner.lock();
+        Ok(match g.webhooks.iter_mut().find(|w| w.id == id && w.delivered_seq == from) {
+            Some(w) => {
+                w.delivered_seq = to;
+                true
+            }
+            None => false,
+        })
     }
 
     async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool> {

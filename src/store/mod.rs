@@ -119,6 +119,11 @@ pub trait Store: Send + Sync + 'static {
     /// The webhooks of any of `rooms` (one query per ingest batch).
     async fn webhooks_for(&self, rooms: &[RoomId]) -> Result<Vec<Webhook>>;
     async fn webhook(&self, id: i64) -> Result<Option<Webhook>>;
+    /// Every webhook (the dispatcher's catch-up after a restart).
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Moves a webhook's `delivered_seq` from `from` to `to`; false when it was no longer `from`
+    /// (another node moved it) or the webhook is gone.
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool>;
     /// Removes a room's webhook; false when it had no such webhook.
     async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool>;
 

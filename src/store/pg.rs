@@ -163,6 +163,7 @@ impl PgStore {
             secret: row.try_get("secret").map_err(db_err)?,
             created_by: UserId(row.try_get("created_by").map_err(db_err)?),
             created_at: row.try_get("created_at").map_err(db_err)?,
+            delivered_seq: row.try_get("delivered_seq").map_err(db_err)?,
         })
     }
 
@@ -849,18 +850,22 @@ impl Store for PgStore {
     async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {
         let now = now_millis();
         let row = sqlx::query(
-            "INSERT INTO webhooks (room_id, url, secret, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO webhooks (room_id, url, secret, created_by, created_at, delivered_seq) \
+             SELECT $1, $2, $3, $4, $5, last_seq FROM rooms WHERE id = $6 RETURNING id, delivered_seq",
         )
         .bind(room.0)
         .bind(url.as_str())
         .bind(secret)
         .bind(by.0)
         .bind(now)
-        .fetch_one(&self.pool)
+        .bind(room.0)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?;
+        .map_err(db_err)?
+        .ok_or(Error::RoomNotFound)?;
         Ok(Webhook {
             id: row.try_get(0).map_err(db_err)?,
+            delivered_seq: row.try_get(1).map_err(db_err)?,
             room,
             url: url.as_str().to_owned(),
             secret: secret.to_owned(),
@@ -877,7 +882,7 @@ impl Store for PgStore {
         let mut out = Vec::new();
         for chunk in rooms.chunks(500) {
             let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "SELECT id, room_id, url, secret, created_by, created_at FROM webhooks WHERE room_id IN (",
+                "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks WHERE room_id IN (",
             );
             let mut sep = q.separated(", ");
             for r in chunk {
@@ -892,12 +897,35 @@ impl Store for PgStore {
     }
 
     async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
-        let row = sqlx::query("SELECT id, room_id, url, secret, created_by, created_at FROM webhooks WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(Self::webhook_from).transpose()
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(
+            "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(Self::webhook_from).collect()
+    }
+
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {
+        let res = sqlx::query("UPDATE webhooks SET delivered_seq = $1 WHERE id = $2 AND delivered_seq = $3")
+            .bind(to)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .bind(from)
+            .execute(&self.pool)
             .await
             .map_err(db_err)?;
-        row.as_ref().map(Self::webhook_from).transpose()
+        Ok(res.rows_affected() > 0)
     }
 
     async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool> {
