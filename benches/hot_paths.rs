@@ -58,6 +58,7 @@ fn fan_out(bencher: divan::Bencher, n: i64) {
         created_by: UserId(1),
         last_seq: 0,
         member_count: n,
+        retention_secs: None,
     };
     let mut regs: Vec<_> = (0..n)
         .map(|i| {

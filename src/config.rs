@@ -135,6 +135,31 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Runs of a background job before it is moved to the dead-letter list.
+    #[arg(long, env = "PARLEY_JOB_MAX_ATTEMPTS", default_value_t = 8)]
+    pub job_max_attempts: u32,
+
+    /// First retry delay of a failed job in milliseconds; doubles per attempt (with jitter), up to 10 min.
+    #[arg(long, env = "PARLEY_JOB_BACKOFF_MS", default_value_t = 1000)]
+    pub job_backoff_ms: u64,
+
+    /// Worker tasks running background jobs on this node.
+    #[arg(long, env = "PARLEY_JOB_WORKERS", default_value_t = 4)]
+    pub job_workers: usize,
+
+    /// Seconds between retention sweeps (each queues a purge of every room with a retention period).
+    #[arg(long, env = "PARLEY_RETENTION_SWEEP_SECS", default_value_t = 60)]
+    pub retention_sweep_secs: u64,
+
+    /// Milliseconds a webhook receiver has to answer before the delivery counts as failed.
+    #[arg(long, env = "PARLEY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Let webhooks deliver to loopback, private and link-local addresses (refused by default, so that
+    /// room admins cannot make the server probe its own network).
+    #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
     /// Log output format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

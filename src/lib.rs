@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod jobs;
 pub mod observe;
 pub mod server;
 pub mod store;

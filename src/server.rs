@@ -6,8 +6,10 @@
 //!    a `close` event on SSE) and new messages are refused;
 //! 2. the HTTP server stops accepting and lets running requests finish;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
-//!    since acknowledgements follow the commit;
-//! 4. the store closes. Steps 2–4 are bounded by [`SHUTDOWN_GRACE`].
+//!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
+//! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
+//!    run stay queued (Redis) or are lost with the process (in-process queue);
+//! 5. the store closes. Steps 2–5 are bounded by [`SHUTDOWN_GRACE`] each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ use crate::core::hub::Hub;
 use crate::core::ingest::Ingest;
 use crate::core::limits::Rate;
 use crate::http::{AppState, ClientAddr, HttpConfig};
+use crate::jobs::runner::{Runner, RunnerConfig};
+use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
 use crate::store::DynStore;
 use crate::store::memory::MemoryStore;
 use crate::store::pg::PgStore;
@@ -57,6 +61,25 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             let scheme = other.split(':').next().unwrap_or("");
             anyhow::bail!("unsupported database URL scheme {scheme:?}: use sqlite:PATH, postgres://… or memory:")
         }
+    })
+}
+
+/// How often webhooks are checked for messages no dispatcher queued (after a crash, a failure).
+const WEBHOOK_CATCH_UP: Duration = Duration::from_secs(30);
+
+/// In-process queue bound: jobs queued, delayed and running together.
+const MEMORY_QUEUE_CAPACITY: usize = 100_000;
+
+/// The job queue the configuration names: Redis when `--redis-url` is set, else in-process.
+pub async fn open_queue(config: &Config) -> anyhow::Result<DynQueue> {
+    Ok(match config.redis_url.as_deref() {
+        // The URL may hold a password: it stays out of the error message.
+        Some(url) => Arc::new(
+            RedisQueue::connect(url, &format!("{}:jobs", config.redis_prefix))
+                .await
+                .context("opening the Redis job queue")?,
+        ),
+        None => Arc::new(MemoryQueue::new(MEMORY_QUEUE_CAPACITY)),
     })
 }
 
@@ -144,7 +167,46 @@ pub async fn run(
     };
     let hub = Hub::new(config.send_queue, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
-    let (ingest, writer) = Ingest::start(store.clone(), broker.clone(), config.max_batch * 4, config.max_batch);
+    let jobs = open_queue(&config).await?;
+    let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
+    let (ingest, writer) =
+        Ingest::start_with_hook(store.clone(), broker.clone(), config.max_batch * 4, config.max_batch, Some(hook_tx));
+    let dispatcher = tokio::spawn(crate::jobs::webhook::dispatch(hook_rx, store.clone(), jobs.clone()));
+    let stop_jobs = tokio_util::sync::CancellationToken::new();
+    let runner = Runner::new(
+        jobs.clone(),
+        RunnerConfig {
+            workers: config.job_workers,
+            max_attempts: config.job_max_attempts,
+            backoff_base: Duration::from_millis(config.job_backoff_ms),
+            backoff_max: Duration::from_secs(600),
+            job_timeout: Duration::from_millis(config.webhook_timeout_ms).max(Duration::from_secs(30)),
+            maintenance_every: Duration::from_secs(5),
+            node_stale_after: Duration::from_secs(30),
+        },
+    )
+    .handle(crate::jobs::retention::KIND, Arc::new(crate::jobs::retention::Purge { store: store.clone() }))
+    .handle(
+        crate::jobs::webhook::KIND,
+        Arc::new(crate::jobs::webhook::Deliver::new(
+            store.clone(),
+            Duration::from_millis(config.webhook_timeout_ms.max(1)),
+            config.webhook_allow_private,
+        )?),
+    )
+    .spawn(stop_jobs.clone());
+    let catch_up = tokio::spawn(crate::jobs::webhook::catch_up_every(
+        store.clone(),
+        jobs.clone(),
+        WEBHOOK_CATCH_UP,
+        stop_jobs.clone(),
+    ));
+    let sweeper = tokio::spawn(crate::jobs::retention::sweep(
+        store.clone(),
+        jobs.clone(),
+        Duration::from_secs(config.retention_sweep_secs.max(1)),
+        stop_jobs.clone(),
+    ));
     let chat = Arc::new(Chat::new(
         store.clone(),
         broker.clone(),
@@ -172,6 +234,7 @@ pub async fn run(
     }
     let state = Arc::new(AppState {
         chat: chat.clone(),
+        jobs,
         config: HttpConfig {
             allowed_origins: config.allowed_origins.iter().map(|o| o.trim().to_ascii_lowercase()).collect(),
             max_frame_bytes: config.max_frame_bytes,
@@ -231,6 +294,15 @@ pub async fn run(
     drop(chat);
     if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
         warn!("the message writer did not finish in time");
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher).await.is_err() {
+        warn!("queueing the last webhook deliveries did not finish in time");
+    }
+    stop_jobs.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sweeper).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, catch_up).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, runner).await.is_err() {
+        warn!("background jobs did not stop in time");
     }
     store.close().await;
     info!("stopped");

@@ -36,6 +36,7 @@ struct R {
     created_by: i64,
     last_seq: i64,
     member_count: i64,
+    retention_secs: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +86,7 @@ fn r(x: &Room) -> R {
         created_by: x.created_by.0,
         last_seq: x.last_seq,
         member_count: x.member_count,
+        retention_secs: x.retention_secs,
     }
 }
 fn room(x: R) -> Option<Room> {
@@ -97,6 +99,7 @@ fn room(x: R) -> Option<Room> {
         created_by: UserId(x.created_by),
         last_seq: x.last_seq,
         member_count: x.member_count,
+        retention_secs: x.retention_secs,
     })
 }
 fn m(x: &Message) -> M {
@@ -216,6 +219,7 @@ mod tests {
             created_by: UserId(7),
             last_seq: 42,
             member_count: 2,
+            retention_secs: Some(3600),
         };
         let events = vec![
             BrokerEvent::Message(msg.clone()),

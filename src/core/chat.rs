@@ -354,6 +354,49 @@ impl Chat {
         Ok(room)
     }
 
+    /// Sets how long the room keeps messages (`None`: forever). Older ones are purged by a background
+    /// job; see `jobs::retention`.
+    pub async fn set_retention(&self, who: &Identity, r: &RoomRef, secs: Option<i64>) -> Result<Room> {
+        let secs = parse_retention(secs)?;
+        let (room, _) = self.moderated_room(who, r).await?;
+        let room = self.store.set_retention(room.id, secs).await?;
+        info!(room = room.id.0, retention_secs = ?secs, by = who.user.id.0, "retention set");
+        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
+        Ok(room)
+    }
+
+    /// Registers a webhook; the answer holds its secret, which is not shown again.
+    pub async fn add_webhook(&self, who: &Identity, r: &RoomRef, url: WebhookUrl) -> Result<Webhook> {
+        const MAX_PER_ROOM: usize = 20;
+        let (room, _) = self.moderated_room(who, r).await?;
+        if self.store.webhooks(room.id).await?.len() >= MAX_PER_ROOM {
+            return Err(Error::Forbidden("a room can have at most 20 webhooks"));
+        }
+        let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
+        let hook = self.store.create_webhook(room.id, &url, &secret, who.user.id).await?;
+        info!(room = room.id.0, webhook = hook.id, by = who.user.id.0, "webhook added");
+        Ok(hook)
+    }
+
+    pub async fn webhooks(&self, who: &Identity, r: &RoomRef) -> Result<Vec<Webhook>> {
+        let (room, _) = self.moderated_room(who, r).await?;
+        self.store.webhooks(room.id).await
+    }
+
+    pub async fn remove_webhook(&self, who: &Identity, r: &RoomRef, id: i64) -> Result<()> {
+        let (room, _) = self.moderated_room(who, r).await?;
+        if !self.store.delete_webhook(room.id, id).await? {
+            return Err(Error::WebhookNotFound);
+        }
+        info!(room = room.id.0, webhook = id, by = who.user.id.0, "webhook removed");
+        Ok(())
+    }
+
+    /// The room, if `who` is one of its owner and admins (for moderator-only views).
+    pub async fn moderated(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
+        Ok(self.moderated_room(who, r).await?.0)
+    }
+
     /// The target of a moderation action, who must rank below the moderator.
     async fn outranked(&self, room: &Room, role: Role, username: &str) -> Result<(User, Option<Role>)> {
         let target = self.user_named(username).await?;

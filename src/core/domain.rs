@@ -360,6 +360,66 @@ pub struct Room {
     pub created_by: UserId,
     pub last_seq: Seq,
     pub member_count: i64,
+    /// Messages older than this many seconds are purged (`None`: kept forever).
+    pub retention_secs: Option<i64>,
+}
+
+/// How long a room keeps messages: 1 s to 100 years (`None` when set to keep forever).
+pub fn parse_retention(secs: Option<i64>) -> Result<Option<i64>, Error> {
+    const MAX: i64 = 100 * 365 * 86_400;
+    match secs {
+        Some(s) if !(1..=MAX).contains(&s) => {
+            Err(Error::BadRequest(format!("retention_secs must be between 1 and {MAX}, or null")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Where a webhook delivers: an `http://` URL of at most 2048 bytes with a host. (This build has no
+/// TLS client, so `https://` is refused rather than failing at every delivery.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let s = s.trim();
+        let bad = || Error::BadRequest("webhook url must be an http:// URL with a host, at most 2048 bytes".into());
+        if s.len() > 2048 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad());
+        }
+        let Some(scheme_end) = s.find("://") else { return Err(bad()) };
+        match s[..scheme_end].to_ascii_lowercase().as_str() {
+            "http" => {}
+            "https" => {
+                return Err(Error::BadRequest("https webhooks are not supported by this build; use http://".into()));
+            }
+            _ => return Err(bad()),
+        }
+        let rest = &s[scheme_end + 3..];
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        if host.is_empty() || host.starts_with(':') {
+            return Err(bad());
+        }
+        Ok(WebhookUrl(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A room's outgoing webhook. `secret` signs deliveries (see docs/PROTOCOL.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: i64,
+    pub room: RoomId,
+    pub url: String,
+    pub secret: String,
+    pub created_by: UserId,
+    pub created_at: Millis,
+    /// Messages up to this `seq` have been queued for delivery. Starts at the room's `last_seq` when
+    /// registered: a new webhook gets new messages only.
+    pub delivered_seq: Seq,
 }
 
 /// One member's view of a room: their role and read position, and what they have not read.
@@ -555,6 +615,19 @@ mod tests {
         for k in ["text", "kick", "role", "topic"] {
             assert_eq!(MessageKind::parse(k).unwrap().as_str(), k);
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_plain_http_with_a_host() {
+        for ok in ["http://example.com/hook", "http://127.0.0.1:9000", "HTTP://h/x?y=1"] {
+            assert!(WebhookUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["ftp://x/", "javascript:alert(1)", "http://", "http:///x", "http://a b/", "example.com", "https://x/"]
+        {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse_retention(Some(0)).is_err() && parse_retention(None).unwrap().is_none());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub enum Error {
     Banned,
     #[error("no such message")]
     MessageNotFound,
+    #[error("no such webhook")]
+    WebhookNotFound,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -81,6 +83,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Banned => "banned",
             Error::MessageNotFound => "message_not_found",
+            Error::WebhookNotFound => "webhook_not_found",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

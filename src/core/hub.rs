@@ -622,6 +622,7 @@ mod tests {
             created_by: UserId(1),
             last_seq: 0,
             member_count: 1,
+            retention_secs: None,
         }
     }
 

@@ -6,15 +6,25 @@
 //! - one disk sync acknowledges a whole batch (throughput grows with load instead of collapsing);
 //! - per room, the broker sees messages in `seq` order, which is what lets the hub deliver in order;
 //! - an acknowledgement always means "on disk", because it is sent after the commit.
+//!
+//! After answering, the writer hands the batch's stored messages to an optional [`StoredHook`]
+//! (background jobs such as webhooks): acknowledgements never wait for it.
+
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::domain::{Appended, NewMessage};
+use super::domain::{Appended, Message, NewMessage};
 use super::error::{Error, Result};
 use crate::broker::{BrokerEvent, DynBroker};
 use crate::store::DynStore;
+
+/// Receives, per committed batch, the messages it stored (in commit order). Bounded: a consumer
+/// that falls far behind slows the writer (after the senders have their answers) rather than losing
+/// messages.
+pub type StoredHook = mpsc::Sender<Vec<Arc<Message>>>;
 
 struct Job {
     msg: NewMessage,
@@ -44,8 +54,19 @@ impl Ingest {
         queue: usize,
         max_batch: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start_with_hook(store, broker, queue, max_batch, None)
+    }
+
+    /// Like [`Ingest::start`], also feeding `hook` with every stored message.
+    pub fn start_with_hook(
+        store: DynStore,
+        broker: DynBroker,
+        queue: usize,
+        max_batch: usize,
+        hook: Option<StoredHook>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue);
-        let handle = tokio::spawn(writer(rx, store, broker, max_batch));
+        let handle = tokio::spawn(writer(rx, store, broker, max_batch, hook));
         (Ingest { tx: Mutex::new(Some(tx)) }, handle)
     }
 
@@ -68,7 +89,13 @@ impl Ingest {
     }
 }
 
-async fn writer(mut rx: mpsc::Receiver<Job>, store: DynStore, broker: DynBroker, max_batch: usize) {
+async fn writer(
+    mut rx: mpsc::Receiver<Job>,
+    store: DynStore,
+    broker: DynBroker,
+    max_batch: usize,
+    hook: Option<StoredHook>,
+) {
     let mut msgs = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     let mut jobs = Vec::with_capacity(max_batch);
@@ -103,8 +130,21 @@ async fn writer(mut rx: mpsc::Receiver<Job>, store: DynStore, broker: DynBroker,
                         }
                     }
                 }
+                let stored: Vec<Arc<Message>> = match &hook {
+                    Some(_) => results
+                        .iter()
+                        .filter_map(|r| if let Appended::Stored(m) = r { Some(m.clone()) } else { None })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 for (reply, r) in replies.drain(..).zip(results) {
                     let _ = reply.send(Ok(r));
+                }
+                if let Some(hook) = &hook
+                    && !stored.is_empty()
+                    && hook.send(stored).await.is_err()
+                {
+                    error!("the stored-message hook is gone; background jobs miss this batch");
                 }
             }
             Err(e) => {

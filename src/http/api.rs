@@ -267,6 +267,14 @@ pub async fn send(
 pub struct PatchRoom {
     name: Option<String>,
     topic: Option<String>,
+    /// Absent: unchanged; `null`: keep forever; a number: seconds.
+    #[serde(default, deserialize_with = "present")]
+    retention_secs: Option<Option<i64>>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 pub async fn patch_room(
@@ -285,9 +293,14 @@ pub async fn patch_room(
     if let Some(topic) = req.topic.as_deref() {
         out = Some(app.chat.set_topic(&who, &r, Topic::parse(topic)?).await?);
     }
+    if let Some(secs) = req.retention_secs {
+        out = Some(app.chat.set_retention(&who, &r, secs).await?);
+    }
     let room = match out {
         Some(room) => room,
-        None => return Err(crate::core::error::Error::BadRequest("give a name or a topic".into()).into()),
+        None => {
+            return Err(crate::core::error::Error::BadRequest("give a name, a topic or retention_secs".into()).into());
+        }
     };
     Ok(Json(RoomW::from(&room)).into_response())
 }
@@ -402,4 +415,57 @@ pub async fn delete_message(
     let seq = seq_param(&seq)?;
     app.chat.delete(&who, &room_ref(&room), seq).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn webhook_json(h: &Webhook) -> serde_json::Value {
+    serde_json::json!({ "id": h.id, "room": h.room.0, "url": h.url, "created_by": h.created_by.0, "created_at": h.created_at })
+}
+
+#[derive(Deserialize)]
+pub struct NewWebhook {
+    url: String,
+}
+
+/// Registers a webhook: the one answer that shows its signing secret.
+pub async fn add_webhook(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+    Body(req): Body<NewWebhook>,
+) -> ApiResult<Response> {
+    let hook = app.chat.add_webhook(&who, &room_ref(&room), WebhookUrl::parse(&req.url)?).await?;
+    let mut body = webhook_json(&hook);
+    body["secret"] = serde_json::Value::String(hook.secret.clone());
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn webhooks(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    let hooks = app.chat.webhooks(&who, &room_ref(&room)).await?;
+    Ok(Json(serde_json::json!({ "webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>() })).into_response())
+}
+
+pub async fn delete_webhook(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path((room, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id: i64 = id.parse().map_err(|_| crate::core::error::Error::WebhookNotFound)?;
+    app.chat.remove_webhook(&who, &room_ref(&room), id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deliveries to this room's webhooks that failed every attempt (the dead-letter list, newest first).
+pub async fn dead_webhook_deliveries(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    let room = app.chat.moderated(&who, &room_ref(&room)).await?;
+    let dead =
+        crate::jobs::webhook::dead_deliveries(&app.jobs, room.id).await.map_err(crate::core::error::Error::internal)?;
+    Ok(Json(serde_json::json!({ "deliveries": dead })).into_response())
 }

@@ -85,6 +85,8 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
 
 pub struct AppState {
     pub chat: Arc<Chat>,
+    /// The background job queue (for the dead-letter view).
+    pub jobs: crate::jobs::DynQueue,
     pub config: HttpConfig,
 }
 
@@ -115,6 +117,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/read", post(api::mark_read))
         .route("/rooms/{room}/typing", get(api::typing_now).post(api::typing))
         .route("/rooms/{room}/messages", get(api::history).post(api::send))
+        .route("/rooms/{room}/webhooks", get(api::webhooks).post(api::add_webhook))
+        .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))
+        .route("/rooms/{room}/webhooks/{id}", axum::routing::delete(api::delete_webhook))
         .route("/rooms/{room}/messages/{seq}", axum::routing::patch(api::edit_message).delete(api::delete_message))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -49,6 +49,7 @@ pub struct RoomW<'a> {
     pub created_by: i64,
     pub last_seq: i64,
     pub member_count: i64,
+    pub retention_secs: Option<i64>,
 }
 
 impl<'a> From<&'a Room> for RoomW<'a> {
@@ -62,6 +63,7 @@ impl<'a> From<&'a Room> for RoomW<'a> {
             created_by: r.created_by.0,
             last_seq: r.last_seq,
             member_count: r.member_count,
+            retention_secs: r.retention_secs,
         }
     }
 }

@@ -52,6 +52,88 @@ pub async fn run_all(store: DynStore) {
     read_state_edits_and_deletes(&store).await;
     non_members_cannot_append(&store).await;
     history_pages(&store).await;
+    retention_purges_old_messages_only(&store).await;
+    webhooks_belong_to_rooms(&store).await;
+}
+
+async fn retention_purges_old_messages_only(store: &DynStore) {
+    let u = user(store, "ret").await;
+    let r = room(store, &u, Visibility::Public).await;
+    let other = room(store, &u, Visibility::Public).await;
+    assert_eq!(r.retention_secs, None);
+    assert_eq!(store.set_retention(r.id, Some(3600)).await.unwrap().retention_secs, Some(3600));
+    assert!(store.retention_rooms().await.unwrap().contains(&(r.id, 3600)));
+    // Timestamps are the caller's: old ones at 1000..1004, new ones at 5000..5002 (seqs after the create
+    // message, which the store does not add itself).
+    let mut batch = Vec::new();
+    for (i, ts) in [1000, 1001, 1002, 1003, 5000, 5001, 5002].into_iter().enumerate() {
+        let mut m = text(r.id, &u, &format!("m{i}"), Some(&format!("c{i}")));
+        if ts < 5000 {
+            m.mentions = vec![u.id];
+        }
+        m.ts = ts;
+        batch.push(m);
+    }
+    let mut old_elsewhere = text(other.id, &u, "elsewhere", None);
+    old_elsewhere.ts = 1000;
+    batch.push(old_elsewhere);
+    let seqs: Vec<Seq> = store.append(&batch).await.unwrap().iter().map(|a| stored(a).seq).collect();
+    assert_eq!(store.purge_before(r.id, 5000).await.unwrap(), 4);
+    assert_eq!(store.purge_before(r.id, 5000).await.unwrap(), 0, "purging is idempotent");
+    let page = store.history(r.id, HistoryQuery::Latest { limit: 50 }).await.unwrap();
+    let kept: Vec<(Seq, &str)> = page.messages.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    assert_eq!(kept, vec![(seqs[4], "m4"), (seqs[5], "m5"), (seqs[6], "m6")], "only the old ones go, seqs unchanged");
+    assert!(!page.has_more);
+    assert_eq!(store.message(r.id, seqs[0]).await.unwrap(), None);
+    // Resuming from before the purged range continues at the oldest kept message.
+    let after = store.history(r.id, HistoryQuery::After { after: 0, limit: 2 }).await.unwrap();
+    assert_eq!(after.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![seqs[4], seqs[5]]);
+    assert!(after.has_more);
+    let before = store.history(r.id, HistoryQuery::Before { before: seqs[5], limit: 5 }).await.unwrap();
+    assert_eq!(before.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![seqs[4]]);
+    assert!(!before.has_more);
+    // The counter is untouched: the next message continues after the last one ever stored.
+    let room_now = store.room(r.id).await.unwrap().unwrap();
+    assert_eq!(room_now.last_seq, seqs[6]);
+    let next = store.append(&[text(r.id, &u, "next", None)]).await.unwrap();
+    assert_eq!(stored(&next[0]).seq, seqs[6] + 1);
+    // Purged messages no longer count as unread or mentions, and cannot be edited.
+    let views = store.room_views(u.id).await.unwrap();
+    let v = views.iter().find(|v| v.room.id == r.id).unwrap();
+    assert_eq!(v.mentions, 0, "the mentions went with the old messages: {v:?}");
+    assert_eq!(store.edit_message(r.id, seqs[0], "x", 1).await.unwrap(), None);
+    // A purged client_id may be used again (the idempotency window is the retention period).
+    let again = store.append(&[text(r.id, &u, "again", Some("c0"))]).await.unwrap();
+    assert!(matches!(again[0], Appended::Stored(_)), "{again:?}");
+    // Other rooms are not touched.
+    assert_eq!(store.history(other.id, HistoryQuery::Latest { limit: 5 }).await.unwrap().messages.len(), 1);
+    assert_eq!(store.set_retention(r.id, None).await.unwrap().retention_secs, None);
+    assert!(!store.retention_rooms().await.unwrap().iter().any(|(id, _)| *id == r.id));
+}
+
+async fn webhooks_belong_to_rooms(store: &DynStore) {
+    let u = user(store, "hook").await;
+    let (a, b) = (room(store, &u, Visibility::Public).await, room(store, &u, Visibility::Private).await);
+    let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+    store.append(&[text(a.id, &u, "before the hook", None)]).await.unwrap();
+    let h1 = store.create_webhook(a.id, &url, "s1", u.id).await.unwrap();
+    assert_eq!(h1.delivered_seq, 1, "a new webhook starts after the room's last message");
+    let h2 = store.create_webhook(b.id, &url, "s2", u.id).await.unwrap();
+    assert_eq!((h1.room, h1.secret.as_str(), h1.url.as_str()), (a.id, "s1", "http://127.0.0.1:9/hook"));
+    assert_eq!(store.webhook(h1.id).await.unwrap(), Some(h1.clone()));
+    assert_eq!(store.webhooks(a.id).await.unwrap(), vec![h1.clone()]);
+    assert_eq!(store.webhooks_for(&[a.id, b.id]).await.unwrap(), vec![h1.clone(), h2.clone()]);
+    assert!(matches!(store.create_webhook(RoomId(i64::MAX), &url, "s", u.id).await, Err(Error::RoomNotFound)));
+    assert_eq!(h2.delivered_seq, 0);
+    let all = store.all_webhooks().await.unwrap();
+    assert!(all.contains(&h1) && all.contains(&h2));
+    assert!(store.advance_webhook(h1.id, 1, 5).await.unwrap());
+    assert!(!store.advance_webhook(h1.id, 1, 7).await.unwrap(), "compare-and-set: someone else moved it");
+    assert_eq!(store.webhook(h1.id).await.unwrap().unwrap().delivered_seq, 5);
+    assert!(!store.delete_webhook(a.id, h2.id).await.unwrap(), "a webhook is deleted through its own room");
+    assert!(store.delete_webhook(b.id, h2.id).await.unwrap());
+    assert_eq!(store.webhook(h2.id).await.unwrap(), None);
+    assert!(store.webhooks_for(&[b.id]).await.unwrap().is_empty());
 }
 
 async fn users_are_unique_ignoring_case(store: &DynStore) {

@@ -18,6 +18,8 @@ struct Inner {
     rooms: Vec<RoomRow>,
     invites: HashSet<(RoomId, UserId)>,
     bans: HashSet<(RoomId, UserId)>,
+    webhooks: Vec<Webhook>,
+    next_webhook: i64,
 }
 
 struct RoomRow {
@@ -38,6 +40,8 @@ struct StoredRow {
     ts: Millis,
     edited_at: Option<Millis>,
     deleted: bool,
+    /// Removed by retention: absent from every read, but its slot keeps later `seq`s in place.
+    purged: bool,
 }
 
 #[derive(Default)]
@@ -70,6 +74,9 @@ impl Inner {
     }
     fn message(&self, room: RoomId, seq: Seq) -> Option<Arc<Message>> {
         let m = self.row(room)?.messages.get(idx(seq)?)?;
+        if m.purged {
+            return None;
+        }
         Some(Arc::new(Message {
             room,
             seq,
@@ -98,6 +105,7 @@ impl Inner {
             created_by: creator,
             last_seq: 0,
             member_count: 0,
+            retention_secs: None,
         };
         self.rooms.push(RoomRow {
             room,
@@ -226,8 +234,9 @@ impl Store for MemoryStore {
         for r in g.rooms.iter() {
             let Some(&(role, last_read)) = r.members.get(&user) else { continue };
             let unread_msgs = r.messages.iter().skip(usize::try_from(last_read).unwrap_or(0));
-            let unread_msgs: Vec<&StoredRow> =
-                unread_msgs.filter(|m| m.kind == MessageKind::Text && m.sender != user && !m.deleted).collect();
+            let unread_msgs: Vec<&StoredRow> = unread_msgs
+                .filter(|m| !m.purged && m.kind == MessageKind::Text && m.sender != user && !m.deleted)
+                .collect();
             let peer = match r.room.kind {
                 RoomKind::Direct => r.members.keys().find(|u| **u != user).and_then(|u| g.user(*u).cloned()),
                 RoomKind::Group => None,
@@ -365,6 +374,7 @@ impl Store for MemoryStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                purged: false,
             });
             let seq = r.messages.len() as Seq;
             if let Some(cid) = &m.client_id {
@@ -379,19 +389,22 @@ impl Store for MemoryStore {
         let g = self.inner.lock();
         let Some(r) = g.row(room) else { return Ok(HistoryPage { messages: vec![], has_more: false }) };
         let n = r.messages.len() as i64;
-        let limit = i64::from(query.limit());
-        let (lo, hi, has_more) = match query {
-            HistoryQuery::Latest { .. } => ((n - limit).max(0), n, n > limit),
+        let limit = query.limit() as usize;
+        // Purged slots are skipped, as the SQL stores skip deleted rows: pages hold `limit` kept messages.
+        let live = |seq: &i64| idx(*seq).and_then(|i| r.messages.get(i)).is_some_and(|m| !m.purged);
+        let (mut seqs, forward): (Vec<i64>, bool) = match query {
+            HistoryQuery::Latest { .. } => ((1..=n).rev().filter(live).take(limit + 1).collect(), false),
             HistoryQuery::Before { before, .. } => {
-                let end = (before - 1).clamp(0, n);
-                ((end - limit).max(0), end, end > limit)
+                ((1..before.min(n + 1)).rev().filter(live).take(limit + 1).collect(), false)
             }
-            HistoryQuery::After { after, .. } => {
-                let start = after.clamp(0, n);
-                (start, (start + limit).min(n), start + limit < n)
-            }
+            HistoryQuery::After { after, .. } => ((after.max(0) + 1..=n).filter(live).take(limit + 1).collect(), true),
         };
-        let messages = (lo + 1..=hi).filter_map(|seq| g.message(room, seq)).collect();
+        let has_more = seqs.len() > limit;
+        seqs.truncate(limit);
+        if !forward {
+            seqs.reverse();
+        }
+        let messages = seqs.into_iter().filter_map(|seq| g.message(room, seq)).collect();
         Ok(HistoryPage { messages, has_more })
     }
 
@@ -402,7 +415,7 @@ impl Store for MemoryStore {
     async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>> {
         let mut g = self.inner.lock();
         let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
-        if m.kind != MessageKind::Text || m.deleted {
+        if m.kind != MessageKind::Text || m.deleted || m.purged {
             return Ok(None);
         }
         m.body = body.to_owned();
@@ -413,10 +426,93 @@ impl Store for MemoryStore {
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
         let mut g = self.inner.lock();
         let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
+        if m.purged {
+            return Ok(None);
+        }
         m.body.clear();
         m.mentions.clear();
         m.deleted = true;
         Ok(g.message(room, seq))
+    }
+
+    async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {
+        let mut g = self.inner.lock();
+        g.row_mut(room).ok_or(Error::RoomNotFound)?.room.retention_secs = secs;
+        Ok(g.room(g.row(room).expect("exists")))
+    }
+
+    async fn retention_rooms(&self) -> Result<Vec<(RoomId, i64)>> {
+        let g = self.inner.lock();
+        Ok(g.rooms.iter().filter_map(|r| r.room.retention_secs.map(|s| (r.room.id, s))).collect())
+    }
+
+    async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64> {
+        let mut g = self.inner.lock();
+        let Some(r) = g.row_mut(room) else { return Ok(0) };
+        let mut n = 0;
+        for m in r.messages.iter_mut().filter(|m| !m.purged && m.ts < cutoff) {
+            m.purged = true;
+            m.body = String::new();
+            m.mentions = Vec::new();
+            if let Some(cid) = m.client_id.take() {
+                r.by_client_id.remove(&(m.sender, cid));
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {
+        let mut g = self.inner.lock();
+        let Some(delivered_seq) = g.row(room).map(|r| r.messages.len() as Seq) else {
+            return Err(Error::RoomNotFound);
+        };
+        g.next_webhook += 1;
+        let hook = Webhook {
+            id: g.next_webhook,
+            room,
+            url: url.as_str().to_owned(),
+            secret: secret.to_owned(),
+            created_by: by,
+            created_at: now_millis(),
+            delivered_seq,
+        };
+        g.webhooks.push(hook.clone());
+        Ok(hook)
+    }
+
+    async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>> {
+        Ok(self.inner.lock().webhooks.iter().filter(|w| w.room == room).cloned().collect())
+    }
+
+    async fn webhooks_for(&self, rooms: &[RoomId]) -> Result<Vec<Webhook>> {
+        Ok(self.inner.lock().webhooks.iter().filter(|w| rooms.contains(&w.room)).cloned().collect())
+    }
+
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
+        Ok(self.inner.lock().webhooks.iter().find(|w| w.id == id).cloned())
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        Ok(self.inner.lock().webhooks.clone())
+    }
+
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {
+        let mut g = self.inner.lock();
+        Ok(match g.webhooks.iter_mut().find(|w| w.id == id && w.delivered_seq == from) {
+            Some(w) => {
+                w.delivered_seq = to;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let before = g.webhooks.len();
+        g.webhooks.retain(|w| !(w.id == id && w.room == room));
+        Ok(g.webhooks.len() < before)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -103,6 +103,30 @@ pub trait Store: Send + Sync + 'static {
     /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
 
+    /// Sets (or, with `None`, clears) how long a room keeps its messages.
+    async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room>;
+    /// Every room with a retention period, and that period in seconds.
+    async fn retention_rooms(&self) -> Result<Vec<(RoomId, i64)>>;
+    /// Deletes the room's messages stored before `cutoff` (their `ts`); how many. Later messages keep
+    /// their `seq`, and the room's `last_seq` is unchanged, so new messages keep counting from it.
+    /// History and resume then simply start at the oldest message kept.
+    async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64>;
+
+    /// Registers an outgoing webhook for a room.
+    async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook>;
+    /// A room's webhooks, oldest first.
+    async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>>;
+    /// The webhooks of any of `rooms` (one query per ingest batch).
+    async fn webhooks_for(&self, rooms: &[RoomId]) -> Result<Vec<Webhook>>;
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>>;
+    /// Every webhook (the dispatcher's catch-up after a restart).
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Moves a webhook's `delivered_seq` from `from` to `to`; false when it was no longer `from`
+    /// (another node moved it) or the webhook is gone.
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool>;
+    /// Removes a room's webhook; false when it had no such webhook.
+    async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool>;
+
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
     /// Flushes and closes; called once at shutdown.

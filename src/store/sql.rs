@@ -30,7 +30,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-const ROOM_COLS: &str = "r.id, r.name, r.kind, r.visibility, r.topic, r.created_by, r.last_seq, \
+const ROOM_COLS: &str = "r.id, r.name, r.kind, r.visibility, r.topic, r.created_by, r.last_seq, r.retention_secs, \
      (SELECT COUNT(*) FROM members m WHERE m.room_id = r.id) AS member_count";
 
 const MSG_SELECT: &str = "SELECT m.room_id, m.seq, m.kind, m.sender_id, m.body, m.client_id, m.created_at, \
@@ -96,6 +96,7 @@ impl SqlStore {
             created_by: UserId(row.try_get("created_by").map_err(db_err)?),
             last_seq: row.try_get("last_seq").map_err(db_err)?,
             member_count: row.try_get("member_count").map_err(db_err)?,
+            retention_secs: row.try_get("retention_secs").map_err(db_err)?,
         })
     }
 
@@ -132,6 +133,18 @@ impl SqlStore {
         let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
         let row = sqlx::query(sql).bind(room.0).bind(seq).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(Self::message_from).transpose()
+    }
+
+    fn webhook_from(row: &SqliteRow) -> Result<Webhook> {
+        Ok(Webhook {
+            id: row.try_get("id").map_err(db_err)?,
+            room: RoomId(row.try_get("room_id").map_err(db_err)?),
+            url: row.try_get("url").map_err(db_err)?,
+            secret: row.try_get("secret").map_err(db_err)?,
+            created_by: UserId(row.try_get("created_by").map_err(db_err)?),
+            created_at: row.try_get("created_at").map_err(db_err)?,
+            delivered_seq: row.try_get("delivered_seq").map_err(db_err)?,
+        })
     }
 
     fn user_from(row: &SqliteRow) -> Result<User> {
@@ -790,6 +803,140 @@ impl Store for SqlStore {
             return Ok(None);
         }
         self.message_by_seq(room, seq).await
+    }
+
+    async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {
+        let res = sqlx::query("UPDATE rooms SET retention_secs = $1 WHERE id = $2")
+            .bind(secs)
+            .bind(room.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(Error::RoomNotFound);
+        }
+        self.room(room).await?.ok_or(Error::RoomNotFound)
+    }
+
+    async fn retention_rooms(&self) -> Result<Vec<(RoomId, i64)>> {
+        let rows = sqlx::query("SELECT id, retention_secs FROM rooms WHERE retention_secs IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| Ok((RoomId(r.try_get(0).map_err(db_err)?), r.try_get(1).map_err(db_err)?))).collect()
+    }
+
+    async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        sqlx::query(
+            "DELETE FROM mentions WHERE room_id = $1 AND seq IN \
+             (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
+        )
+        .bind(room.0)
+        .bind(room.0)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let res = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND created_at < $2")
+            .bind(room.0)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(res.rows_affected())
+    }
+
+    async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {
+        let now = now_millis();
+        let row = sqlx::query(
+            "INSERT INTO webhooks (room_id, url, secret, created_by, created_at, delivered_seq) \
+             SELECT $1, $2, $3, $4, $5, last_seq FROM rooms WHERE id = $6 RETURNING id, delivered_seq",
+        )
+        .bind(room.0)
+        .bind(url.as_str())
+        .bind(secret)
+        .bind(by.0)
+        .bind(now)
+        .bind(room.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or(Error::RoomNotFound)?;
+        Ok(Webhook {
+            id: row.try_get(0).map_err(db_err)?,
+            delivered_seq: row.try_get(1).map_err(db_err)?,
+            room,
+            url: url.as_str().to_owned(),
+            secret: secret.to_owned(),
+            created_by: by,
+            created_at: now,
+        })
+    }
+
+    async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>> {
+        self.webhooks_for(&[room]).await
+    }
+
+    async fn webhooks_for(&self, rooms: &[RoomId]) -> Result<Vec<Webhook>> {
+        let mut out = Vec::new();
+        for chunk in rooms.chunks(CHUNK) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks WHERE room_id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for r in chunk {
+                sep.push_bind(r.0);
+            }
+            q.push(") ORDER BY id");
+            for row in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
+                out.push(Self::webhook_from(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
+        let row = sqlx::query(
+            "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(Self::webhook_from).transpose()
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(
+            "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq FROM webhooks ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(Self::webhook_from).collect()
+    }
+
+    async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {
+        let res = sqlx::query("UPDATE webhooks SET delivered_seq = $1 WHERE id = $2 AND delivered_seq = $3")
+            .bind(to)
+            .bind(id)
+            .bind(from)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool> {
+        let res = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND room_id = $2")
+            .bind(id)
+            .bind(room.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,0 +1,194 @@
+//! The queue contract: every [`JobQueue`] backend passes these checks (in-process below; Redis in
+//! `jobs::redis` tests when `PARLEY_TEST_REDIS_URL` is set). Each run uses a fresh queue.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{DynQueue, Job};
+
+const WAIT: Duration = Duration::from_secs(5);
+const NOTHING: Duration = Duration::from_millis(20);
+
+async fn take(q: &DynQueue) -> super::Reserved {
+    q.reserve(WAIT).await.unwrap().expect("a job within the deadline")
+}
+
+/// Runs every check against `q`, which must be empty.
+pub async fn run_all(q: DynQueue) {
+    fifo_and_ack(&q).await;
+    retries_wait_their_delay(&q).await;
+    dead_letters(&q).await;
+}
+
+async fn fifo_and_ack(q: &DynQueue) {
+    let (a, b) = (Job::new("t", json!({"n": 1})), Job::new("t", json!({"n": 2})));
+    q.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(q.depth().await.unwrap().ready, 2);
+    let ra = take(q).await;
+    assert_eq!(ra.job, a, "first in, first out");
+    let rb = take(q).await;
+    assert_eq!(rb.job, b);
+    assert!(q.reserve(NOTHING).await.unwrap().is_none(), "a reserved job is invisible to other workers");
+    let d = q.depth().await.unwrap();
+    assert_eq!((d.ready, d.processing), (0, 2));
+    q.ack(&ra).await.unwrap();
+    q.ack(&rb).await.unwrap();
+    assert_eq!(q.depth().await.unwrap(), super::Depth::default());
+}
+
+async fn retries_wait_their_delay(q: &DynQueue) {
+    let job = Job::new("t", json!({}));
+    q.enqueue(std::slice::from_ref(&job)).await.unwrap();
+    let r = take(q).await;
+    let mut failed = r.job.clone();
+    failed.attempts = 1;
+    failed.last_error = Some("boom".into());
+    let started = std::time::Instant::now();
+    q.retry(&r, &failed, Duration::from_millis(300)).await.unwrap();
+    let d = q.depth().await.unwrap();
+    assert_eq!((d.ready, d.delayed, d.processing), (0, 1, 0));
+    assert!(q.reserve(NOTHING).await.unwrap().is_none(), "not before its delay");
+    let again = take(q).await;
+    assert!(started.elapsed() >= Duration::from_millis(290), "came back after {:?}", started.elapsed());
+    assert_eq!(again.job, failed, "with its attempts and error");
+    q.ack(&again).await.unwrap();
+}
+
+async fn dead_letters(q: &DynQueue) {
+    let job = Job::new("t", json!({"x": "y"}));
+    q.enqueue(std::slice::from_ref(&job)).await.unwrap();
+    let r = take(q).await;
+    let mut failed = r.job.clone();
+    failed.attempts = 3;
+    failed.last_error = Some("gave up".into());
+    q.bury(&r, &failed).await.unwrap();
+    assert_eq!(q.dead(10).await.unwrap(), vec![failed]);
+    let d = q.depth().await.unwrap();
+    assert_eq!((d.ready, d.delayed, d.processing, d.dead), (0, 0, 0, 1));
+    assert!(q.reserve(NOTHING).await.unwrap().is_none(), "dead jobs do not run");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::jobs::memory::MemoryQueue;
+
+    #[tokio::test]
+    async fn memory_queue_meets_the_contract() {
+        run_all(Arc::new(MemoryQueue::new(100))).await;
+    }
+
+    #[tokio::test]
+    async fn memory_queue_is_bounded() {
+        let q = MemoryQueue::new(2);
+        use crate::jobs::JobQueue;
+        q.enqueue(&[Job::new("t", json!({})), Job::new("t", json!({}))]).await.unwrap();
+        let err = q.enqueue(&[Job::new("t", json!({}))]).await.unwrap_err();
+        assert!(err.to_string().contains("full"), "{err}");
+    }
+
+    /// A Redis URL from `PARLEY_TEST_REDIS_URL`, or `None` after saying the test is skipped.
+    pub fn redis_url_or_skip(test: &str) -> Option<String> {
+        match std::env::var("PARLEY_TEST_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                eprintln!("SKIPPED {test}: set PARLEY_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run it");
+                None
+            }
+        }
+    }
+
+    fn prefix() -> String {
+        format!("parley-test:{}", hex::encode(rand::random::<[u8; 6]>()))
+    }
+
+    async fn clean(url: &str, prefix: &str) {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_queue_meets_the_contract() {
+        let Some(url) = redis_url_or_skip("redis_queue_meets_the_contract") else { return };
+        let p = prefix();
+        let q = crate::jobs::redis::RedisQueue::connect(&url, &p).await.unwrap();
+        run_all(Arc::new(q)).await;
+        clean(&url, &p).await;
+    }
+
+    #[tokio::test]
+    async fn redis_recovers_the_jobs_of_a_dead_node() {
+        use crate::jobs::JobQueue;
+        use crate::jobs::redis::RedisQueue;
+        let Some(url) = redis_url_or_skip("redis_recovers_the_jobs_of_a_dead_node") else { return };
+        let p = prefix();
+        let (dying, survivor) =
+            (RedisQueue::connect(&url, &p).await.unwrap(), RedisQueue::connect(&url, &p).await.unwrap());
+        let job = Job::new("t", json!({"n": 7}));
+        dying.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        dying.heartbeat().await.unwrap();
+        survivor.heartbeat().await.unwrap();
+        let taken = dying.reserve(WAIT).await.unwrap().unwrap();
+        assert_eq!(taken.job, job);
+        // The dying node stops (never acknowledges). Live nodes are left alone...
+        assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 0);
+        assert!(survivor.reserve(NOTHING).await.unwrap().is_none());
+        // ...until its last heartbeat is older than the limit: here, made old directly.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("ZADD")
+            .arg(format!("{p}:nodes"))
+            .arg(1)
+            .arg(dying.node())
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 1);
+        let again = survivor.reserve(WAIT).await.unwrap().expect("the job runs again elsewhere");
+        assert_eq!(again.job, job);
+        survivor.ack(&again).await.unwrap();
+        assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 0, "recovered once");
+        clean(&url, &p).await;
+    }
+
+    #[tokio::test]
+    async fn redis_puts_back_jobs_no_worker_holds() {
+        use crate::jobs::JobQueue;
+        use crate::jobs::redis::RedisQueue;
+        let Some(url) = redis_url_or_skip("redis_puts_back_jobs_no_worker_holds") else { return };
+        let p = prefix();
+        let q = RedisQueue::connect(&url, &p).await.unwrap();
+        let job = Job::new("t", json!({"n": 8}));
+        q.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        // A reservation whose reply never reached a worker: moved server-side, held by nobody.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("LMOVE")
+            .arg(format!("{p}:ready"))
+            .arg(format!("{p}:processing:{}", q.node()))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        // A job in a worker's hands is never touched.
+        let other = Job::new("t", json!({"n": 9}));
+        q.enqueue(std::slice::from_ref(&other)).await.unwrap();
+        let held = q.reserve(WAIT).await.unwrap().unwrap();
+        assert_eq!(q.recover(Duration::from_secs(60)).await.unwrap(), 0, "first sighting: only a suspect");
+        assert_eq!(q.recover(Duration::from_secs(60)).await.unwrap(), 1, "second: put back");
+        let again = q.reserve(WAIT).await.unwrap().expect("the orphan runs");
+        assert_eq!(again.job, job);
+        q.ack(&again).await.unwrap();
+        q.ack(&held).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), crate::jobs::Depth::default());
+        clean(&url, &p).await;
+    }
+}

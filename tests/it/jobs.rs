@@ -1,0 +1,249 @@
+//! Background jobs end to end: webhooks retried until delivered or dead-lettered, and retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::harness::{DEADLINE, TestApp, spawn_app_with};
+
+/// One request a receiver got.
+struct Delivery {
+    headers: HeaderMap,
+    body: String,
+}
+
+/// A webhook receiver on port 0 that answers 500 to its first `fail` requests and 200 after, and
+/// reports every request on the returned channel.
+async fn receiver(fail: u32) -> (String, mpsc::UnboundedReceiver<Delivery>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(Mutex::new(0u32));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (tx, seen) = (tx.clone(), seen.clone());
+            async move {
+                let n = {
+                    let mut g = seen.lock();
+                    *g += 1;
+                    *g
+                };
+                let _ = tx.send(Delivery { headers, body });
+                if n <= fail { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
+    tokio::time::timeout(DEADLINE, rx.recv()).await.expect("a delivery within the deadline").unwrap()
+}
+
+fn header<'a>(d: &'a Delivery, name: &str) -> &'a str {
+    d.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+async fn add_hook(app: &TestApp, token: &str, room: &str, url: &str) -> (i64, String) {
+    let (s, b) = app.post(Some(token), &format!("/api/v1/rooms/{room}/webhooks"), json!({ "url": url })).await;
+    assert_eq!(s, 201, "{b}");
+    assert!(b["secret"].as_str().unwrap().starts_with("whsec_"), "{b}");
+    (b["id"].as_i64().unwrap(), b["secret"].as_str().unwrap().to_owned())
+}
+
+async fn say(app: &TestApp, token: &str, room: &str, body: &str) -> Value {
+    let (s, b) = app.post(Some(token), &format!("/api/v1/rooms/{room}/messages"), json!({ "body": body })).await;
+    assert_eq!(s, 201, "{b}");
+    b
+}
+
+#[tokio::test]
+async fn a_webhook_failing_twice_gets_the_message_on_the_third_try() {
+    failing_twice_then_delivered(&[]).await;
+}
+
+/// The same through the Redis queue (a unique key prefix per test), when Redis is configured.
+#[tokio::test]
+async fn webhook_retries_work_through_the_redis_queue() {
+    let Ok(url) = std::env::var("PARLEY_TEST_REDIS_URL") else {
+        eprintln!("SKIPPED webhook_retries_work_through_the_redis_queue: set PARLEY_TEST_REDIS_URL to run it");
+        return;
+    };
+    let prefix = format!("parley-test:{}", hex::encode(rand::random::<[u8; 6]>()));
+    let flags = ["--redis-url", &url, "--redis-prefix", &prefix, "--jwt-secret", "a-secret-for-this-test-only"];
+    failing_twice_then_delivered(&flags).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
+    }
+}
+
+async fn failing_twice_then_delivered(flags: &[&str]) {
+    let mut all = vec!["--job-backoff-ms", "20", "--webhook-allow-private"];
+    all.extend_from_slice(flags);
+    let app = spawn_app_with(&all).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "hooked", "public").await;
+    let (url, mut rx) = receiver(2).await;
+    let (id, secret) = add_hook(&app, &alice, "hooked", &url).await;
+
+    let ack = say(&app, &alice, "hooked", "hello, hooks").await;
+    let tries = [next(&mut rx).await, next(&mut rx).await, next(&mut rx).await];
+    let delivery = header(&tries[0], "x-parley-delivery");
+    for t in &tries {
+        assert_eq!(header(t, "x-parley-delivery"), delivery, "one delivery id across retries");
+        let ts: i64 = header(t, "x-parley-timestamp").parse().unwrap();
+        let sig = header(t, "x-parley-signature");
+        assert!(parley::jobs::webhook::verify(secret.as_bytes(), ts, t.body.as_bytes(), sig), "bad signature {sig}");
+        assert!(!parley::jobs::webhook::verify(b"not-the-secret", ts, t.body.as_bytes(), sig));
+    }
+    let got: Value = serde_json::from_str(&tries[2].body).unwrap();
+    assert_eq!(got["room_name"], "hooked");
+    assert_eq!(got["seq"], ack["seq"]);
+    assert_eq!(got["sender"], "alice");
+    assert_eq!(got["body"], "hello, hooks");
+    assert_eq!(got["sent_at"], ack["ts"]);
+
+    // It was delivered, so nothing is dead; the list and removal work.
+    let (s, b) = app.get(Some(&alice), "/api/v1/rooms/hooked/webhooks/dead").await;
+    assert_eq!((s, b["deliveries"].as_array().unwrap().len()), (200, 0), "{b}");
+    let (s, b) = app.get(Some(&alice), "/api/v1/rooms/hooked/webhooks").await;
+    assert_eq!(s, 200);
+    assert_eq!(b["webhooks"][0]["url"], url.as_str());
+    assert!(b["webhooks"][0].get("secret").is_none(), "the secret is shown once: {b}");
+    let del = |path: String| app.http.delete(app.url(&path)).bearer_auth(&alice).send();
+    assert_eq!(del(format!("/api/v1/rooms/hooked/webhooks/{id}")).await.unwrap().status(), 204);
+    assert_eq!(del(format!("/api/v1/rooms/hooked/webhooks/{id}")).await.unwrap().status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_always_fails_ends_in_the_dead_letter_list() {
+    let app = spawn_app_with(&["--job-backoff-ms", "10", "--job-max-attempts", "3", "--webhook-allow-private"]).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    app.room(&alice, "dead", "public").await;
+    app.join(&bob, "dead").await;
+    let (url, mut rx) = receiver(u32::MAX).await;
+
+    // Only moderators manage webhooks, and only http URLs are taken.
+    let (s, b) = app.post(Some(&bob), "/api/v1/rooms/dead/webhooks", json!({ "url": url })).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
+    for bad in ["ftp://example.com/", "not a url", "http://"] {
+        let (s, b) = app.post(Some(&alice), "/api/v1/rooms/dead/webhooks", json!({ "url": bad })).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("bad_request")), "{bad}: {b}");
+    }
+    add_hook(&app, &alice, "dead", &url).await;
+
+    let ack = say(&app, &bob, "dead", "nobody hears this").await;
+    for _ in 0..3 {
+        next(&mut rx).await;
+    }
+    // The third failure buries the job right after the receiver answers: poll for that, bounded.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let dead = loop {
+        let (s, b) = app.get(Some(&alice), "/api/v1/rooms/dead/webhooks/dead").await;
+        assert_eq!(s, 200, "{b}");
+        if let Some(d) = b["deliveries"].as_array().and_then(|d| d.first()) {
+            break d.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(dead["seq"], ack["seq"]);
+    assert_eq!(dead["attempts"], 3);
+    assert!(dead["error"].as_str().unwrap().contains("HTTP 500"), "{dead}");
+    let (s, _) = app.get(Some(&bob), "/api/v1/rooms/dead/webhooks/dead").await;
+    assert_eq!(s, 403, "members do not see deliveries");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_do_not_reach_private_addresses_by_default() {
+    let app = spawn_app_with(&["--job-max-attempts", "1"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "inside", "public").await;
+    let (url, mut rx) = receiver(0).await;
+    add_hook(&app, &alice, "inside", &url).await;
+    add_hook(&app, &alice, "inside", &url.replace("127.0.0.1", "localhost")).await;
+    say(&app, &alice, "inside", "psst").await;
+    // Both deliveries are refused before any request is made: wait for them in the dead-letter list.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let dead = loop {
+        let (_, b) = app.get(Some(&alice), "/api/v1/rooms/inside/webhooks/dead").await;
+        let d = b["deliveries"].as_array().unwrap().clone();
+        if d.len() == 2 {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never refused: {b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
+    assert!(errors.iter().any(|e| e.contains("127.0.0.1 is not a public address")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("localhost has no public address")), "{errors:?}");
+    assert!(rx.try_recv().is_err(), "the receiver was never called");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retention_purges_old_messages_and_only_those() {
+    let app = spawn_app_with(&["--retention-sweep-secs", "1"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "brief", "public").await;
+    let old = [say(&app, &alice, "brief", "old one").await, say(&app, &alice, "brief", "old two").await];
+    // The clock has to move past the retention period for "old" to mean anything: this waits for time,
+    // not for an event.
+    const RETENTION_SECS: u64 = 3;
+    tokio::time::sleep(Duration::from_millis(RETENTION_SECS * 1000 + 300)).await;
+    let new = [say(&app, &alice, "brief", "new one").await, say(&app, &alice, "brief", "new two").await];
+
+    let resp = app
+        .http
+        .patch(app.url("/api/v1/rooms/brief"))
+        .bearer_auth(&alice)
+        .json(&json!({ "retention_secs": RETENTION_SECS }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let room: Value = resp.json().await.unwrap();
+    assert_eq!(room["retention_secs"], RETENTION_SECS);
+
+    // The next sweep purges everything before the new messages: poll the history for that, bounded
+    // well inside the time the new messages stay young.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(RETENTION_SECS - 1);
+    let kept = loop {
+        let (s, b) = app.get(Some(&alice), "/api/v1/rooms/brief/messages").await;
+        assert_eq!(s, 200, "{b}");
+        let msgs = b["messages"].as_array().unwrap().clone();
+        if !msgs.iter().any(|m| m["body"] == "old one" || m["body"] == "old two") {
+            break msgs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not purged in time: {msgs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let seqs: Vec<&Value> = kept.iter().map(|m| &m["seq"]).collect();
+    assert_eq!(seqs, vec![&new[0]["seq"], &new[1]["seq"]], "only the old messages went, seqs unchanged");
+    let (_, b) = app.get(Some(&alice), &format!("/api/v1/rooms/brief/messages?after={}", old[0]["seq"])).await;
+    assert_eq!(b["messages"][0]["seq"], new[0]["seq"], "reading after a purged seq starts at the oldest kept");
+    let next = say(&app, &alice, "brief", "and on").await;
+    assert_eq!(next["seq"], new[1]["seq"].as_i64().unwrap() + 1, "numbering goes on");
+
+    // Clearing it keeps messages again; a member cannot set it.
+    let bob = app.user("bob").await;
+    app.join(&bob, "brief").await;
+    let patch =
+        |token: &str, v: Value| app.http.patch(app.url("/api/v1/rooms/brief")).bearer_auth(token).json(&v).send();
+    assert_eq!(patch(&bob, json!({ "retention_secs": 60 })).await.unwrap().status(), 403);
+    assert_eq!(patch(&alice, json!({ "retention_secs": 0 })).await.unwrap().status(), 400);
+    let cleared: Value = patch(&alice, json!({ "retention_secs": null })).await.unwrap().json().await.unwrap();
+    assert_eq!(cleared["retention_secs"], Value::Null);
+    app.stop().await;
+}
