@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
-#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow; default: all)
+#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow twonode;
+#                                               default: all; twonode needs PostgreSQL and Redis, see below)
 # Stops every server it starts. Everything stays on loopback.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,10 +12,12 @@ mkdir -p "$OUT"
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --bin parley)
 
 SERVER_PID=""
+SERVER_PIDS=()
 stop_server() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in "${SERVER_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+  done
+  SERVER_PIDS=()
   SERVER_PID=""
 }
 trap stop_server EXIT
@@ -27,6 +30,7 @@ start_server() { # extra flags…
     --messages-per-sec 1000000 --message-burst 1000000 --auth-per-minute 10000000 --auth-burst 1000000 \
     --max-connections 100000 --max-connections-per-user 100000 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
   SERVER_PID=$!
+  SERVER_PIDS+=("$SERVER_PID")
   for _ in $(seq 1 100); do
     URL="$(grep -o 'http://[0-9.:]*' "$OUT/server.out" | head -1 || true)"
     [ -n "$URL" ] && return 0
@@ -92,6 +96,30 @@ scenario_slow() {
     done
   done
   stop_server
+}
+
+scenario_twonode() {
+  # Fan-out across two nodes through Redis, against the same two nodes with everyone on one of them:
+  # the difference is the broker hop. Both nodes share core 0 (as one node had it alone), PostgreSQL
+  # (PARLEY_BENCH_POSTGRES_URL, a fresh schema) and Redis (PARLEY_BENCH_REDIS_URL).
+  local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  local redis="${PARLEY_BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+  local schema="parley_bench_$$"
+  psql -q "$pg" -c "CREATE SCHEMA $schema"
+  local flags=(--database-url "$pg?options[search_path]=$schema" --redis-url "$redis" --redis-prefix "$schema"
+    --jwt-secret "bench-secret-$schema")
+  start_server "${flags[@]}"; local url_a="$URL" pid_a="$SERVER_PID"
+  start_server "${flags[@]}"; local url_b="$URL"
+  for round in 1 2 3; do
+    for rate in 10 25; do
+      URL="$url_a" SERVER_PID="$pid_a" bench "twonode-same-r$rate-$round" --connections 1000 --rooms 1 \
+        --users-per-room 1000 --senders 10 --rate "$rate" --warmup 2 --duration 10
+      URL="$url_a" SERVER_PID="$pid_a" bench "twonode-cross-r$rate-$round" --receiver-url "$url_b" \
+        --connections 1000 --rooms 1 --users-per-room 1000 --senders 10 --rate "$rate" --warmup 2 --duration 10
+    done
+  done
+  stop_server
+  psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
 }
 
 for s in "${@:-fanout manyrooms idle ingest recovery slow}"; do
