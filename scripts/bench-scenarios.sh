@@ -111,7 +111,7 @@ scenario_twonode() {
   start_server "${flags[@]}"; local url_a="$URL" pid_a="$SERVER_PID"
   start_server "${flags[@]}"; local url_b="$URL"
   for round in 1 2 3; do
-    for rate in 10 25; do
+    for rate in ${TWONODE_RATES:-1 10 25}; do
       URL="$url_a" SERVER_PID="$pid_a" bench "twonode-same-r$rate-$round" --connections 1000 --rooms 1 \
         --users-per-room 1000 --senders 10 --rate "$rate" --warmup 2 --duration 10
       URL="$url_a" SERVER_PID="$pid_a" bench "twonode-cross-r$rate-$round" --receiver-url "$url_b" \
