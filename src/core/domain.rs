@@ -382,8 +382,9 @@ pub struct WebhookUrl(String);
 impl WebhookUrl {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let s = s.trim();
-        let bad =
-            || Error::BadRequest("webhook url must be an http:// or https:// URL with a host, at most 2048 bytes".into());
+        let bad = || {
+            Error::BadRequest("webhook url must be an http:// or https:// URL with a host, at most 2048 bytes".into())
+        };
         if s.len() > 2048 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad());
         }
@@ -615,7 +616,8 @@ mod tests {
 
     #[test]
     fn webhook_urls_are_http_or_https_with_a_host() {
-        for ok in ["http://example.com/hook", "http://127.0.0.1:9000", "HTTP://h/x?y=1", "https://hooks.example.com/p"] {
+        for ok in ["http://example.com/hook", "http://127.0.0.1:9000", "HTTP://h/x?y=1", "https://hooks.example.com/p"]
+        {
             assert!(WebhookUrl::parse(ok).is_ok(), "{ok}");
         }
         for bad in
