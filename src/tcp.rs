@@ -69,22 +69,35 @@ pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop:
     }
 }
 
-/// Splits input into lines, refusing overlong ones without buffering them.
+/// Splits input into lines, refusing overlong ones without buffering them: after [`LineReader::next`]
+/// returns `None`, at most `max` bytes stay buffered.
 #[derive(Default)]
-struct LineReader {
+pub struct LineReader {
     buf: BytesMut,
     discarding: bool,
 }
 
-enum Line {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
     Text(String),
     TooLong,
     BadUtf8,
 }
 
 impl LineReader {
+    /// Appends bytes read from the peer.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet returned as a line.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The next complete line in the buffer, if any.
-    fn next(&mut self, max: usize) -> Option<Line> {
+    #[allow(clippy::should_implement_trait)] // takes the limit, so not an Iterator
+    pub fn next(&mut self, max: usize) -> Option<Line> {
         loop {
             match self.buf.iter().position(|&b| b == b'\n') {
                 Some(i) => {
@@ -252,7 +265,7 @@ async fn conn(stream: tokio::net::TcpStream, chat: Arc<Chat>, cfg: TcpConfig) {
             }
             r = rd.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => reader.push(&chunk[..n]),
             },
         }
     }
@@ -379,15 +392,21 @@ fn err(out: &mut Output, e: &Error) {
     out.line(&format!("ERR {} {}", e.code(), e.public_message()));
 }
 
-/// Handles one line; false to end the connection.
-async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+/// A line as a command name and its argument text: `/join general` → `("join", "general")`; a line
+/// without `/` is `("say", line)`; an empty line is nothing. Pure, so it is fuzzed (`fuzz/`).
+pub fn split_command(line: &str) -> Option<(&str, &str)> {
     if line.is_empty() {
-        return true;
+        return None;
     }
-    let (cmd, rest) = match line.strip_prefix('/') {
+    Some(match line.strip_prefix('/') {
         Some(c) => c.split_once(' ').map_or((c, ""), |(a, b)| (a, b.trim())),
         None => ("say", line),
-    };
+    })
+}
+
+/// Handles one line; false to end the connection.
+async fn command(chat: &Arc<Chat>, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+    let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
         ("help", _) => HELP.lines().for_each(|l| out.line(l)),
@@ -611,5 +630,15 @@ mod tests {
         r.buf.extend_from_slice(b"0123456789A\n");
         assert_eq!(lines(&mut r, 10), ["<too long>"]);
         assert!(r.buf.is_empty());
+    }
+
+    #[test]
+    fn commands_split_into_name_and_arguments() {
+        assert_eq!(split_command(""), None);
+        assert_eq!(split_command("hello there"), Some(("say", "hello there")));
+        assert_eq!(split_command("/join  general "), Some(("join", "general")));
+        assert_eq!(split_command("/quit"), Some(("quit", "")));
+        assert_eq!(split_command("/"), Some(("", "")));
+        assert_eq!(split_command("/é ü"), Some(("é", "ü")));
     }
 }

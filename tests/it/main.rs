@@ -5,6 +5,7 @@ mod harness;
 mod accounts;
 mod durability;
 mod everyday;
+mod hostile;
 mod messaging;
 mod rooms;
 mod transports;
