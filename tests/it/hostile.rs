@@ -392,3 +392,33 @@ fn the_fuzz_corpora_replay_cleanly() {
         assert!(n >= 4, "{target}: only {n} inputs found under fuzz/");
     }
 }
+
+#[tokio::test]
+async fn websocket_closes_complete_the_handshake_and_protocol_errors_say_why() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let app = spawn_app().await;
+    let t = app.user("carol").await;
+
+    // A client's close is answered with a close (RFC 6455 §5.5.1), not a dropped connection.
+    let mut ws = app.ws(&t).await;
+    ws.inner.close(None).await.unwrap();
+    let reply = tokio::time::timeout(DEADLINE, ws.inner.next()).await.expect("a close reply in time");
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
+
+    // Text that is not UTF-8: 1007. A reserved bit or opcode: 1002.
+    let bad_utf8 = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    let mut rsv = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+    rsv.header_mut().rsv1 = true;
+    let reserved_op = Frame::message(b"x".to_vec(), OpCode::Data(Data::Reserved(3)), true);
+    for (frame, code) in [(bad_utf8, 1007), (rsv, 1002), (reserved_op, 1002)] {
+        let mut ws = app.ws(&t).await;
+        ws.inner.send(Message::Frame(frame)).await.unwrap();
+        assert_eq!(ws.closed().await, Some(code));
+    }
+    let mut ws = app.ws(&t).await;
+    ws.send(json!({"type": "ping", "req": "after"})).await;
+    assert_eq!(ws.next_of("pong").await["req"], "after");
+}
