@@ -87,9 +87,15 @@ function operation(doc, path, method, op, shared) {
     sec.append(contentBlock(doc, body.content));
   }
   sec.append(el("h4", {}, "Responses"));
+  // Statuses that share one referenced response (the error shape) are shown once.
+  const groups = new Map();
   for (const [status, r0] of Object.entries(op.responses || {})) {
-    const r = deref(doc, r0) || {};
-    sec.append(el("div", {}, el("strong", {}, status), " ", r.description || ""), contentBlock(doc, r.content));
+    const key = typeof r0.$ref === "string" ? r0.$ref : `inline ${status}`;
+    if (!groups.has(key)) groups.set(key, { statuses: [], r: deref(doc, r0) || {} });
+    groups.get(key).statuses.push(status);
+  }
+  for (const { statuses, r } of groups.values()) {
+    sec.append(el("div", {}, el("strong", {}, statuses.join(", ")), " ", r.description || ""), contentBlock(doc, r.content));
   }
   if (Array.isArray(op.security) && op.security.length === 0) sec.append(el("p", {}, "No token needed."));
   return sec;
@@ -121,6 +127,8 @@ async function main() {
     }
   }
   document.getElementById("toc").append(toc);
+  // The sections exist only now: follow a link's #fragment by hand.
+  if (location.hash) document.getElementById(decodeURIComponent(location.hash.slice(1)))?.scrollIntoView();
   if (doc.components?.schemas) {
     out.append(el("h2", {}, "Schemas"));
     for (const name of Object.keys(doc.components.schemas)) {

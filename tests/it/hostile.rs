@@ -230,6 +230,7 @@ async fn static_file_paths_never_reach_outside_web() {
         "/%5c..%5cCargo.toml",
         "/..%255c..%255cCargo.toml",
         "/%2e%2e%5cCargo.toml",
+        "/..\\..\\Cargo.toml",
         "/index.html/../../Cargo.toml",
         "/api-docs.js/..%2f..%2fsrc%2fmain.rs",
         "//etc/passwd",
