@@ -160,6 +160,8 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity) {
                         break match e.into_inner().downcast_ref::<tungstenite::Error>() {
                             Some(tungstenite::Error::Capacity(_)) => Some((1009, "frame too large")),
                             Some(tungstenite::Error::Utf8(_)) => Some((1007, "text must be UTF-8")),
+                            // The peer is gone: nobody to tell.
+                            Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => None,
                             Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol error")),
                             _ => None,
                         };
