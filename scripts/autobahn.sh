@@ -9,12 +9,12 @@
 # --max-frame-bytes (65536); "big" runs the 9.* cases (messages up to 16 MiB) with
 # --max-frame-bytes 16777216, since under the default they are refused with 1009 by design.
 # Cases 12.* and 13.* are permessage-deflate, which axum does not offer: always excluded.
-# Environment: PARLEY_BIN (skip the build), AB_OUT (reports; default target/autobahn),
-# AB_PARALLEL (cases at once; default 2), AB_PASSES (default "default big").
+# Environment: PARLEY_BIN (skip the build), AB_OUT (reports; default $CARGO_TARGET_DIR/autobahn or
+# target/autobahn), AB_PARALLEL (cases at once; default 2), AB_PASSES (default "default big").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${AB_OUT:-target/autobahn}
+OUT=${AB_OUT:-${CARGO_TARGET_DIR:-target}/autobahn}
 PARALLEL=${AB_PARALLEL:-2}
 
 if [[ -z "${PARLEY_BIN:-}" ]]; then
