@@ -85,22 +85,35 @@ pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop:
     }
 }
 
-/// Splits input into lines, refusing overlong ones without buffering them.
+/// Splits input into lines, refusing overlong ones without buffering them: after [`LineReader::next`]
+/// returns `None`, at most `max` bytes stay buffered.
 #[derive(Default)]
-struct LineReader {
+pub struct LineReader {
     buf: BytesMut,
     discarding: bool,
 }
 
-enum Line {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
     Text(String),
     TooLong,
     BadUtf8,
 }
 
 impl LineReader {
+    /// Appends bytes read from the peer.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet returned as a line.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The next complete line in the buffer, if any.
-    fn next(&mut self, max: usize) -> Option<Line> {
+    #[allow(clippy::should_implement_trait)] // takes the limit, so not an Iterator
+    pub fn next(&mut self, max: usize) -> Option<Line> {
         loop {
             match self.buf.iter().position(|&b| b == b'\n') {
                 Some(i) => {
@@ -275,7 +288,7 @@ where
             }
             r = rd.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => reader.push(&chunk[..n]),
             },
         }
     }
@@ -402,15 +415,21 @@ fn err(out: &mut Output, e: &Error) {
     out.line(&format!("ERR {} {}", e.code(), e.public_message()));
 }
 
-/// Handles one line; false to end the connection.
-async fn command(chat: &Arc<Chat>, peer: IpAddr, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+/// A line as a command name and its argument text: `/join general` → `("join", "general")`; a line
+/// without `/` is `("say", line)`; an empty line is nothing. Pure, so it is fuzzed (`fuzz/`).
+pub fn split_command(line: &str) -> Option<(&str, &str)> {
     if line.is_empty() {
-        return true;
+        return None;
     }
-    let (cmd, rest) = match line.strip_prefix('/') {
+    Some(match line.strip_prefix('/') {
         Some(c) => c.split_once(' ').map_or((c, ""), |(a, b)| (a, b.trim())),
         None => ("say", line),
-    };
+    })
+}
+
+/// Handles one line; false to end the connection.
+async fn command(chat: &Arc<Chat>, peer: IpAddr, session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+    let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
         ("help", _) => HELP.lines().for_each(|l| out.line(l)),
@@ -645,5 +664,15 @@ mod tests {
         r.buf.extend_from_slice(b"0123456789A\n");
         assert_eq!(lines(&mut r, 10), ["<too long>"]);
         assert!(r.buf.is_empty());
+    }
+
+    #[test]
+    fn commands_split_into_name_and_arguments() {
+        assert_eq!(split_command(""), None);
+        assert_eq!(split_command("hello there"), Some(("say", "hello there")));
+        assert_eq!(split_command("/join  general "), Some(("join", "general")));
+        assert_eq!(split_command("/quit"), Some(("quit", "")));
+        assert_eq!(split_command("/"), Some(("", "")));
+        assert_eq!(split_command("/é ü"), Some(("é", "ü")));
     }
 }

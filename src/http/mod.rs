@@ -127,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         });
     Router::new()
         .nest("/api/v1", api)
+        .route("/api/docs", get(web::api_docs))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -159,12 +159,25 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission
                         let e = ServerFrame::error_with_code("bad_frame", "binary frames are not part of the protocol; send JSON text", None);
                         if !write_all(&mut sink, write_timeout, std::iter::once(e)).await { break None; }
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    Some(Ok(WsMessage::Close(_))) => {
+                        // The library queues its reply to a close and sends it on the next read:
+                        // read on, so the closing handshake completes cleanly.
+                        let _ = timeout(write_timeout, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+                        break None;
+                    }
+                    None => break None,
                     Some(Ok(_)) => {} // Ping (answered by the library) and Pong
                     Some(Err(e)) => {
                         debug!(error = %e, "websocket read failed");
-                        let too_big = matches!(e.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)));
-                        break if too_big { Some((1009, "frame too large")) } else { None };
+                        // RFC 6455 §7.1.7: fail the connection with a close frame saying why.
+                        break match e.into_inner().downcast_ref::<tungstenite::Error>() {
+                            Some(tungstenite::Error::Capacity(_)) => Some((1009, "frame too large")),
+                            Some(tungstenite::Error::Utf8(_)) => Some((1007, "text must be UTF-8")),
+                            // The peer is gone: nobody to tell.
+                            Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => None,
+                            Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol error")),
+                            _ => None,
+                        };
                     }
                 }
             }
