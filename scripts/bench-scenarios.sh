@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
-#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow twonode;
+#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow coalesce twonode;
 #                                               default: all; twonode needs PostgreSQL and Redis, see below)
 # Stops every server it starts. Everything stays on loopback.
 set -euo pipefail
@@ -96,6 +96,19 @@ scenario_slow() {
     done
   done
   stop_server
+}
+
+scenario_coalesce() {
+  # The fan-out room at 250k deliveries/s with write coalescing off and on (--write-coalesce-ms),
+  # alternating fresh servers, two rounds.
+  for round in 1 2; do
+    for ms in ${COALESCE_MS:-0 5 10 20}; do
+      start_server --write-coalesce-ms "$ms"
+      bench "coalesce-$ms-$round" --connections 1000 --rooms 1 --users-per-room 1000 --senders 10 --rate 25 \
+        --warmup 2 --duration 10
+      stop_server
+    done
+  done
 }
 
 scenario_twonode() {

@@ -241,6 +241,7 @@ pub async fn run(
             max_body_bytes: config.max_body_bytes,
             keepalive: config.keepalive(),
             write_timeout: config.write_timeout(),
+            write_coalesce: Duration::from_millis(config.write_coalesce_ms),
         },
     });
     let app = crate::http::router(state);

@@ -36,6 +36,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub keepalive: Duration,
     pub write_timeout: Duration,
+    /// How long a busy WebSocket gathers deliveries before writing them at once (zero: never waits).
+    pub write_coalesce: Duration,
 }
 
 /// The client's address, as the server's connection info (plain or TLS listener alike).
