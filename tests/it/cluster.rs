@@ -86,6 +86,14 @@ impl Cluster {
             .execute(&mut admin)
             .await
             .unwrap();
+        // The nodes' job queue keeps its keys under the same prefix.
+        let client = redis::Client::open(self.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query_async(&mut conn).await.unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
+        }
     }
 }
 
