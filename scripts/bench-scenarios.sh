@@ -133,6 +133,7 @@ scenario_twonode() {
   done
   stop_server
   psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
+  redis-cli -u "$redis" --scan --pattern "$schema:*" | xargs -r redis-cli -u "$redis" del >/dev/null
 }
 
 for s in "${@:-fanout manyrooms idle ingest recovery slow}"; do
