@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::rows::{self, MSG_SELECT, is_unique_violation, mentions_to_text};
-use super::{Store, shared};
+use super::rows::{self, MSG_SELECT, mentions_to_text};
+use super::shared;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
 
@@ -94,54 +94,13 @@ impl shared::Dialect for PgStore {
          SET last_read = GREATEST(last_read, LEAST($1, (SELECT last_seq FROM rooms WHERE id = $2))) \
          WHERE room_id = $2 AND user_id = $3 RETURNING last_read";
 
+    // ON CONFLICT waits for a concurrent creator of the same pair to commit (or roll back), then
+    // inserts nothing: no error, so the transaction stays usable and nothing is logged as failed.
+    const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
+         VALUES ($1, $2, 'direct', 'private', $3, $4) ON CONFLICT (name_key) DO NOTHING RETURNING id";
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
-    }
-
-    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let key = format!("@dm:{lo}:{hi}");
-        if let Some(r) = self.room_by_key(&key).await? {
-            return Ok((r, false));
-        }
-        let mut tx = shared::Dialect::begin(self).await?;
-        let now = now_millis();
-        // ON CONFLICT waits for a concurrent creator of the same pair to commit (or roll back), then
-        // inserts nothing: no error, so the transaction stays usable and nothing is logged as failed.
-        let res = sqlx::query(
-            "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
-             VALUES ($1, $2, 'direct', 'private', $3, $4) ON CONFLICT (name_key) DO NOTHING RETURNING id",
-        )
-        .bind(format!("dm-{lo}-{hi}"))
-        .bind(&key)
-        .bind(a.0)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await;
-        let id: i64 = match res {
-            Ok(Some(row)) => row.try_get(0).map_err(db_err)?,
-            // Opened concurrently by the other side: theirs is the one (committed, so visible now).
-            Ok(None) => {
-                drop(tx);
-                return Ok((self.room_by_key(&key).await?.ok_or(Error::RoomNotFound)?, false));
-            }
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                return Ok((self.room_by_key(&key).await?.ok_or(Error::RoomNotFound)?, false));
-            }
-            Err(e) => return Err(db_err(e)),
-        };
-        for u in [lo, hi] {
-            sqlx::query("INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)")
-                .bind(id)
-                .bind(u.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok((self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)?, true))
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
@@ -367,6 +326,7 @@ mod tests {
 
     use super::testing::{url_or_skip, with_schema};
     use super::*;
+    use crate::store::Store;
 
     fn text(room: RoomId, sender: &User, body: String, cid: Option<String>) -> NewMessage {
         NewMessage {

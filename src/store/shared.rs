@@ -19,10 +19,13 @@ pub(super) trait Dialect: Send + Sync {
     /// AND user_id = $3 RETURNING last_read`, in the dialect's spelling of max and min.
     const MARK_READ: &'static str;
 
+    /// Inserts a direct room `($1 = name, $2 = name_key, $3 = created_by, $4 = created_at)` returning
+    /// its id; when another caller created the pair's room first, either fails as a unique violation or
+    /// returns no row.
+    const INSERT_DIRECT: &'static str;
+
     /// Starts a transaction that will write.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
-    /// [`Store::open_direct`](super::Store::open_direct): creating the pair's room races between nodes.
-    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)>;
     /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
 }
@@ -234,7 +237,42 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
-                    <Self as Dialect>::open_direct(self, a, b).await
+                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                    let key = format!("@dm:{lo}:{hi}");
+                    if let Some(r) = self.room_by_key(&key).await? {
+                        return Ok((r, false));
+                    }
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    let now = now_millis();
+                    let res = sqlx::query(<Self as Dialect>::INSERT_DIRECT)
+                        .bind(format!("dm-{lo}-{hi}"))
+                        .bind(&key)
+                        .bind(a.0)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await;
+                    let id: i64 = match res {
+                        Ok(Some(row)) => row.try_get(0).map_err(db_err)?,
+                        Err(e) if !is_unique_violation(&e) => return Err(db_err(e)),
+                        // Opened concurrently by the other side: theirs is the one (committed, so visible now).
+                        Ok(None) | Err(_) => {
+                            drop(tx);
+                            return Ok((self.room_by_key(&key).await?.ok_or(Error::RoomNotFound)?, false));
+                        }
+                    };
+                    for u in [lo, hi] {
+                        sqlx::query(
+                            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)",
+                        )
+                        .bind(id)
+                        .bind(u.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok((self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)?, true))
                 }
 
                 async fn room(&self, id: RoomId) -> Result<Option<Room>> {

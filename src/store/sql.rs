@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::rows::{self, is_unique_violation, mentions_to_text};
-use super::{Store, shared};
+use super::rows::{self, mentions_to_text};
+use super::shared;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
 
@@ -35,28 +35,21 @@ const CHUNK: usize = 500;
 impl SqlStore {
     /// Opens (creating if needed) the SQLite database at `path` and runs the embedded migrations.
     pub async fn open_sqlite(path: &Path) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        Self::connect(opts).await
+        Self::connect(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// Opens from a `sqlite:` URL.
     pub async fn open_sqlite_url(url: &str) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        Self::connect(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions) -> anyhow::Result<Self> {
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        Self::connect(opts).await
-    }
-
-    async fn connect(opts: SqliteConnectOptions) -> anyhow::Result<Self> {
         // Found by profiling durable ingest: a larger page cache keeps hot room pages out of pread, a
         // rarer checkpoint copies fewer pages back, and statement journals stay in memory.
         let opts =
@@ -75,50 +68,15 @@ impl shared::Dialect for SqlStore {
          SET last_read = MAX(last_read, MIN($1, (SELECT last_seq FROM rooms WHERE id = $2))) \
          WHERE room_id = $2 AND user_id = $3 RETURNING last_read";
 
+    // The write lock is taken up front (`BEGIN IMMEDIATE`), so no other creator of the pair is mid-way:
+    // a conflict here is one already committed.
+    const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
+         VALUES ($1, $2, 'direct', 'private', $3, $4) RETURNING id";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
-    }
-
-    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let key = format!("@dm:{lo}:{hi}");
-        if let Some(r) = self.room_by_key(&key).await? {
-            return Ok((r, false));
-        }
-        let mut tx = shared::Dialect::begin(self).await?;
-        let now = now_millis();
-        let res = sqlx::query(
-            "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
-             VALUES ($1, $2, 'direct', 'private', $3, $4) RETURNING id",
-        )
-        .bind(format!("dm-{lo}-{hi}"))
-        .bind(&key)
-        .bind(a.0)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match res {
-            Ok(row) => row.get(0),
-            // Opened concurrently by the other side: theirs is the one.
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                return Ok((self.room_by_key(&key).await?.ok_or(Error::RoomNotFound)?, false));
-            }
-            Err(e) => return Err(db_err(e)),
-        };
-        for u in [lo, hi] {
-            sqlx::query("INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)")
-                .bind(id)
-                .bind(u.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok((self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)?, true))
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
