@@ -5,7 +5,7 @@
 //!
 //! Concurrency: transactions run at READ COMMITTED. What SQLite gets from its single writer
 //! (`BEGIN IMMEDIATE`), this store gets from row locks:
-//! - [`Store::append`] locks the counter row of every room in the batch up front, in ascending id order
+//! - [`Store::append`](super::Store::append) locks the counter row of every room in the batch up front, in ascending id order
 //!   (so two batches touching the same rooms can never deadlock), and holds the locks until commit. All
 //!   appends to a room are therefore serialised, whichever node they come from: `seq` stays gap-free and
 //!   strictly increasing, and the duplicate check on `(room, sender, client_id)` cannot race.

@@ -31,8 +31,8 @@ pub(super) trait Dialect: Send + Sync {
 }
 
 /// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
-/// shared statements, plus private helpers the dialect code uses too (`message_by_seq`, `room_by_key`,
-/// `rooms_where`). Expects `db_err: fn(sqlx::Error) -> Error` in the invoking module.
+/// shared statements, plus the private helpers they use, open to the dialect code too (`message_by_seq`,
+/// `room_by_key`, …). Expects `db_err: fn(sqlx::Error) -> Error` in the invoking module.
 macro_rules! impl_sql_store {
     ($store:ty) => {
         // A block of its own, so these imports stay out of the backend's module.
@@ -43,7 +43,9 @@ macro_rules! impl_sql_store {
 
             use $crate::core::domain::*;
             use $crate::core::error::{Error, Result};
-            use $crate::store::rows::{self, MSG_SELECT, ROOM_COLS, is_unique_violation};
+            use $crate::store::rows::{
+                MSG_SELECT, ROOM_COLS, is_unique_violation, message_from, role_from, room_from, user_from, webhook_from,
+            };
             use $crate::store::shared::Dialect;
             use $crate::store::{Credentials, Session, Store};
 
@@ -52,13 +54,13 @@ macro_rules! impl_sql_store {
                     let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
                     let row =
                         sqlx::query(sql).bind(room.0).bind(seq).fetch_optional(&self.pool).await.map_err(db_err)?;
-                    row.as_ref().map(rows::message_from).transpose()
+                    row.as_ref().map(message_from).transpose()
                 }
 
                 async fn room_by_key(&self, key: &str) -> Result<Option<Room>> {
                     let sql = sqlx::AssertSqlSafe(format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.name_key = $1"));
                     let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
-                    row.as_ref().map(rows::room_from).transpose()
+                    row.as_ref().map(room_from).transpose()
                 }
 
                 async fn rooms_where(&self, clause: &'static str, bind: Option<i64>) -> Result<Vec<Room>> {
@@ -69,7 +71,7 @@ macro_rules! impl_sql_store {
                         q = q.bind(b);
                     }
                     let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
-                    rows.iter().map(rows::room_from).collect()
+                    rows.iter().map(room_from).collect()
                 }
 
                 /// Runs a statement keyed by `($1 = room, $2 = user)`; whether it changed a row.
@@ -126,7 +128,7 @@ macro_rules! impl_sql_store {
                     .map_err(db_err)?;
                     row.map(|r| {
                         Ok(Credentials {
-                            user: rows::user_from(&r)?,
+                            user: user_from(&r)?,
                             password_hash: r.try_get("password_hash").map_err(db_err)?,
                         })
                     })
@@ -139,7 +141,7 @@ macro_rules! impl_sql_store {
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    row.as_ref().map(rows::user_from).transpose()
+                    row.as_ref().map(user_from).transpose()
                 }
 
                 async fn user_by_name(&self, username_key: &str) -> Result<Option<User>> {
@@ -148,7 +150,7 @@ macro_rules! impl_sql_store {
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    row.as_ref().map(rows::user_from).transpose()
+                    row.as_ref().map(user_from).transpose()
                 }
 
                 async fn set_display_name(&self, id: UserId, name: &DisplayName) -> Result<User> {
@@ -160,7 +162,7 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    row.as_ref().map(rows::user_from).transpose()?.ok_or(Error::UserNotFound)
+                    row.as_ref().map(user_from).transpose()?.ok_or(Error::UserNotFound)
                 }
 
                 async fn create_session(&self, s: &Session) -> Result<()> {
@@ -318,7 +320,7 @@ macro_rules! impl_sql_store {
                         let last_message =
                             if room.last_seq > 0 { self.message_by_seq(room.id, room.last_seq).await? } else { None };
                         out.push(RoomView {
-                            role: rows::role_from(&row)?,
+                            role: role_from(&row)?,
                             last_read: row.try_get("last_read").map_err(db_err)?,
                             unread: row.try_get("unread").map_err(db_err)?,
                             mentions: row.try_get("mentions").map_err(db_err)?,
@@ -364,7 +366,7 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    rows.iter().map(|r| Ok(Member { user: rows::user_from(r)?, role: rows::role_from(r)? })).collect()
+                    rows.iter().map(|r| Ok(Member { user: user_from(r)?, role: role_from(r)? })).collect()
                 }
 
                 async fn role(&self, room: RoomId, user: UserId) -> Result<Option<Role>> {
@@ -374,7 +376,7 @@ macro_rules! impl_sql_store {
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    row.as_ref().map(rows::role_from).transpose()
+                    row.as_ref().map(role_from).transpose()
                 }
 
                 async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
@@ -502,7 +504,7 @@ macro_rules! impl_sql_store {
                         .map_err(db_err)?;
                     let has_more = rows.len() > limit as usize;
                     let mut messages =
-                        rows.iter().take(limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+                        rows.iter().take(limit as usize).map(message_from).collect::<Result<Vec<_>>>()?;
                     if !matches!(query, HistoryQuery::After { .. }) {
                         messages.reverse();
                     }
@@ -658,7 +660,7 @@ macro_rules! impl_sql_store {
                         }
                         q.push(") ORDER BY id");
                         for row in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
-                            out.push(rows::webhook_from(&row)?);
+                            out.push(webhook_from(&row)?);
                         }
                     }
                     Ok(out)
@@ -673,7 +675,7 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    row.as_ref().map(rows::webhook_from).transpose()
+                    row.as_ref().map(webhook_from).transpose()
                 }
 
                 async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
@@ -684,7 +686,7 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    rows.iter().map(rows::webhook_from).collect()
+                    rows.iter().map(webhook_from).collect()
                 }
 
                 async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {

@@ -3,7 +3,7 @@
 //! (`shared::Dialect`: `BEGIN IMMEDIATE`, the direct-room insert, `mark_read`'s functions, the
 //! batched append). Migrations are embedded in the binary.
 //!
-//! Durability: WAL with `synchronous=FULL`, so a commit is on disk when [`Store::append`] returns —
+//! Durability: WAL with `synchronous=FULL`, so a commit is on disk when [`Store::append`](super::Store::append) returns —
 //! acknowledgements are sent only after that. Group commit upstream makes one sync cover many messages.
 
 use std::collections::HashMap;
