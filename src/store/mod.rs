@@ -2,7 +2,8 @@
 //!
 //! Backends: [`memory::MemoryStore`] (tests, `--database-url memory:`), [`sql::SqlStore`] on SQLite
 //! (the default) and [`pg::PgStore`] on PostgreSQL (`--database-url postgres://…`, for several nodes) —
-//! the same contract suite ([`contract`]) runs against each. Design choices shaped by the
+//! the same contract suite ([`contract`]) runs against each. The two SQL stores share their common
+//! statements (`shared`) and row mapping (`rows`). Design choices shaped by the
 //! backends still to come (PostgreSQL with several writer nodes):
 //! - **The store assigns sequence numbers**, inside the transaction that stores the message, from a
 //!   per-room counter row. That is what keeps `seq` gap-free and strictly increasing however many
@@ -15,6 +16,8 @@
 pub mod contract;
 pub mod memory;
 pub mod pg;
+mod rows;
+mod shared;
 pub mod sql;
 
 use std::sync::Arc;

@@ -1,0 +1,727 @@
+//! The [`Store`](super::Store) implementation the SQL stores share: every statement that reads the same
+//! in SQLite and PostgreSQL is written once here, in [`impl_sql_store!`]; what differs (transaction
+//! start, upserts, locking, SQL functions, the batched append) each backend provides as its [`Dialect`].
+//!
+//! A macro rather than generic functions: expanded per backend, the statements run on the concrete pool
+//! and row types, where generic code would carry sqlx's encode/decode/executor bounds on every call.
+
+use async_trait::async_trait;
+
+use crate::core::domain::*;
+use crate::core::error::Result;
+
+/// What a SQL backend does its own way; [`impl_sql_store!`] builds the rest of the `Store` on it.
+#[async_trait]
+pub(super) trait Dialect: Send + Sync {
+    type Db: sqlx::Database;
+
+    /// `UPDATE members SET last_read = max(last_read, min($1, the room's last_seq)) WHERE room_id = $2
+    /// AND user_id = $3 RETURNING last_read`, in the dialect's spelling of max and min.
+    const MARK_READ: &'static str;
+
+    /// Inserts a direct room `($1 = name, $2 = name_key, $3 = created_by, $4 = created_at)` returning
+    /// its id; when another caller created the pair's room first, either fails as a unique violation or
+    /// returns no row.
+    const INSERT_DIRECT: &'static str;
+
+    /// Starts a transaction that will write.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
+    /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
+    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
+}
+
+/// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
+/// shared statements, plus the private helpers they use, open to the dialect code too (`message_by_seq`,
+/// `room_by_key`, …). Expects `db_err: fn(sqlx::Error) -> Error` in the invoking module.
+macro_rules! impl_sql_store {
+    ($store:ty) => {
+        // A block of its own, so these imports stay out of the backend's module.
+        const _: () = {
+            use std::sync::Arc;
+
+            use sqlx::Row as _;
+
+            use $crate::core::domain::*;
+            use $crate::core::error::{Error, Result};
+            use $crate::store::rows::{
+                MSG_SELECT, ROOM_COLS, is_unique_violation, message_from, role_from, room_from, user_from, webhook_from,
+            };
+            use $crate::store::shared::Dialect;
+            use $crate::store::{Credentials, Session, Store};
+
+            impl $store {
+                async fn message_by_seq(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+                    let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
+                    let row =
+                        sqlx::query(sql).bind(room.0).bind(seq).fetch_optional(&self.pool).await.map_err(db_err)?;
+                    row.as_ref().map(message_from).transpose()
+                }
+
+                async fn room_by_key(&self, key: &str) -> Result<Option<Room>> {
+                    let sql = sqlx::AssertSqlSafe(format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.name_key = $1"));
+                    let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
+                    row.as_ref().map(room_from).transpose()
+                }
+
+                async fn rooms_where(&self, clause: &'static str, bind: Option<i64>) -> Result<Vec<Room>> {
+                    let sql =
+                        sqlx::AssertSqlSafe(format!("SELECT {ROOM_COLS} FROM rooms r WHERE {clause} ORDER BY r.id"));
+                    let mut q = sqlx::query(sql);
+                    if let Some(b) = bind {
+                        q = q.bind(b);
+                    }
+                    let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+                    rows.iter().map(room_from).collect()
+                }
+
+                /// Runs a statement keyed by `($1 = room, $2 = user)`; whether it changed a row.
+                async fn pair_changes(&self, sql: &'static str, room: RoomId, user: UserId) -> Result<bool> {
+                    let res = sqlx::query(sql).bind(room.0).bind(user.0).execute(&self.pool).await.map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                /// Whether a query keyed by `($1 = room, $2 = user)` finds a row.
+                async fn pair_exists(&self, sql: &'static str, room: RoomId, user: UserId) -> Result<bool> {
+                    let row =
+                        sqlx::query(sql).bind(room.0).bind(user.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+                    Ok(row.is_some())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn create_user(
+                    &self,
+                    username: &Username,
+                    display_name: &DisplayName,
+                    password_hash: &str,
+                ) -> Result<User> {
+                    let res = sqlx::query(
+                        "INSERT INTO users (username, username_key, display_name, password_hash, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(username.as_str())
+                    .bind(username.key())
+                    .bind(display_name.as_str())
+                    .bind(password_hash)
+                    .bind(now_millis())
+                    .fetch_one(&self.pool)
+                    .await;
+                    match res {
+                        Ok(row) => Ok(User {
+                            id: UserId(row.try_get(0).map_err(db_err)?),
+                            username: username.as_str().to_owned(),
+                            display_name: display_name.as_str().to_owned(),
+                        }),
+                        Err(e) if is_unique_violation(&e) => Err(Error::UsernameTaken),
+                        Err(e) => Err(db_err(e)),
+                    }
+                }
+
+                async fn credentials(&self, username_key: &str) -> Result<Option<Credentials>> {
+                    let row = sqlx::query(
+                        "SELECT id, username, display_name, password_hash FROM users WHERE username_key = $1",
+                    )
+                    .bind(username_key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    row.map(|r| {
+                        Ok(Credentials {
+                            user: user_from(&r)?,
+                            password_hash: r.try_get("password_hash").map_err(db_err)?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn user(&self, id: UserId) -> Result<Option<User>> {
+                    let row = sqlx::query("SELECT id, username, display_name FROM users WHERE id = $1")
+                        .bind(id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(user_from).transpose()
+                }
+
+                async fn user_by_name(&self, username_key: &str) -> Result<Option<User>> {
+                    let row = sqlx::query("SELECT id, username, display_name FROM users WHERE username_key = $1")
+                        .bind(username_key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(user_from).transpose()
+                }
+
+                async fn set_display_name(&self, id: UserId, name: &DisplayName) -> Result<User> {
+                    let row = sqlx::query(
+                        "UPDATE users SET display_name = $1 WHERE id = $2 RETURNING id, username, display_name",
+                    )
+                    .bind(name.as_str())
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    row.as_ref().map(user_from).transpose()?.ok_or(Error::UserNotFound)
+                }
+
+                async fn create_session(&self, s: &Session) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&s.id.0)
+                    .bind(s.user.0)
+                    .bind(now_millis())
+                    .bind(s.expires_at)
+                    .bind(s.revoked)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn session(&self, id: &SessionId) -> Result<Option<Session>> {
+                    let row = sqlx::query("SELECT user_id, expires_at, revoked FROM sessions WHERE id = $1")
+                        .bind(&id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(|r| {
+                        Ok(Session {
+                            id: id.clone(),
+                            user: UserId(r.try_get(0).map_err(db_err)?),
+                            expires_at: r.try_get(1).map_err(db_err)?,
+                            revoked: r.try_get(2).map_err(db_err)?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn revoke_session(&self, id: &SessionId) -> Result<bool> {
+                    let res = sqlx::query("UPDATE sessions SET revoked = TRUE WHERE id = $1 AND NOT revoked")
+                        .bind(&id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    let now = now_millis();
+                    let res = sqlx::query(
+                        "INSERT INTO rooms (name, name_key, visibility, created_by, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(name.as_str())
+                    .bind(name.key())
+                    .bind(visibility.as_str())
+                    .bind(creator.0)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await;
+                    let id: i64 = match res {
+                        Ok(row) => row.try_get(0).map_err(db_err)?,
+                        // Dropping the transaction rolls it back.
+                        Err(e) if is_unique_violation(&e) => return Err(Error::RoomNameTaken),
+                        Err(e) => return Err(db_err(e)),
+                    };
+                    sqlx::query("INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)")
+                        .bind(id)
+                        .bind(creator.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)
+                }
+
+                async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
+                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                    let key = format!("@dm:{lo}:{hi}");
+                    if let Some(r) = self.room_by_key(&key).await? {
+                        return Ok((r, false));
+                    }
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    let now = now_millis();
+                    let res = sqlx::query(<Self as Dialect>::INSERT_DIRECT)
+                        .bind(format!("dm-{lo}-{hi}"))
+                        .bind(&key)
+                        .bind(a.0)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await;
+                    let id: i64 = match res {
+                        Ok(Some(row)) => row.try_get(0).map_err(db_err)?,
+                        Err(e) if !is_unique_violation(&e) => return Err(db_err(e)),
+                        // Opened concurrently by the other side: theirs is the one (committed, so visible now).
+                        Ok(None) | Err(_) => {
+                            drop(tx);
+                            return Ok((self.room_by_key(&key).await?.ok_or(Error::RoomNotFound)?, false));
+                        }
+                    };
+                    for u in [lo, hi] {
+                        sqlx::query(
+                            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)",
+                        )
+                        .bind(id)
+                        .bind(u.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok((self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)?, true))
+                }
+
+                async fn room(&self, id: RoomId) -> Result<Option<Room>> {
+                    Ok(self.rooms_where("r.id = $1", Some(id.0)).await?.pop())
+                }
+
+                async fn room_by_name(&self, name_key: &str) -> Result<Option<Room>> {
+                    Ok(self.room_by_key(name_key).await?.filter(|r| r.kind == RoomKind::Group))
+                }
+
+                async fn public_rooms(&self) -> Result<Vec<Room>> {
+                    self.rooms_where("r.visibility = 'public' AND r.kind = 'group'", None).await
+                }
+
+                async fn user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
+                    self.rooms_where("r.id IN (SELECT room_id FROM members WHERE user_id = $1)", Some(user.0)).await
+                }
+
+                async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
+                    let rooms = self.user_rooms(user).await?;
+                    let mut out = Vec::with_capacity(rooms.len());
+                    for room in rooms {
+                        let row = sqlx::query(
+                            "SELECT mb.role, mb.last_read, \
+                             (SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
+                                AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) AS unread, \
+                             (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
+                                AND x.seq > mb.last_read) AS mentions, \
+                             (SELECT o.user_id FROM members o WHERE o.room_id = mb.room_id \
+                                AND o.user_id <> mb.user_id LIMIT 1) AS other \
+                             FROM members mb WHERE mb.room_id = $1 AND mb.user_id = $2",
+                        )
+                        .bind(room.id.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                        let Some(row) = row else { continue };
+                        let peer = match (room.kind, row.try_get::<Option<i64>, _>("other").map_err(db_err)?) {
+                            (RoomKind::Direct, Some(other)) => self.user(UserId(other)).await?,
+                            _ => None,
+                        };
+                        let last_message =
+                            if room.last_seq > 0 { self.message_by_seq(room.id, room.last_seq).await? } else { None };
+                        out.push(RoomView {
+                            role: role_from(&row)?,
+                            last_read: row.try_get("last_read").map_err(db_err)?,
+                            unread: row.try_get("unread").map_err(db_err)?,
+                            mentions: row.try_get("mentions").map_err(db_err)?,
+                            peer,
+                            last_message,
+                            room,
+                        });
+                    }
+                    Ok(out)
+                }
+
+                async fn rename_room(&self, room: RoomId, name: &RoomName) -> Result<Room> {
+                    let res = sqlx::query("UPDATE rooms SET name = $1, name_key = $2 WHERE id = $3 AND kind = 'group'")
+                        .bind(name.as_str())
+                        .bind(name.key())
+                        .bind(room.0)
+                        .execute(&self.pool)
+                        .await;
+                    match res {
+                        Ok(_) => self.room(room).await?.ok_or(Error::RoomNotFound),
+                        Err(e) if is_unique_violation(&e) => Err(Error::RoomNameTaken),
+                        Err(e) => Err(db_err(e)),
+                    }
+                }
+
+                async fn set_topic(&self, room: RoomId, topic: &Topic) -> Result<Room> {
+                    sqlx::query("UPDATE rooms SET topic = $1 WHERE id = $2")
+                        .bind(topic.as_str())
+                        .bind(room.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    self.room(room).await?.ok_or(Error::RoomNotFound)
+                }
+
+                async fn members(&self, room: RoomId) -> Result<Vec<Member>> {
+                    let rows = sqlx::query(
+                        "SELECT u.id, u.username, u.display_name, m.role \
+                         FROM members m JOIN users u ON u.id = m.user_id \
+                         WHERE m.room_id = $1 ORDER BY u.id",
+                    )
+                    .bind(room.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(|r| Ok(Member { user: user_from(r)?, role: role_from(r)? })).collect()
+                }
+
+                async fn role(&self, room: RoomId, user: UserId) -> Result<Option<Role>> {
+                    let row = sqlx::query("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                        .bind(room.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(role_from).transpose()
+                }
+
+                async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+                    // Joining uses up an invitation.
+                    self.pair_changes("DELETE FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await?;
+                    let res = sqlx::query(
+                        "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(room.0)
+                    .bind(user.0)
+                    .bind(role.as_str())
+                    .bind(now_millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+                    self.pair_changes("DELETE FROM members WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+                    let res = sqlx::query("UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3")
+                        .bind(role.as_str())
+                        .bind(room.0)
+                        .bind(user.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn add_invite(&self, room: RoomId, user: UserId, by: UserId) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(room.0)
+                    .bind(user.0)
+                    .bind(by.0)
+                    .bind(now_millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
+                    self.pair_exists("SELECT 1 FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    for sql in [
+                        "DELETE FROM members WHERE room_id = $1 AND user_id = $2",
+                        "DELETE FROM invites WHERE room_id = $1 AND user_id = $2",
+                    ] {
+                        sqlx::query(sql).bind(room.0).bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    let res = sqlx::query(
+                        "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(room.0)
+                    .bind(user.0)
+                    .bind(by.0)
+                    .bind(now_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn unban(&self, room: RoomId, user: UserId) -> Result<bool> {
+                    self.pair_changes("DELETE FROM bans WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool> {
+                    self.pair_exists("SELECT 1 FROM bans WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn mark_read(&self, room: RoomId, user: UserId, seq: Seq) -> Result<Seq> {
+                    let row = sqlx::query(<Self as Dialect>::MARK_READ)
+                        .bind(seq)
+                        .bind(room.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(|r| r.try_get(0).map_err(db_err)).transpose()?.ok_or(Error::NotAMember)
+                }
+
+                async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
+                    <Self as Dialect>::append(self, batch).await
+                }
+
+                async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage> {
+                    // Fetch one extra row to learn `has_more` without a second query.
+                    let (sql, bound, limit) = match query {
+                        HistoryQuery::Latest { limit } => (
+                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
+                            i64::MAX,
+                            limit,
+                        ),
+                        HistoryQuery::Before { before, limit } => (
+                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
+                            before,
+                            limit,
+                        ),
+                        HistoryQuery::After { after, limit } => (
+                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
+                            after,
+                            limit,
+                        ),
+                    };
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(room.0)
+                        .bind(bound)
+                        .bind(i64::from(limit) + 1)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let has_more = rows.len() > limit as usize;
+                    let mut messages =
+                        rows.iter().take(limit as usize).map(message_from).collect::<Result<Vec<_>>>()?;
+                    if !matches!(query, HistoryQuery::After { .. }) {
+                        messages.reverse();
+                    }
+                    Ok(HistoryPage { messages, has_more })
+                }
+
+                async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+                    self.message_by_seq(room, seq).await
+                }
+
+                async fn edit_message(
+                    &self,
+                    room: RoomId,
+                    seq: Seq,
+                    body: &str,
+                    at: Millis,
+                ) -> Result<Option<Arc<Message>>> {
+                    let res = sqlx::query(
+                        "UPDATE messages SET body = $1, edited_at = $2 \
+                         WHERE room_id = $3 AND seq = $4 AND kind = 'text' AND NOT deleted",
+                    )
+                    .bind(body)
+                    .bind(at)
+                    .bind(room.0)
+                    .bind(seq)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    if res.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    self.message_by_seq(room, seq).await
+                }
+
+                async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    let res = sqlx::query(
+                        "UPDATE messages SET body = '', mentions = '', deleted = TRUE WHERE room_id = $1 AND seq = $2",
+                    )
+                    .bind(room.0)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
+                        .bind(room.0)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    if res.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    self.message_by_seq(room, seq).await
+                }
+
+                async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {
+                    let res = sqlx::query("UPDATE rooms SET retention_secs = $1 WHERE id = $2")
+                        .bind(secs)
+                        .bind(room.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    if res.rows_affected() == 0 {
+                        return Err(Error::RoomNotFound);
+                    }
+                    self.room(room).await?.ok_or(Error::RoomNotFound)
+                }
+
+                async fn retention_rooms(&self) -> Result<Vec<(RoomId, i64)>> {
+                    let rows = sqlx::query(
+                        "SELECT id, retention_secs FROM rooms WHERE retention_secs IS NOT NULL ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter()
+                        .map(|r| Ok((RoomId(r.try_get(0).map_err(db_err)?), r.try_get(1).map_err(db_err)?)))
+                        .collect()
+                }
+
+                async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    sqlx::query(
+                        "DELETE FROM mentions WHERE room_id = $1 AND seq IN \
+                         (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
+                    )
+                    .bind(room.0)
+                    .bind(room.0)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let res = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND created_at < $2")
+                        .bind(room.0)
+                        .bind(cutoff)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(res.rows_affected())
+                }
+
+                async fn create_webhook(
+                    &self,
+                    room: RoomId,
+                    url: &WebhookUrl,
+                    secret: &str,
+                    by: UserId,
+                ) -> Result<Webhook> {
+                    let now = now_millis();
+                    let row = sqlx::query(
+                        "INSERT INTO webhooks (room_id, url, secret, created_by, created_at, delivered_seq) \
+                         SELECT $1, $2, $3, $4, $5, last_seq FROM rooms WHERE id = $6 RETURNING id, delivered_seq",
+                    )
+                    .bind(room.0)
+                    .bind(url.as_str())
+                    .bind(secret)
+                    .bind(by.0)
+                    .bind(now)
+                    .bind(room.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or(Error::RoomNotFound)?;
+                    Ok(Webhook {
+                        id: row.try_get(0).map_err(db_err)?,
+                        delivered_seq: row.try_get(1).map_err(db_err)?,
+                        room,
+                        url: url.as_str().to_owned(),
+                        secret: secret.to_owned(),
+                        created_by: by,
+                        created_at: now,
+                    })
+                }
+
+                async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>> {
+                    self.webhooks_for(&[room]).await
+                }
+
+                async fn webhooks_for(&self, rooms: &[RoomId]) -> Result<Vec<Webhook>> {
+                    let mut out = Vec::new();
+                    // One bound parameter per room: well under either driver's limit.
+                    for chunk in rooms.chunks(500) {
+                        let mut q = sqlx::QueryBuilder::<<Self as Dialect>::Db>::new(
+                            "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq \
+                             FROM webhooks WHERE room_id IN (",
+                        );
+                        let mut sep = q.separated(", ");
+                        for r in chunk {
+                            sep.push_bind(r.0);
+                        }
+                        q.push(") ORDER BY id");
+                        for row in q.build().fetch_all(&self.pool).await.map_err(db_err)? {
+                            out.push(webhook_from(&row)?);
+                        }
+                    }
+                    Ok(out)
+                }
+
+                async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
+                    let row = sqlx::query(
+                        "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq \
+                         FROM webhooks WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    row.as_ref().map(webhook_from).transpose()
+                }
+
+                async fn all_webhooks(&self) -> Result<Vec<Webhook>> {
+                    let rows = sqlx::query(
+                        "SELECT id, room_id, url, secret, created_by, created_at, delivered_seq \
+                         FROM webhooks ORDER BY id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(webhook_from).collect()
+                }
+
+                async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool> {
+                    let res =
+                        sqlx::query("UPDATE webhooks SET delivered_seq = $1 WHERE id = $2 AND delivered_seq = $3")
+                            .bind(to)
+                            .bind(id)
+                            .bind(from)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool> {
+                    let res = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND room_id = $2")
+                        .bind(id)
+                        .bind(room.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+            }
+        };
+    };
+}
+
+pub(super) use impl_sql_store;
