@@ -166,6 +166,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_WEBHOOK_ALLOW_PRIVATE")]
     pub webhook_allow_private: bool,
 
+    /// Extra root certificates (PEM) trusted for `https://` webhooks, e.g. a private CA; the Mozilla
+    /// roots are always trusted.
+    #[arg(long, env = "PARLEY_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
     /// Log output format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

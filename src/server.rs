@@ -192,6 +192,7 @@ pub async fn run(
             store.clone(),
             Duration::from_millis(config.webhook_timeout_ms.max(1)),
             config.webhook_allow_private,
+            config.webhook_ca_file.as_deref(),
         )?),
     )
     .spawn(stop_jobs.clone());

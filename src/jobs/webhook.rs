@@ -249,13 +249,28 @@ pub struct Deliver {
 
 impl Deliver {
     /// A client with a short timeout that never follows redirects (a webhook is one exact URL).
-    pub fn new(store: DynStore, timeout: Duration, allow_private: bool) -> anyhow::Result<Self> {
+    pub fn new(
+        store: DynStore,
+        timeout: Duration,
+        allow_private: bool,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("parley-webhooks/", env!("CARGO_PKG_VERSION")));
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        if let Some(path) = ca_file {
+            use anyhow::Context as _;
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            anyhow::ensure!(!roots.is_empty(), "{} holds no PEM certificate", path.display());
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
         }
         Ok(Deliver { store, http: builder.build()?, allow_private })
     }

@@ -19,6 +19,29 @@ struct Delivery {
 /// A webhook receiver on port 0 that answers 500 to its first `fail` requests and 200 after, and
 /// reports every request on the returned channel.
 async fn receiver(fail: u32) -> (String, mpsc::UnboundedReceiver<Delivery>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (app, rx) = receiver_app(fail);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+/// The same receiver over HTTPS, with the certificate and key in `cert` and `key` (PEM), as
+/// `https://localhost:PORT/hook`.
+async fn receiver_tls(
+    fail: u32,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (String, mpsc::UnboundedReceiver<Delivery>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/hook", listener.local_addr().unwrap().port());
+    let tls = parley::tls::TlsListener::new(listener, parley::tls::acceptor(cert, key).unwrap()).unwrap();
+    let (app, rx) = receiver_app(fail);
+    tokio::spawn(async move { axum::serve(tls, app).await });
+    (url, rx)
+}
+
+fn receiver_app(fail: u32) -> (axum::Router, mpsc::UnboundedReceiver<Delivery>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(Mutex::new(0u32));
     let app = axum::Router::new().route(
@@ -36,10 +59,7 @@ async fn receiver(fail: u32) -> (String, mpsc::UnboundedReceiver<Delivery>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
+    (app, rx)
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
@@ -122,6 +142,50 @@ async fn failing_twice_then_delivered(flags: &[&str]) {
     let del = |path: String| app.http.delete(app.url(&path)).bearer_auth(&alice).send();
     assert_eq!(del(format!("/api/v1/rooms/hooked/webhooks/{id}")).await.unwrap().status(), 204);
     assert_eq!(del(format!("/api/v1/rooms/hooked/webhooks/{id}")).await.unwrap().status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn https_webhooks_reach_a_receiver_whose_ca_the_node_trusts_and_no_other() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (url, mut rx) = receiver_tls(0, &cert, &key).await;
+
+    // A node that trusts the receiver's certificate delivers, signed, over TLS.
+    let ca = cert.to_str().unwrap();
+    let app = spawn_app_with(&["--webhook-allow-private", "--webhook-ca-file", ca]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "secure", "public").await;
+    let (_, secret) = add_hook(&app, &alice, "secure", &url).await;
+    let ack = say(&app, &alice, "secure", "over tls").await;
+    let d = next(&mut rx).await;
+    let ts: i64 = header(&d, "x-parley-timestamp").parse().unwrap();
+    assert!(parley::jobs::webhook::verify(secret.as_bytes(), ts, d.body.as_bytes(), header(&d, "x-parley-signature")));
+    let got: Value = serde_json::from_str(&d.body).unwrap();
+    assert_eq!((got["seq"].clone(), got["body"].as_str()), (ack["seq"].clone(), Some("over tls")));
+    app.stop().await;
+
+    // One that does not trust it refuses the certificate: the delivery dead-letters, nothing arrives.
+    let app = spawn_app_with(&["--webhook-allow-private", "--job-max-attempts", "1"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "secure", "public").await;
+    add_hook(&app, &alice, "secure", &url).await;
+    say(&app, &alice, "secure", "not delivered").await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let dead = loop {
+        let (s, b) = app.get(Some(&alice), "/api/v1/rooms/secure/webhooks/dead").await;
+        assert_eq!(s, 200, "{b}");
+        if let Some(d) = b["deliveries"].as_array().and_then(|d| d.first()) {
+            break d.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(dead["error"].as_str().unwrap().contains("posting to webhook"), "{dead}");
+    assert!(rx.try_recv().is_err(), "the untrusted receiver got nothing");
     app.stop().await;
 }
 
