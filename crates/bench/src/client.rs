@@ -158,19 +158,25 @@ impl WsOpts {
     }
 }
 
+/// Opens a TCP connection to `addr` from `source` (if given), with `TCP_NODELAY`.
+pub async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
+    let tcp = match source {
+        Some(ip) => {
+            let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            sock.bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding source address {ip}"))?;
+            sock.connect(addr).await?
+        }
+        None => TcpStream::connect(addr).await?,
+    };
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
 /// Connects from `source` (if given), upgrades to WebSocket and waits for the `hello` frame,
 /// which is returned.
 pub async fn open_ws(target: &Target, token: &str, source: Option<IpAddr>, opts: &WsOpts) -> Result<(Ws, Utf8Bytes)> {
     let fut = async {
-        let tcp = match source {
-            Some(ip) => {
-                let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-                sock.bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding source address {ip}"))?;
-                sock.connect(target.addr).await?
-            }
-            None => TcpStream::connect(target.addr).await?,
-        };
-        tcp.set_nodelay(true)?;
+        let tcp = connect_tcp(target.addr, source).await?;
         let mut req = target.ws_url(token).into_client_request()?;
         if !opts.subprotocol.is_empty() {
             req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(&opts.subprotocol)?);

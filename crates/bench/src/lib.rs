@@ -1,6 +1,7 @@
 //! `parley bench`: a load generator for Parley servers.
 //!
-//! It creates its own users and rooms (random prefix per run), opens WebSocket connections,
+//! It creates its own users and rooms (random prefix per run), opens WebSocket connections (the
+//! receiving ones optionally over Server-Sent Events or the TCP line protocol),
 //! drives open-loop senders and reports connect rate, throughput, end-to-end and ack latency,
 //! loss and duplicates, and optionally the server's CPU per delivered message and memory per
 //! connection. See `crates/bench/README.md` for scenarios and measured figures.
@@ -9,6 +10,7 @@
 
 pub mod accounting;
 pub mod client;
+pub mod lines;
 pub mod load;
 pub mod payload;
 pub mod recovery;
@@ -52,7 +54,18 @@ pub struct BenchArgs {
     #[arg(long)]
     pub idle: bool,
 
-    /// WebSocket connections to open.
+    /// How the receiving connections (non-senders, slow readers included) connect: `ws`
+    /// (WebSocket), `sse` (`GET /api/v1/events`) or `tcp` (the line protocol on --tcp-addr).
+    /// Senders always use WebSocket, for their acks.
+    #[arg(long, value_enum, default_value_t = lines::Transport::Ws)]
+    pub transport: lines::Transport,
+
+    /// The server's TCP line-protocol address (`--tcp-listen`), HOST:PORT on loopback; required
+    /// with `--transport tcp`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp_addr: Option<String>,
+
+    /// Connections to open (senders on WebSocket, receivers over --transport).
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
 
@@ -282,6 +295,115 @@ mod tests {
         assert_eq!(v["load"]["lost_deliveries"], 0);
     }
 
+    /// A real Parley server in-process on port 0 (HTTP and the TCP line port), with the bench
+    /// flags of `scripts/bench-scenarios.sh`; returns its URL, TCP address and a stop handle.
+    async fn parley_server(
+        dir: &std::path::Path,
+    ) -> (String, SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let mut flags: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--argon2-memory-kib",
+            "1024",
+            "--argon2-iterations",
+            "1",
+            "--auth-per-minute",
+            "10000000",
+            "--auth-burst",
+            "1000000",
+            "--messages-per-sec",
+            "1000000",
+            "--message-burst",
+            "1000000",
+            "--max-connections",
+            "100000",
+            "--max-connections-per-user",
+            "100000",
+            "--data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        flags.push(dir.display().to_string());
+        let config = parley::config::Config::from_flags(flags).unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, tcp_addr) = (http.local_addr().unwrap(), tcp.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = parley::server::Listeners { http, tcp: Some(tcp) };
+        let handle = tokio::spawn(parley::server::run(config, listeners, async move {
+            let _ = stopped.await;
+        }));
+        (format!("http://{addr}"), tcp_addr, stop, handle)
+    }
+
+    /// One load run with the receivers over `transport` against a real server: every expected
+    /// delivery arrives exactly once.
+    async fn real_server_run(transport: lines::Transport) {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, tcp_addr, stop, handle) = parley_server(dir.path()).await;
+        let args = BenchArgs {
+            url,
+            transport,
+            tcp_addr: Some(tcp_addr.to_string()),
+            connections: 24,
+            rooms: 2,
+            users_per_room: Some(6),
+            senders: 4,
+            rate: 50.0,
+            duration: 1.0,
+            warmup: 0.2,
+            drain: 10.0,
+            body_bytes: 64,
+            quiet: true,
+            ..BenchArgs::default()
+        };
+        let r = execute(&args).await.unwrap();
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), handle).await;
+        let l = r.load.as_ref().unwrap();
+        let c = &l.counters;
+        assert_eq!(r.transport, transport.name());
+        assert_eq!(r.connections.opened, 24, "{}", r.human());
+        assert_eq!(r.connections.failed, 0, "{}", r.human());
+        assert!(c.sends >= 4 * 50, "{}", r.human());
+        assert_eq!(c.acks, c.sends, "{}", r.human());
+        // 12 connections per room, all of them receivers (the 2 senders of a room over WebSocket).
+        assert_eq!(l.expected_deliveries, c.sends * 12, "{}", r.human());
+        assert_eq!(c.unique, l.expected_deliveries, "{}", r.human());
+        assert_eq!(l.lost_deliveries, 0, "{}", r.human());
+        assert_eq!(l.duplicated_deliveries, 0, "{}", r.human());
+        assert_eq!(l.surplus_deliveries, 0, "{}", r.human());
+        assert_eq!(c.foreign, 0, "{}", r.human());
+        assert!(l.latency_us.count > 0);
+        assert_eq!(r.errors.error_frames + r.errors.send_errors + r.errors.unparsable_frames, 0, "{}", r.human());
+        assert_eq!(r.errors.unexpected_disconnects, 0, "{}", r.human());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sse_receivers_against_a_real_server_lose_nothing() {
+        real_server_run(lines::Transport::Sse).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tcp_receivers_against_a_real_server_lose_nothing() {
+        real_server_run(lines::Transport::Tcp).await;
+    }
+
+    #[test]
+    fn tcp_transport_needs_a_tcp_address() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let args =
+            BenchArgs { transport: lines::Transport::Tcp, url: "http://127.0.0.1:9".into(), ..BenchArgs::default() };
+        let err = rt.block_on(execute(&args)).unwrap_err();
+        assert!(err.to_string().contains("--tcp-addr"), "{err}");
+        let args = BenchArgs { tcp_addr: Some("192.0.2.1:7070".into()), ..args };
+        let err = rt.block_on(execute(&args)).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_and_recovery_against_trivial_server() {
         let (url, stop) = trivial().await;
@@ -348,6 +470,10 @@ mod tests {
             "42",
         ]);
         assert!(p.a.idle);
+        assert_eq!(p.a.transport, lines::Transport::Ws);
+        let q = P::parse_from(["x", "--transport", "tcp", "--tcp-addr", "127.0.0.1:7070"]);
+        assert_eq!(q.a.transport, lines::Transport::Tcp);
+        assert_eq!(q.a.tcp_addr.as_deref(), Some("127.0.0.1:7070"));
         assert_eq!(p.a.source_addrs.len(), 2);
         assert_eq!(p.a.server_pid, Some(42));
         let d = BenchArgs::default();

@@ -1,15 +1,17 @@
-//! The `load` and `idle` scenarios: users, rooms, N WebSocket connections, S open-loop senders.
+//! The `load` and `idle` scenarios: users, rooms, N connections (senders on WebSocket, receivers over
+//! `--transport`), S open-loop senders.
 
 use crate::accounting::{ConnTracker, Seen, expected_deliveries, loss};
-use crate::client::{Api, Target, WsOpts, open_ws};
+use crate::client::{Api, PASSWORD, Target, WsOpts, open_ws};
+use crate::lines::{LineConn, Transport, classify_tcp_line, open_sse, open_tcp, sse_data, too_slow};
 use crate::payload::{Frame, Stamp, classify, send_frame};
 use crate::report::{self, Connections, Errors, Generator, Load, Report, Server, Setup, Slow};
 use crate::schedule::Schedule;
-use crate::stats::{Pct, ProcSample, Shared, new_hist, sample_proc};
+use crate::stats::{Pct, ProcSample, Recorder, Shared, new_hist, sample_proc};
 use crate::{BenchArgs, Scenario};
 use anyhow::{Result, bail};
 use futures_util::{SinkExt, Stream, StreamExt};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -167,6 +169,11 @@ struct Ctx {
     target: Target,
     receiver_target: Target,
     opts: WsOpts,
+    /// How receivers (non-senders) connect; for `Tcp`, the line port's address.
+    transport: Transport,
+    tcp_addr: Option<SocketAddr>,
+    /// User names, indexed like the tokens (TCP receivers log in with name and password).
+    names: Vec<String>,
     layout: Layout,
     room_ids: Vec<u64>,
     rate: f64,
@@ -218,17 +225,31 @@ async fn conn_task(
     };
     let t = Instant::now();
     let r = if permit.is_some() {
-        let target = if matches!(role, Role::Sender(_)) { &ctx.target } else { &ctx.receiver_target };
-        open_ws(target, &token, source, &ctx.opts).await
+        let transport = if matches!(role, Role::Sender(_)) { Transport::Ws } else { ctx.transport };
+        let timeout = ctx.opts.timeout;
+        match transport {
+            Transport::Ws => {
+                let target = if matches!(role, Role::Sender(_)) { &ctx.target } else { &ctx.receiver_target };
+                open_ws(target, &token, source, &ctx.opts).await.map(|(ws, _hello)| Conn::Ws(ws))
+            }
+            Transport::Sse => open_sse(&ctx.receiver_target, &token, source, timeout).await.map(Conn::Lines),
+            Transport::Tcp => match ctx.tcp_addr {
+                Some(addr) => {
+                    let name = &ctx.names[ctx.layout.user_of(i)];
+                    open_tcp(addr, name, PASSWORD, source, timeout).await.map(Conn::Lines)
+                }
+                None => Err(anyhow::anyhow!("--transport tcp needs --tcp-addr")),
+            },
+        }
     } else {
         Err(anyhow::anyhow!("cancelled"))
     };
     drop(permit);
-    let ws = match r {
-        Ok((ws, _hello)) => {
+    let conn = match r {
+        Ok(conn) => {
             ctx.opened.fetch_add(1, Ordering::Relaxed);
             let _ = ready.send(Ready { i, result: Ok(t.elapsed()) });
-            ws
+            conn
         }
         Err(e) => {
             ctx.failed.fetch_add(1, Ordering::Relaxed);
@@ -237,13 +258,13 @@ async fn conn_task(
         }
     };
     drop(ready);
-    let end = match role {
-        Role::Slow => slow_hold(ws, &ctx.cancel).await,
-        Role::Receiver => {
-            let mut ws = ws;
-            read_loop(&mut ws, &ctx, i, None).await
-        }
-        Role::Sender(s) => {
+    let end = match (role, conn) {
+        (Role::Slow, Conn::Ws(ws)) => slow_hold(ws, &ctx.cancel).await,
+        (Role::Slow, Conn::Lines(c)) => slow_hold_lines(c, &ctx.cancel).await,
+        (Role::Receiver, Conn::Ws(mut ws)) => read_loop(&mut ws, &ctx, i, None).await,
+        (Role::Receiver, Conn::Lines(c)) => line_loop(c, &ctx, i).await,
+        (Role::Sender(_), Conn::Lines(_)) => unreachable!("senders connect over WebSocket"),
+        (Role::Sender(s), Conn::Ws(ws)) => {
             let (sink, mut stream) = ws.split();
             let wctx = ctx.clone();
             tokio::spawn(async move {
@@ -257,6 +278,94 @@ async fn conn_task(
         ctx.ended_early.fetch_add(1, Ordering::Relaxed);
     }
     Outcome { opened: true, role, end }
+}
+
+/// An open connection: WebSocket, or a line stream (SSE or TCP).
+enum Conn {
+    Ws(crate::client::Ws),
+    Lines(LineConn),
+}
+
+/// Counts one delivered message carrying our stamp: deliveries, duplicates / re-orderings, and
+/// end-to-end latency for first deliveries.
+fn record_delivery(shared: &Shared, r: &mut Recorder, tracker: &mut ConnTracker, st: Stamp, now: u64) {
+    r.c.deliveries += 1;
+    match tracker.record(st.sender, st.n) {
+        None => r.c.foreign += 1,
+        Some(Seen::Duplicate) => r.c.duplicates += 1,
+        Some(seen) => {
+            r.c.unique += 1;
+            if seen == Seen::Reordered {
+                r.c.reordered += 1;
+            }
+            let us = (now.saturating_sub(st.sent_ns) / 1000).max(1);
+            r.e2e_interval.saturating_record(us);
+            if shared.in_window(st.sent_ns) {
+                r.e2e.saturating_record(us);
+            }
+        }
+    }
+}
+
+/// The receive loop of an SSE or TCP receiver: every `data:` line (SSE) or line (TCP) is
+/// classified and fed to the same accounting as WebSocket frames.
+async fn line_loop(mut conn: LineConn, ctx: &Ctx, i: usize) -> End {
+    let room = ctx.layout.room_of(i);
+    let mut tracker = ConnTracker::new(room, ctx.layout.rooms, ctx.layout.senders);
+    let shared = &*ctx.shared;
+    let shard = shared.shard(i);
+    let sse = ctx.transport == Transport::Sse;
+    let cancelled = ctx.cancel.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        let r = tokio::select! {
+            biased;
+            _ = &mut cancelled => return End::Stopped,
+            r = conn.next_line() => r,
+        };
+        let line = match r {
+            Ok(Some(r)) => conn.line(r),
+            Ok(None) | Err(_) => return End::Closed(0),
+        };
+        let frame = if sse {
+            let Some(data) = sse_data(line) else { continue };
+            classify(data)
+        } else {
+            classify_tcp_line(line)
+        };
+        let now = shared.now_ns();
+        match frame {
+            Frame::Message(Some(st)) => record_delivery(shared, &mut shard.lock(), &mut tracker, st, now),
+            Frame::Message(None) => shard.lock().c.other_messages += 1,
+            Frame::Error | Frame::Other if too_slow(line) => return End::Closed(CLOSE_TOO_SLOW),
+            Frame::Error => shard.lock().c.error_frames += 1,
+            Frame::Unparsable => shard.lock().c.unparsable_frames += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Close code reported for an SSE or TCP receiver the server dropped as too slow (the WebSocket
+/// close code for the same reason).
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// [`slow_hold`] for SSE and TCP: after the run, reads what is left to see whether the server
+/// closed the stream (and whether it said `too_slow`).
+async fn slow_hold_lines(mut conn: LineConn, cancel: &CancellationToken) -> End {
+    cancel.cancelled().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut slow = false;
+    loop {
+        let step = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+        match tokio::time::timeout_at(step, conn.next_line()).await {
+            Err(_) => return End::Stopped,
+            Ok(Ok(Some(r))) => {
+                let l = conn.line(r);
+                slow |= (l.starts_with(b"ERR ") || l.starts_with(b"data:")) && too_slow(l);
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => return End::Closed(if slow { CLOSE_TOO_SLOW } else { 0 }),
+        }
+    }
 }
 
 /// A slow reader never reads while the run lasts; afterwards it reads what is left to find out
@@ -299,25 +408,7 @@ where
         };
         let now = shared.now_ns();
         match classify(t.as_bytes()) {
-            Frame::Message(Some(st)) => {
-                let mut r = shard.lock();
-                r.c.deliveries += 1;
-                match tracker.record(st.sender, st.n) {
-                    None => r.c.foreign += 1,
-                    Some(Seen::Duplicate) => r.c.duplicates += 1,
-                    Some(seen) => {
-                        r.c.unique += 1;
-                        if seen == Seen::Reordered {
-                            r.c.reordered += 1;
-                        }
-                        let us = (now.saturating_sub(st.sent_ns) / 1000).max(1);
-                        r.e2e_interval.saturating_record(us);
-                        if shared.in_window(st.sent_ns) {
-                            r.e2e.saturating_record(us);
-                        }
-                    }
-                }
-            }
+            Frame::Message(Some(st)) => record_delivery(shared, &mut shard.lock(), &mut tracker, st, now),
             Frame::Message(None) => shard.lock().c.other_messages += 1,
             Frame::Ack { stamp: Some(st), duplicate } if Some(st.sender) == sender => {
                 if !duplicate {
@@ -441,6 +532,13 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
     if !(0.0..1.0).contains(&args.slow_fraction) {
         bail!("--slow-fraction must be in [0, 1)");
     }
+    let tcp_addr = match (args.transport, &args.tcp_addr) {
+        (Transport::Tcp, None) => bail!("--transport tcp needs --tcp-addr HOST:PORT (the server's --tcp-listen)"),
+        (Transport::Tcp, Some(a)) => {
+            Some(Target::parse(&format!("http://{a}")).await.map_err(|e| anyhow::anyhow!("--tcp-addr: {e:#}"))?.addr)
+        }
+        _ => None,
+    };
     let per_room = n.div_ceil(rooms);
     let users_per_room = args.users_per_room.unwrap_or(per_room.min(100)).max(1);
     let layout = Layout {
@@ -486,6 +584,9 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
         target,
         receiver_target,
         opts,
+        transport: args.transport,
+        tcp_addr,
+        names: pop.names.clone(),
         layout: layout.clone(),
         room_ids: pop.room_ids.clone(),
         rate,
@@ -513,7 +614,8 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
     log(
         quiet,
         format!(
-            "connect: opening {n} WebSocket connections ({} at a time{})",
+            "connect: opening {n} connections, receivers over {} ({} at a time{})",
+            args.transport.name(),
             args.connect_concurrency,
             if args.source_addrs.is_empty() {
                 String::new()
@@ -740,6 +842,7 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
     Ok(Report {
         scenario: if idle { "idle" } else { "load" }.into(),
         url: args.url.clone(),
+        transport: args.transport.name().into(),
         prefix,
         threads: args.threads.max(1),
         setup: Setup { users: layout.users(), rooms, users_per_room, seconds: setup_s },

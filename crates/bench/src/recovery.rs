@@ -217,6 +217,7 @@ pub async fn run_recovery(args: &BenchArgs) -> Result<Report> {
     Ok(Report {
         scenario: "recovery".into(),
         url: args.url.clone(),
+        transport: "ws".into(),
         prefix,
         threads: args.threads.max(1),
         setup: Setup { users: 2, rooms: 1, users_per_room: 2, seconds: setup_s },

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 pub struct Report {
     pub scenario: String,
     pub url: String,
+    /// How the receiving (non-sender) connections connect: `ws`, `sse` or `tcp`.
+    pub transport: String,
     pub prefix: String,
     pub threads: usize,
     pub setup: Setup,
@@ -157,9 +159,10 @@ impl Report {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "parley bench — scenario {} against {} (prefix {}, {} thread{})",
+            "parley bench — scenario {} against {}, receivers over {} (prefix {}, {} thread{})",
             self.scenario,
             self.url,
+            self.transport,
             self.prefix,
             self.threads,
             if self.threads == 1 { "" } else { "s" }
