@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
-#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow coalesce twonode;
+#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow coalesce transports twonode;
 #                                               default: all; twonode needs PostgreSQL and Redis, see below)
 # Stops every server it starts. Everything stays on loopback.
 set -euo pipefail
@@ -25,7 +25,7 @@ trap stop_server EXIT
 start_server() { # extra flags…
   local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
   # The load generator is one address driving thousands of users far past the default abuse limits.
-  taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen off --data-dir "$data" \
+  taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen "${TCP_LISTEN:-off}" --data-dir "$data" \
     --argon2-memory-kib 1024 --argon2-iterations 1 \
     --messages-per-sec 1000000 --message-burst 1000000 --auth-per-minute 10000000 --auth-burst 1000000 \
     --max-connections 100000 --max-connections-per-user 100000 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
@@ -108,6 +108,23 @@ scenario_coalesce() {
         --warmup 2 --duration 10
       stop_server
     done
+  done
+}
+
+scenario_transports() {
+  # One room of 100, 10 senders at 10 msg/s: receivers over WebSocket (coalescing off and default),
+  # SSE and TCP, on one server per round, two rounds.
+  for round in 1 2; do
+    TCP_LISTEN=127.0.0.1:0 start_server --write-coalesce-ms 0
+    local tcp; tcp="$(grep -o 'nc [0-9.]* [0-9]*' "$OUT/server.out" | awk '{print $2":"$3}')"
+    local flags=(--connections 100 --rooms 1 --senders 10 --rate 10 --warmup 2 --duration 10)
+    bench "transports-ws-c0-$round" "${flags[@]}"
+    bench "transports-sse-$round" --transport sse "${flags[@]}"
+    bench "transports-tcp-$round" --transport tcp --tcp-addr "$tcp" "${flags[@]}"
+    stop_server
+    start_server --write-coalesce-ms 20
+    bench "transports-ws-c20-$round" "${flags[@]}"
+    stop_server
   done
 }
 

@@ -73,7 +73,7 @@ pub struct Config {
     /// Milliseconds a busy WebSocket connection (one that wrote less than this long ago) gathers
     /// deliveries before writing them together: fewer system calls per message in busy rooms, at most
     /// this much added latency there, none for a quiet connection. 0 writes every delivery at once.
-    #[arg(long, env = "PARLEY_WRITE_COALESCE_MS", default_value_t = 20)]
+    #[arg(long, env = "PARLEY_WRITE_COALESCE_MS", default_value_t = 0)]
     pub write_coalesce_ms: u64,
 
     /// Largest message body, in bytes of UTF-8.

@@ -30,7 +30,7 @@ use crate::core::chat::{Chat, Identity};
 use crate::core::cursor::{Feed, Out};
 use crate::core::domain::*;
 use crate::core::error::Error;
-use crate::core::hub::{CloseReason, HubEvent, WireSlot};
+use crate::core::hub::{CloseReason, Delivery, HubEvent, WireSlot};
 use crate::core::limits::{Admission, Transport};
 
 /// Sends awaiting their acknowledgement, per connection, before reading pauses.
@@ -127,38 +127,40 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission
     let coalesce = app.config.write_coalesce;
     // When this connection last wrote deliveries; `None` until it has.
     let mut last_write: Option<Instant> = None;
+    // While set, deliveries wait in the queue until then (coalescing); acks and reads go on meanwhile.
+    let mut flush_at: Option<Instant> = None;
+    let window = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(window);
 
     let close: Option<(u16, &str)> = loop {
         tokio::select! {
             // A close from the hub wins over everything else that is ready.
             biased;
             reason = reg.ctl.closed() => break Some(close_frame_for(reason)),
-            n = reg.rx.recv_many(&mut batch, WRITE_BATCH), if !hold => {
+            n = reg.rx.recv_many(&mut batch, WRITE_BATCH), if !hold && flush_at.is_none() => {
                 if n == 0 {
                     // The hub dropped this connection; it always says why first.
                     break reg.ctl.reason().map(close_frame_for);
                 }
-                // A busy connection (it wrote less than a window ago) gathers what arrives until the
-                // window closes and writes it with one flush: one syscall for several deliveries. A
-                // quiet one writes at once, so an idle room sees no added latency.
+                // A busy connection (it wrote less than a window ago) holds these until the window
+                // closes, then writes all that came with one flush; a quiet one writes at once.
                 if let Some(at) = last_write.filter(|at| !coalesce.is_zero() && at.elapsed() < coalesce) {
-                    // Asleep rather than waiting on the queue, so the hub's pushes do not wake this task
-                    // once per message; the bounded queue holds what arrives meanwhile.
-                    tokio::time::sleep_until(at + coalesce).await;
-                    while batch.len() < WRITE_BATCH {
-                        let Ok(d) = reg.rx.try_recv() else { break };
-                        batch.push(d);
-                    }
+                    flush_at = Some(at + coalesce);
+                    window.as_mut().reset(at + coalesce);
+                    continue;
                 }
-                for d in batch.drain(..) {
-                    if let HubEvent::UserUpdated(u) = &d.event && u.id == who.user.id {
-                        who.user = u.clone(); // later sends carry the new name
-                    }
-                    feed.deliver(&chat, &who, d, &mut out).await;
+                let Some(n) = deliver(&chat, &mut who, &mut feed, &mut batch, &mut out, &mut sink, write_timeout).await else { break None };
+                last_write = Some(Instant::now());
+                delivered.increment(n);
+            }
+            // The window closed: take what queued meanwhile (not woken per message) and write it.
+            () = &mut window, if flush_at.is_some() => {
+                flush_at = None;
+                while batch.len() < WRITE_BATCH {
+                    let Ok(d) = reg.rx.try_recv() else { break };
+                    batch.push(d);
                 }
-                // Counted once per write batch: the fan-out path stays cheap.
-                let n = out.len() as u64;
-                if !write_all(&mut sink, write_timeout, out.drain(..).map(encode_out)).await { break None; }
+                let Some(n) = deliver(&chat, &mut who, &mut feed, &mut batch, &mut out, &mut sink, write_timeout).await else { break None };
                 last_write = Some(Instant::now());
                 delivered.increment(n);
             }
@@ -220,6 +222,29 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission
     }
     drop(reg);
     drop(admission);
+}
+
+/// Passes a batch of hub deliveries through the feed and writes the result with one flush; the number
+/// of frames written, or `None` when the peer is gone or too slow.
+async fn deliver(
+    chat: &Arc<Chat>,
+    who: &mut Identity,
+    feed: &mut Feed,
+    batch: &mut Vec<Arc<Delivery>>,
+    out: &mut Vec<Out>,
+    sink: &mut Sink,
+    write_timeout: Duration,
+) -> Option<u64> {
+    for d in batch.drain(..) {
+        if let HubEvent::UserUpdated(u) = &d.event
+            && u.id == who.user.id
+        {
+            who.user = u.clone(); // later sends carry the new name
+        }
+        feed.deliver(chat, who, d, out).await;
+    }
+    let n = out.len() as u64;
+    write_all(sink, write_timeout, out.drain(..).map(encode_out)).await.then_some(n)
 }
 
 fn close_frame_for(reason: CloseReason) -> (u16, &'static str) {

@@ -205,3 +205,33 @@ async fn other_origins_cannot_open_sockets_or_change_state() {
         .unwrap();
     assert_eq!(resp.status(), 201);
 }
+
+#[tokio::test]
+async fn with_write_coalescing_a_busy_socket_still_gets_every_message_once_in_order() {
+    // A long window, so that nearly every batch after the first waits for it.
+    let app = spawn_app_with(&["--write-coalesce-ms", "50"]).await;
+    let (a, b) = (app.user("cora").await, app.user("dex").await);
+    let room = app.room(&a, "busy", "public").await;
+    app.join(&b, "busy").await;
+    let base = app.get(Some(&b), "/api/v1/rooms/busy").await.1["last_seq"].as_i64().unwrap();
+    let mut reader = app.ws(&b).await;
+    let mut sender = app.ws(&a).await;
+    const N: i64 = 200;
+    for window in 0..N / 25 {
+        for i in window * 25..window * 25 + 25 {
+            sender.send(json!({"type": "send", "room": room, "body": format!("c{i}")})).await;
+        }
+        // The sender receives its own messages too (coalesced); its acks are not held back by that.
+        let mut acks = 0;
+        while acks < 25 {
+            if sender.next_json().await["type"] == "ack" {
+                acks += 1;
+            }
+        }
+    }
+    let mut got = Vec::new();
+    while got.len() < N as usize {
+        got.push(reader.next_text().await["seq"].as_i64().unwrap());
+    }
+    assert_eq!(got, (base + 1..=base + N).collect::<Vec<_>>());
+}
