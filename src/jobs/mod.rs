@@ -109,3 +109,21 @@ pub type DynQueue = Arc<dyn JobQueue>;
 
 /// How many dead jobs a queue keeps.
 pub const DEAD_LIMIT: usize = 1000;
+
+/// Runs `work` now and then every `every` until `stop` (missed ticks are not made up): the shape of the
+/// periodic sweeps that feed the queue.
+pub async fn every<F, Fut>(every: Duration, stop: tokio_util::sync::CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        work().await;
+    }
+}

@@ -29,17 +29,12 @@ pub async fn sweep_once(store: &DynStore, queue: &DynQueue, now: i64) -> anyhow:
 
 /// Sweeps every `every` until `stop`.
 pub async fn sweep(store: DynStore, queue: DynQueue, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    super::every(every, stop, || async {
         if let Err(e) = sweep_once(&store, &queue, now_millis()).await {
             warn!(error = format!("{e:#}"), "retention sweep failed");
         }
-    }
+    })
+    .await
 }
 
 /// Runs a `purge` job.

@@ -182,19 +182,14 @@ pub async fn catch_up(store: &DynStore, queue: &DynQueue) -> anyhow::Result<usiz
 
 /// Runs [`catch_up`] now and every `every` until `stop`.
 pub async fn catch_up_every(store: DynStore, queue: DynQueue, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    super::every(every, stop, || async {
         match catch_up(&store, &queue).await {
             Ok(0) => {}
             Ok(n) => info!(jobs = n, "webhook catch-up queued deliveries"),
             Err(e) => warn!(error = format!("{e:#}"), "webhook catch-up failed"),
         }
-    }
+    })
+    .await
 }
 
 /// Whether an address is reachable on the public internet: not loopback, private, link-local,
