@@ -161,6 +161,11 @@ struct State {
 }
 
 impl State {
+    /// The rooms any of a user's connections here follow.
+    fn rooms_of(&self, user: &UserConns) -> HashSet<RoomId> {
+        user.conns.iter().filter_map(|id| self.conns.get(id)).flat_map(|c| c.rooms.iter().copied()).collect()
+    }
+
     fn online(&self, user: UserId) -> bool {
         self.users.contains_key(&user) || self.remote.contains_key(&user)
     }
@@ -254,13 +259,8 @@ impl Hub {
             .values()
             .filter(|u| u.announced)
             .filter_map(|u| {
-                let mut rooms = HashSet::new();
-                let mut profile = None;
-                for c in u.conns.iter().filter_map(|id| st.conns.get(id)) {
-                    rooms.extend(c.rooms.iter().copied());
-                    profile = Some(c.profile.clone());
-                }
-                Some((profile?, rooms.into_iter().collect()))
+                let profile = u.conns.iter().find_map(|id| st.conns.get(id))?.profile.clone();
+                Some((profile, st.rooms_of(u).into_iter().collect()))
             })
             .collect()
     }
@@ -272,18 +272,24 @@ impl Hub {
         for node in &gone {
             let users = st.nodes.get(node).map(|n| n.users.clone()).unwrap_or_default();
             for uid in users {
-                let Some((profile, rooms)) =
-                    st.remote.get(&uid).map(|r| (r.profile.clone(), r.nodes.get(node).cloned().unwrap_or_default()))
-                else {
-                    continue;
-                };
-                if let Some(d) = st.set_remote(*node, &profile, &rooms, false) {
-                    Self::best_effort(&st, rooms.iter(), Some(uid), &d);
-                }
+                Self::forget_remote(&mut st, *node, uid);
             }
             st.nodes.remove(node);
         }
         gone.len()
+    }
+
+    /// `uid` is no longer on `node` (it said so, or it went silent): tells whom it concerns if that
+    /// takes the user offline.
+    fn forget_remote(st: &mut State, node: NodeId, uid: UserId) {
+        let Some((profile, rooms)) =
+            st.remote.get(&uid).map(|r| (r.profile.clone(), r.nodes.get(&node).cloned().unwrap_or_default()))
+        else {
+            return;
+        };
+        if let Some(d) = st.set_remote(node, &profile, &rooms, false) {
+            Self::best_effort(st, rooms.iter(), Some(uid), &d);
+        }
     }
 
     fn remote_presence(&self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) {
@@ -309,14 +315,7 @@ impl Hub {
         }
         let now: HashSet<UserId> = users.iter().map(|(u, _)| u.id).collect();
         for uid in before.difference(&now) {
-            let Some((profile, rooms)) =
-                st.remote.get(uid).map(|r| (r.profile.clone(), r.nodes.get(&node).cloned().unwrap_or_default()))
-            else {
-                continue;
-            };
-            if let Some(d) = st.set_remote(node, &profile, &rooms, false) {
-                Self::best_effort(&st, rooms.iter(), Some(*uid), &d);
-            }
+            Self::forget_remote(&mut st, node, *uid);
         }
         if let Some(n) = st.nodes.get_mut(&node) {
             n.seen = Instant::now();
@@ -336,14 +335,7 @@ impl Hub {
     /// Each locally connected user with the rooms their connections follow.
     pub fn local_memberships(&self) -> Vec<(UserId, HashSet<RoomId>)> {
         let st = self.state.read();
-        st.users
-            .iter()
-            .map(|(uid, u)| {
-                let rooms =
-                    u.conns.iter().filter_map(|id| st.conns.get(id)).flat_map(|c| c.rooms.iter().copied()).collect();
-                (*uid, rooms)
-            })
-            .collect()
+        st.users.iter().map(|(uid, u)| (*uid, st.rooms_of(u))).collect()
     }
 
     /// The sessions with a live connection here.
