@@ -1,12 +1,17 @@
 //! The WebSocket transport: one task per connection, reading client frames, writing hub deliveries.
 //!
-//! - Authentication happens at the upgrade; a refused upgrade is a plain `401` with a JSON body.
+//! - Authentication and the connection caps are checked at the upgrade; a refused upgrade is a plain
+//!   `401` or `429` with a JSON body.
 //! - Reads never wait on the store: a `send` is queued for storage in read order (so each sender's
 //!   messages keep their order) and its acknowledgement is awaited alongside other work; at most
 //!   [`MAX_IN_FLIGHT`] sends wait at once, after which the connection stops reading (backpressure).
 //! - Deliveries pass through the connection's [`Feed`], which drops repeats and fills gaps from the
-//!   store, and serves `resume`.
-//! - Writes are batched: after one delivery, everything already queued is written before one flush.
+//!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
+//!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
+//! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
+//!   are buffered up to [`WRITE_BUFFER`] between flushes). With `--write-coalesce-ms`, a connection that
+//!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
+//!   acks go on meanwhile).
 //! - Every write has a deadline; a connection silent for two keepalive periods is dropped.
 
 use std::sync::Arc;
