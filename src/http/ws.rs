@@ -9,7 +9,7 @@
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
 //! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
-//!   are buffered up to [`WRITE_BUFFER`] between flushes). With `--write-coalesce-ms`, a connection that
+//!   are buffered up to `WRITE_BUFFER` bytes between flushes). With `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
 //! - Every write has a deadline; a connection silent for two keepalive periods is dropped.

@@ -1,4 +1,4 @@
-//! The queue contract: every [`JobQueue`] backend passes these checks (in-process below; Redis in
+//! The queue contract: every [`JobQueue`](super::JobQueue) backend passes these checks (in-process below; Redis in
 //! `jobs::redis` tests when `PARLEY_TEST_REDIS_URL` is set). Each run uses a fresh queue.
 
 use std::time::Duration;
