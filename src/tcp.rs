@@ -26,7 +26,7 @@ use crate::core::cursor::{Feed, Out};
 use crate::core::domain::*;
 use crate::core::error::Error;
 use crate::core::hub::{CloseReason, Delivery, HubEvent, Registration, WireSlot};
-use crate::core::limits::{Admission, Transport, next_conn_id};
+use crate::core::limits::{Admission, Bucket, Rate, Transport, next_conn_id};
 
 #[derive(Clone)]
 pub struct TcpConfig {
@@ -145,29 +145,6 @@ impl LineReader {
     }
 }
 
-/// A token bucket: `rate` lines per second with bursts of `burst`.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-    rate: f64,
-    burst: f64,
-    warned: Option<Instant>,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 const HELP: &str = "\
 * Commands:
 *   /register <username> <password>   create an account (then /login)
@@ -205,8 +182,10 @@ where
     let (mut rd, wr) = tokio::io::split(stream);
     let mut out = Output { w: Box::new(wr), staged: Vec::with_capacity(4096), deadline: cfg.write_timeout };
     let mut reader = LineReader::default();
-    let mut bucket =
-        Bucket { tokens: cfg.burst, at: Instant::now(), rate: cfg.lines_per_sec, burst: cfg.burst, warned: None };
+    // Lines per second from this connection (on top of the per-user message budget in `Chat`).
+    let rate = Rate { per_sec: cfg.lines_per_sec, burst: cfg.burst };
+    let mut bucket = Bucket::full(rate, std::time::Instant::now());
+    let mut warned: Option<Instant> = None;
     let mut session: Option<Session> = None;
     let mut chunk = vec![0u8; 4096];
     let mut batch = Vec::new();
@@ -219,10 +198,10 @@ where
     loop {
         // Lines already buffered are handled before reading more.
         if let Some(line) = reader.next(cfg.max_line) {
-            if !bucket.take() {
+            if bucket.take(rate, std::time::Instant::now()).is_err() {
                 let now = Instant::now();
-                if bucket.warned.is_none_or(|w| now.duration_since(w) > Duration::from_secs(1)) {
-                    bucket.warned = Some(now);
+                if warned.is_none_or(|w| now.duration_since(w) > Duration::from_secs(1)) {
+                    warned = Some(now);
                     out.line("ERR too_fast slow down: lines are being dropped");
                 }
             } else {

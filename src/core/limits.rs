@@ -20,10 +20,36 @@ pub struct Rate {
     pub burst: f64,
 }
 
+/// One token bucket: refills at `rate.per_sec` up to `rate.burst`. Shared by the keyed limits below and
+/// the TCP transport's per-connection line limit.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     tokens: f64,
     at: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Bucket { tokens: rate.burst.max(1.0), at: now }
+    }
+
+    /// Tokens at `now` (refilled, not taken).
+    fn level(&self, rate: Rate, now: Instant) -> f64 {
+        (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec).min(rate.burst.max(1.0))
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> std::result::Result<(), Duration> {
+        self.tokens = self.level(rate, now);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = if rate.per_sec > 0.0 { (1.0 - self.tokens) / rate.per_sec } else { 3600.0 };
+        Err(Duration::from_secs_f64(wait.clamp(0.001, 3600.0)))
+    }
 }
 
 /// Token buckets per key. Full buckets are forgotten now and then, so the map only holds keys that
@@ -51,25 +77,17 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
 
     /// Takes one token for `key`, or says how long until one is available.
     pub fn take(&self, key: K, now: Instant) -> Result<()> {
-        let Rate { per_sec, burst } = self.rate;
-        let burst = burst.max(1.0);
+        let rate = self.rate;
         let mut map = self.map.lock();
         let Keyed { buckets, sweep_at } = &mut *map;
         if buckets.len() >= *sweep_at {
             // A full bucket is the same as no bucket: forget it.
-            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst);
+            buckets.retain(|_, b| b.level(rate, now) < rate.burst.max(1.0));
             *sweep_at = (buckets.len() * 2).max(SWEEP_AT);
         }
-        let b = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = if per_sec > 0.0 { (1.0 - b.tokens) / per_sec } else { 3600.0 };
+        let taken = buckets.entry(key).or_insert(Bucket::full(rate, now)).take(rate, now);
         drop(map);
-        Err(rate_limited(self.limit, Duration::from_secs_f64(wait.clamp(0.001, 3600.0))))
+        taken.map_err(|wait| rate_limited(self.limit, wait))
     }
 }
 
