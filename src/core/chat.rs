@@ -650,7 +650,8 @@ impl Chat {
             for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
                 self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
             }
-            for gone in following.iter().filter(|id| !rooms.iter().any(|r| r.id == **id)) {
+            let member_of: std::collections::HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
+            for gone in following.difference(&member_of) {
                 if let Some(room) = self.store.room(*gone).await? {
                     self.hub.deliver(BrokerEvent::Left { room, user });
                 }
