@@ -65,6 +65,8 @@ test('the owner makes a member admin and member again, removes and bans them; a 
 
   // Cancel keeps everything as it was.
   await memberItem(a.page, other).getByRole('button', { name: `Manage ${other}` }).click();
+  await a.page.getByRole('dialog', { name: new RegExp(other) }).getByRole('button', { name: 'Remove from room' }).waitFor();
+  await screenshot(a.page, 'desktop-light-member-actions');
   await a.page.getByRole('dialog', { name: new RegExp(other) }).getByRole('button', { name: 'Remove from room' }).click();
   await screenshot(a.page, 'desktop-light-confirm-kick');
   await a.page.locator('#confirm-dialog').getByRole('button', { name: 'Cancel' }).click();
@@ -88,7 +90,7 @@ test('(domain) ban, then the banned list in room settings, and unban from there'
   await a.page.getByRole('button', { name: 'Room settings' }).click();
   const dlg = a.page.getByRole('dialog', { name: `Settings of #${room}` });
   await dlg.locator('#ban-list li', { hasText: other }).waitFor();
-  await screenshot(a.page, 'desktop-light-settings');
+  await screenshot(a.page, 'desktop-light-settings-bans');
   await dlg.getByRole('button', { name: `Unban ${other}` }).click();
   await a.page.locator('#confirm-dialog').getByRole('button', { name: 'Unban', exact: true }).click();
   await dlg.locator('#ban-empty').waitFor({ state: 'visible' });
@@ -126,6 +128,7 @@ test('room settings: topic, rename, retention, webhooks; a member sees them read
   await dlg.locator('#webhook-secret', { hasText: 'signing secret' }).waitFor();
   await dlg.locator('#webhook-list li', { hasText: 'https://hooks.example/parley' }).waitFor();
   await dlg.locator('#dead-empty').waitFor({ state: 'visible' });
+  await screenshot(a.page, 'desktop-light-room-settings');
   await dlg.getByRole('button', { name: 'Delete webhook https://hooks.example/parley' }).click();
   await a.page.locator('#confirm-dialog').getByRole('button', { name: 'Delete', exact: true }).click();
   await dlg.locator('#webhook-empty').waitFor({ state: 'visible' });
