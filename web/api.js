@@ -68,6 +68,9 @@ export const api = {
   openDm: (username) => request('POST', '/dms', { username }),
   invite: (ref, username) => request('POST', `/rooms/${enc(ref)}/invites`, { username }),
   config: () => request('GET', '/config'),
+  invites: () => request('GET', '/me/invites'),
+  acceptInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/accept`),
+  declineInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/decline`),
   // moderation and settings (owner and admins; `transfer` and `setVisibility` the owner only)
   kick: (ref, username) => request('POST', `/rooms/${enc(ref)}/kick`, { username }),
   ban: (ref, username) => request('POST', `/rooms/${enc(ref)}/ban`, { username }),

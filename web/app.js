@@ -93,6 +93,8 @@ export function teardown() {
   state.helloCount = 0;
   state.members.clear();
   state.presence.clear();
+  state.invites.clear();
+  $('invites-section').hidden = true;
   state.editing = null;
   setMembersPanel(false, { focus: false });
   clearRoomList();

@@ -1,6 +1,7 @@
 // FRAME_HANDLERS (the one dispatch table of server frames) and what each frame changes.
 
 import { api, describeError } from './api.js';
+import { loadInvites, onInvited, renderInvites } from './invites.js';
 import { loadMembers, loadMembersSoon, renderMembersPanel, renderTyping } from './panels.js';
 import { addRoom, catchUp, currentRoom, isDirect, lastRoomId, loadLatest, markSeen, openRoom, refreshHeld, removeRoom, resendOutbox, roomFromHash, sortedRooms } from './rooms.js';
 import { state } from './state.js';
@@ -30,6 +31,7 @@ export const FRAME_HANDLERS = {
   read: (f) => onRead(f.room, f.seq),                                 // read state, from any device
   recovered: () => {},                                                // (catch-up uses history pages)
   ok: () => {},
+  invited: onInvited,                                                 // {room, invited_by, at}
 };
 
 export function dispatch(frame) {
@@ -72,6 +74,7 @@ export function onHello(f) {
   const cur = currentRoom();
   if (cur && !cur.loaded) loadLatest(cur);
   resendOutbox();
+  loadInvites();
   renderRoomList();
   renderHeader();
   renderMessages();
@@ -133,6 +136,7 @@ export function onSystemMessage(room, m, fresh) {
 
 export function onJoined(f) {
   const room = addRoom(f.room);
+  if (state.invites.delete(f.room?.id)) renderInvites();
   if (room && isDirect(room) && !room.extra.peer) refreshPeers();
   renderRoomList();
 }

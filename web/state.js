@@ -26,6 +26,7 @@ export const state = {
   everConnected: false,
   helloCount: 0,
   dialogOpener: null,
+  invites: new Map(),    // room id -> {room, invited_by, at}: invitations not answered yet
   limits: { max_message_bytes: 4096 }, // replaced by GET /api/v1/config at boot    // what gets focus back when a dialog closes
 };
 

@@ -170,3 +170,37 @@ test('(domain) the owner makes a public room private from the settings', async (
   await a.context.close();
   await b.context.close();
 });
+
+test('(domain) an invitation shows live in the sidebar; accept joins and opens the room, decline drops it', async () => {
+  const a = await newPage(browser);
+  const b = await newPage(browser);
+  const owner = uniq('ines');
+  const guest = uniq('jon');
+  await register(a.page, owner);
+  await register(b.page, guest);
+  const rooms = [uniq('club'), uniq('other')];
+  for (const r of rooms) {
+    await createRoom(a.page, r, 'private');
+    await a.page.getByRole('button', { name: 'Invite someone' }).click();
+    const inv = a.page.getByRole('dialog', { name: /Invite someone/ });
+    await inv.getByLabel('Username').fill(guest);
+    await inv.getByRole('button', { name: 'Invite' }).click();
+    await inv.locator('.form-ok').waitFor();
+    await inv.getByRole('button', { name: 'Close' }).click();
+  }
+  const invites = b.page.locator('#invite-list');
+  await invites.locator('li', { hasText: rooms[0] }).waitFor();
+  await invites.locator('li', { hasText: rooms[1] }).waitFor();
+  await screenshot(b.page, 'desktop-light-invitations');
+  await b.page.getByRole('button', { name: `Accept the invitation to #${rooms[0]}` }).click();
+  await b.page.locator('#room-title', { hasText: rooms[0] }).waitFor();
+  await b.page.getByRole('button', { name: `Decline the invitation to #${rooms[1]}` }).click();
+  await b.page.locator('#invites-section').waitFor({ state: 'hidden' });
+  // Reloaded: the accepted room is held, the declined one is not offered again.
+  await b.page.reload();
+  await b.page.locator('#room-list .room-btn', { hasText: rooms[0] }).waitFor();
+  assert.equal(await b.page.locator('#invite-list li').count(), 0);
+  assert.deepEqual(b.problems(), []);
+  await a.context.close();
+  await b.context.close();
+});
