@@ -250,6 +250,16 @@ impl Chat {
         Ok((room, role))
     }
 
+    /// A group room `who` owns (for what only the owner may do).
+    async fn owned_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
+        let (room, role) = self.member_room(who, r).await?;
+        group_only(&room)?;
+        if role != Role::Owner {
+            return Err(Error::Forbidden("only the room's owner may do that"));
+        }
+        Ok((room, role))
+    }
+
     async fn user_named(&self, username: &str) -> Result<User> {
         self.store.user_by_name(&username.to_ascii_lowercase()).await?.ok_or(Error::UserNotFound)
     }
@@ -443,10 +453,7 @@ impl Chat {
 
     /// Makes a member an admin or a plain member again. Only the owner may.
     pub async fn set_role(&self, who: &Identity, r: &RoomRef, username: &str, new: Role) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        if role != Role::Owner {
-            return Err(Error::Forbidden("only the room's owner may change roles"));
-        }
+        let (room, role) = self.owned_room(who, r).await?;
         Role::parse_assignable(new.as_str())?; // never a second owner
         let (target, target_role) = self.outranked(&room, role, username).await?;
         if target_role.is_none() {

@@ -115,15 +115,27 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A display name: 1–64 characters after trimming, no control characters.
+/// A display name: 1–64 characters after trimming; no control characters, and none of the invisible
+/// ones that let a name pass for another ([`is_invisible`]: bidi controls, zero-width characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
+
+/// Characters that change how text around them is shown, or show as nothing: bidi embeddings,
+/// overrides, isolates and marks (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), zero-width
+/// characters (U+200B–U+200D, U+2060–U+2064, U+FEFF), the soft hyphen U+00AD, the combining grapheme
+/// joiner U+034F, and the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0). Documented in PROTOCOL.md §1.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}')
+}
 
 impl DisplayName {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let t = s.trim();
         let len = t.chars().count();
-        if (1..=64).contains(&len) && !t.chars().any(char::is_control) {
+        if (1..=64).contains(&len) && !t.chars().any(|c| c.is_control() || is_invisible(c)) {
             Ok(DisplayName(t.to_owned()))
         } else {
             Err(Error::InvalidDisplayName)
@@ -186,16 +198,16 @@ impl MessageBody {
     }
 }
 
-/// The sender's idempotency key for one message: 1–64 printable ASCII characters.
+/// The sender's idempotency key for one message: 1–64 printable ASCII characters (space included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientMsgId(String);
 
 impl ClientMsgId {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+        if (1..=64).contains(&s.len()) && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
             Ok(ClientMsgId(s.to_owned()))
         } else {
-            Err(Error::BadRequest("client_id must be 1-64 printable ASCII characters".into()))
+            Err(Error::BadRequest("client_id must be 1-64 printable ASCII characters (0x20-0x7E)".into()))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -587,6 +599,20 @@ mod tests {
         assert!(DisplayName::parse("a\u{7}b").is_err());
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(65)).is_err());
+        // Impersonation: bidi overrides and isolates, zero-width characters.
+        for bad in ["adm\u{202E}nimda", "al\u{200B}ice", "a\u{2066}b\u{2069}", "\u{FEFF}bob", "x\u{200D}y", "\u{200F}r"] {
+            assert!(matches!(DisplayName::parse(bad), Err(Error::InvalidDisplayName)), "{bad:?}");
+        }
+        assert!(DisplayName::parse("Zoë 🎉 日本").is_ok());
+    }
+
+    #[test]
+    fn client_ids_are_printable_ascii_with_space() {
+        assert!(ClientMsgId::parse("c 1").is_ok(), "a space is printable ASCII");
+        assert!(ClientMsgId::parse("~!x").is_ok());
+        for bad in ["", "a\tb", "é", "a\nb", &"x".repeat(65)] {
+            assert!(ClientMsgId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

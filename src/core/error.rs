@@ -12,7 +12,7 @@ pub enum Error {
     InvalidUsername,
     #[error("password must be 8-256 bytes")]
     InvalidPassword,
-    #[error("display name must be 1-64 characters without control characters")]
+    #[error("display name must be 1-64 characters without control, bidi-control or zero-width characters")]
     InvalidDisplayName,
     #[error("room name must be 1-48 letters, digits, '_' or '-', starting with a letter")]
     InvalidRoomName,
