@@ -352,14 +352,20 @@ impl Chat {
         let (room, _) = self.moderated_room(who, r).await?;
         let room = self.store.rename_room(room.id, &name).await?;
         self.system(&room, who, MessageKind::Rename, None, room.name.as_str()).await?;
-        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
-        Ok(room)
+        self.room_updated(room.id).await
     }
 
     pub async fn set_topic(&self, who: &Identity, r: &RoomRef, topic: Topic) -> Result<Room> {
         let (room, _) = self.moderated_room(who, r).await?;
         let room = self.store.set_topic(room.id, &topic).await?;
         self.system(&room, who, MessageKind::Topic, None, topic.as_str()).await?;
+        self.room_updated(room.id).await
+    }
+
+    /// Reads the room again (so `last_seq` includes the system message just written) and tells its
+    /// members' connections.
+    async fn room_updated(&self, id: RoomId) -> Result<Room> {
+        let room = self.store.room(id).await?.ok_or(Error::RoomNotFound)?;
         self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
         Ok(room)
     }
@@ -569,8 +575,13 @@ impl Chat {
         if msg.sender.as_ref().map(|u| u.id) != Some(who.user.id) {
             return Err(Error::Forbidden("you can only edit your own messages"));
         }
-        let m =
-            self.store.edit_message(room.id, seq, body.as_str(), now_millis()).await?.ok_or(Error::MessageNotFound)?;
+        // The new text's mentions replace the old ones (and with them the members' mention counts).
+        let mentions = self.resolve_mentions(room.id, body.as_str()).await?;
+        let m = self
+            .store
+            .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
+            .await?
+            .ok_or(Error::MessageNotFound)?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
         Ok(m)
     }
@@ -599,13 +610,14 @@ impl Chat {
         Ok((room.id, seq))
     }
 
-    /// `who` is typing in a room: forwarded to the other members, at most once per interval.
+    /// `who` is typing in a room: forwarded to the other members, at most once per interval. Access is
+    /// checked first, every time: a refused call records nothing, and a private room answers a
+    /// non-member exactly as a room that does not exist, however often it is asked.
     pub async fn typing(&self, who: &Identity, r: &RoomRef) -> Result<()> {
-        let room = self.find_room(r).await?;
+        let (room, _) = self.member_room(who, r).await?;
         if !self.typing.accept(room.id, who.user.id) {
             return Ok(());
         }
-        let (room, _) = self.member_room(who, &RoomRef::Id(room.id)).await?;
         self.broker.publish(BrokerEvent::Typing { room: room.id, user: who.user.clone() }).await
     }
 

@@ -54,6 +54,32 @@ pub async fn run_all(store: DynStore) {
     history_pages(&store).await;
     retention_purges_old_messages_only(&store).await;
     webhooks_belong_to_rooms(&store).await;
+    edits_replace_mentions(&store).await;
+}
+
+async fn edits_replace_mentions(store: &DynStore) {
+    let a = user(store, "em").await;
+    let b = user(store, "em").await;
+    let c = user(store, "em").await;
+    let r = room(store, &a, Visibility::Public).await;
+    for u in [&b, &c] {
+        store.add_member(r.id, u.id, Role::Member).await.unwrap();
+    }
+    let mut m = text(r.id, &a, "hi @b", None);
+    m.mentions = vec![b.id];
+    let seq = stored(&store.append(&[m]).await.unwrap()[0]).seq;
+    let mentions_of = |vs: Vec<RoomView>| vs.into_iter().find(|v| v.room.id == r.id).unwrap().mentions;
+    assert_eq!(mentions_of(store.room_views(b.id).await.unwrap()), 1);
+    // The mention moves from b to c.
+    let edited = store.edit_message(r.id, seq, "hi @c", &[c.id], 7).await.unwrap().unwrap();
+    assert_eq!(edited.mentions, vec![c.id]);
+    assert_eq!(store.message(r.id, seq).await.unwrap().unwrap().mentions, vec![c.id]);
+    assert_eq!(mentions_of(store.room_views(b.id).await.unwrap()), 0, "the removed mention no longer counts");
+    assert_eq!(mentions_of(store.room_views(c.id).await.unwrap()), 1, "the added one does");
+    // And is gone altogether.
+    let edited = store.edit_message(r.id, seq, "hi all", &[], 8).await.unwrap().unwrap();
+    assert!(edited.mentions.is_empty());
+    assert_eq!(mentions_of(store.room_views(c.id).await.unwrap()), 0);
 }
 
 async fn retention_purges_old_messages_only(store: &DynStore) {
@@ -101,7 +127,7 @@ async fn retention_purges_old_messages_only(store: &DynStore) {
     let views = store.room_views(u.id).await.unwrap();
     let v = views.iter().find(|v| v.room.id == r.id).unwrap();
     assert_eq!(v.mentions, 0, "the mentions went with the old messages: {v:?}");
-    assert_eq!(store.edit_message(r.id, seqs[0], "x", 1).await.unwrap(), None);
+    assert_eq!(store.edit_message(r.id, seqs[0], "x", &[], 1).await.unwrap(), None);
     // A purged client_id may be used again (the idempotency window is the retention period).
     let again = store.append(&[text(r.id, &u, "again", Some("c0"))]).await.unwrap();
     assert!(matches!(again[0], Appended::Stored(_)), "{again:?}");
@@ -248,11 +274,11 @@ async fn read_state_edits_and_deletes(store: &DynStore) {
 
     let m = store.message(r.id, 2).await.unwrap().unwrap();
     assert_eq!(m.mentions, vec![b.id]);
-    let edited = store.edit_message(r.id, 1, "one, edited", 42).await.unwrap().unwrap();
+    let edited = store.edit_message(r.id, 1, "one, edited", &[], 42).await.unwrap().unwrap();
     assert_eq!((edited.body.as_str(), edited.edited_at), ("one, edited", Some(42)));
     let deleted = store.delete_message(r.id, 2).await.unwrap().unwrap();
     assert!(deleted.deleted && deleted.body.is_empty() && deleted.mentions.is_empty());
-    assert_eq!(store.edit_message(r.id, 2, "resurrect", 43).await.unwrap(), None, "tombstones cannot be edited");
+    assert_eq!(store.edit_message(r.id, 2, "resurrect", &[], 43).await.unwrap(), None, "tombstones cannot be edited");
     let page = store.history(r.id, HistoryQuery::Latest { limit: 10 }).await.unwrap();
     assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3], "a tombstone keeps its place");
     assert!(page.messages[1].deleted);

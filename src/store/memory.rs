@@ -412,13 +412,21 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().message(room, seq))
     }
 
-    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>> {
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        body: &str,
+        mentions: &[UserId],
+        at: Millis,
+    ) -> Result<Option<Arc<Message>>> {
         let mut g = self.inner.lock();
         let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
         if m.kind != MessageKind::Text || m.deleted || m.purged {
             return Ok(None);
         }
         m.body = body.to_owned();
+        m.mentions = mentions.to_vec();
         m.edited_at = Some(at);
         Ok(g.message(room, seq))
     }

@@ -101,8 +101,16 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
     async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage>;
     async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
-    /// Replaces a message's text and sets `edited_at`; `None` when there is no such live text message.
-    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>>;
+    /// Replaces a message's text and its mentions (the members its new text names) and sets `edited_at`;
+    /// `None` when there is no such live text message.
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        body: &str,
+        mentions: &[UserId],
+        at: Millis,
+    ) -> Result<Option<Arc<Message>>>;
     /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
 

@@ -44,7 +44,7 @@ macro_rules! impl_sql_store {
             use $crate::core::domain::*;
             use $crate::core::error::{Error, Result};
             use $crate::store::rows::{
-                MSG_SELECT, ROOM_COLS, is_unique_violation, message_from, role_from, room_from, user_from, webhook_from,
+                MSG_SELECT, ROOM_COLS, is_unique_violation, mentions_to_text, message_from, role_from, room_from, user_from, webhook_from,
             };
             use $crate::store::shared::Dialect;
             use $crate::store::{Credentials, Session, Store};
@@ -520,22 +520,41 @@ macro_rules! impl_sql_store {
                     room: RoomId,
                     seq: Seq,
                     body: &str,
+                    mentions: &[UserId],
                     at: Millis,
                 ) -> Result<Option<Arc<Message>>> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
                     let res = sqlx::query(
-                        "UPDATE messages SET body = $1, edited_at = $2 \
-                         WHERE room_id = $3 AND seq = $4 AND kind = 'text' AND NOT deleted",
+                        "UPDATE messages SET body = $1, mentions = $2, edited_at = $3 \
+                         WHERE room_id = $4 AND seq = $5 AND kind = 'text' AND NOT deleted",
                     )
                     .bind(body)
+                    .bind(mentions_to_text(mentions))
                     .bind(at)
                     .bind(room.0)
                     .bind(seq)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
                     if res.rows_affected() == 0 {
-                        return Ok(None);
+                        return Ok(None); // dropping the transaction rolls it back
                     }
+                    sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
+                        .bind(room.0)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    for u in mentions {
+                        sqlx::query("INSERT INTO mentions (room_id, seq, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                            .bind(room.0)
+                            .bind(seq)
+                            .bind(u.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
                     self.message_by_seq(room, seq).await
                 }
 

@@ -1,0 +1,256 @@
+//! Issue 11, domain and API correctness: typing in private rooms, ownership, `last_seq` after room
+//! updates, mentions on edit, the direct-conversation namespace, invitations, JSON refusals, display
+//! names and the smaller rules. Each over every transport the rule concerns.
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::harness::*;
+
+/// A minimal EventSource: events as (event, data).
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(app: &TestApp, token: &str) -> Sse {
+        let req = app.http.get(app.url("/api/v1/events")).header("cookie", format!("parley_token={token}"));
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        Sse { resp, buf: String::new() }
+    }
+
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..i + 2).collect();
+                let (mut event, mut data) = (String::from("message"), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return (event, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(DEADLINE, self.resp.chunk())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .expect("stream open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    async fn next_of(&mut self, ty: &str) -> Value {
+        loop {
+            let (e, v) = self.next().await;
+            if e == ty {
+                return v;
+            }
+        }
+    }
+}
+
+struct Tcp {
+    r: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    w: OwnedWriteHalf,
+}
+
+impl Tcp {
+    async fn login(app: &TestApp, name: &str) -> Tcp {
+        let (r, w) = TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
+        let mut t = Tcp { r: BufReader::new(r).lines(), w };
+        t.send(&format!("/login {name} password-{name}")).await;
+        t.until("* Hello").await;
+        t
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.w.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+
+    async fn line(&mut self) -> String {
+        tokio::time::timeout(DEADLINE, self.r.next_line()).await.expect("a line in time").unwrap().expect("open")
+    }
+
+    /// Lines until one starts with `prefix`; returns it.
+    async fn until(&mut self, prefix: &str) -> String {
+        loop {
+            let l = self.line().await;
+            if l.starts_with(prefix) {
+                return l;
+            }
+        }
+    }
+}
+
+fn code(b: &Value) -> Option<&str> {
+    b["error"]["code"].as_str()
+}
+
+async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = app.http.patch(app.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+// ---- item 2: typing ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn typing_in_a_private_room_answers_an_outsider_as_a_missing_room_every_time() {
+    let app = spawn_app().await;
+    let owner = app.user("tina").await;
+    let outsider = app.user("tom").await;
+    let id = app.room(&owner, "hush", "private").await;
+    app.room(&owner, "open", "public").await;
+    app.user("tina2").await;
+    let (s, dm) = app.post(Some(&owner), "/api/v1/dms", json!({"username": "tina2"})).await;
+    assert_eq!(s, 200, "{dm}");
+    let dm_id = dm["room"]["id"].as_i64().unwrap();
+
+    // REST: the same answer as a room that does not exist, however often (the rate limit window is 2 s).
+    for room in ["hush".to_owned(), id.to_string(), dm_id.to_string(), "nosuchroom".to_owned()] {
+        for _ in 0..3 {
+            let (s, b) = app.post(Some(&outsider), &format!("/api/v1/rooms/{room}/typing"), json!({})).await;
+            assert_eq!((s, code(&b)), (404, Some("room_not_found")), "typing in {room}");
+        }
+    }
+    // A public room: a non-member is told so, every time.
+    for _ in 0..2 {
+        let (s, b) = app.post(Some(&outsider), "/api/v1/rooms/open/typing", json!({})).await;
+        assert_eq!((s, code(&b)), (403, Some("not_a_member")));
+    }
+    // WebSocket: likewise, and nothing recorded.
+    let mut ws = app.ws(&outsider).await;
+    for i in 0..3 {
+        ws.send(json!({"type": "typing", "room": id, "req": format!("t{i}")})).await;
+        let e = ws.next_of("error").await;
+        assert_eq!((e["code"].as_str(), e["req"].as_str()), (Some("room_not_found"), Some(format!("t{i}").as_str())));
+    }
+    let (s, b) = app.get(Some(&owner), "/api/v1/rooms/hush/typing").await;
+    assert_eq!(s, 200);
+    assert_eq!(b["users"], json!([]), "a refused typing records nobody");
+    let (_, b) = app.get(Some(&owner), &format!("/api/v1/rooms/{dm_id}/typing")).await;
+    assert_eq!(b["users"], json!([]));
+
+    // A member's typing is still recorded.
+    let (s, _) = app.post(Some(&owner), "/api/v1/rooms/hush/typing", json!({})).await;
+    assert_eq!(s, 204);
+    let (_, b) = app.get(Some(&owner), "/api/v1/rooms/hush/typing").await;
+    assert_eq!(b["users"].as_array().unwrap().len(), 1);
+}
+
+// ---- item 11: last_seq after a room update -----------------------------------------------------
+
+#[tokio::test]
+async fn room_updates_carry_the_last_seq_of_the_system_message_they_wrote() {
+    let app = spawn_app().await;
+    let owner = app.user("una").await;
+    app.room(&owner, "news", "public").await;
+    let mut ws = app.ws(&owner).await;
+    let mut sse = Sse::open(&app, &owner).await;
+
+    let (s, room) = patch(&app, &owner, "/api/v1/rooms/news", json!({"topic": "today"})).await;
+    assert_eq!(s, 200, "{room}");
+    let (_, hist) = app.get(Some(&owner), "/api/v1/rooms/news/messages").await;
+    let last = hist["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "topic");
+    assert_eq!(room["last_seq"], last["seq"], "the PATCH answer counts its own topic message");
+    let update = ws.next_of("room_updated").await;
+    assert_eq!(update["room"]["last_seq"], last["seq"], "so does the room_updated event");
+    assert_eq!(sse.next_of("room_updated").await["room"]["last_seq"], last["seq"]);
+
+    let (_, room) = patch(&app, &owner, "/api/v1/rooms/news", json!({"name": "news2", "topic": "again"})).await;
+    let (_, hist) = app.get(Some(&owner), "/api/v1/rooms/news2/messages").await;
+    assert_eq!(room["last_seq"], hist["messages"].as_array().unwrap().last().unwrap()["seq"]);
+
+    // The WebSocket's own rename/topic replies too.
+    ws.send(json!({"type": "topic", "room": "news2", "topic": "ws", "req": "t"})).await;
+    let reply = loop {
+        let f = ws.next_of("room_updated").await;
+        if f["req"] == "t" {
+            break f;
+        }
+    };
+    let (_, hist) = app.get(Some(&owner), "/api/v1/rooms/news2/messages").await;
+    assert_eq!(reply["room"]["last_seq"], hist["messages"].as_array().unwrap().last().unwrap()["seq"]);
+}
+
+// ---- item 12: mentions on edit -----------------------------------------------------------------
+
+#[tokio::test]
+async fn edits_update_mentions_and_mention_counts() {
+    let app = spawn_app().await;
+    let a = app.user("vera").await;
+    let b = app.user("walt").await;
+    let c = app.user("xena").await;
+    app.room(&a, "talk", "public").await;
+    app.join(&b, "talk").await;
+    app.join(&c, "talk").await;
+    let (_, ack) = app.post(Some(&a), "/api/v1/rooms/talk/messages", json!({"body": "hey @walt"})).await;
+    let seq = ack["seq"].as_i64().unwrap();
+    let mentions = |v: &Value| {
+        v["rooms"].as_array().unwrap().iter().find(|r| r["name"] == "talk").unwrap()["mentions"].as_i64().unwrap()
+    };
+    assert_eq!(mentions(&app.get(Some(&b), "/api/v1/me/rooms").await.1), 1);
+
+    let (s, m) = patch(&app, &a, &format!("/api/v1/rooms/talk/messages/{seq}"), json!({"body": "hey @xena"})).await;
+    assert_eq!(s, 200, "{m}");
+    let c_id = app.get(Some(&c), "/api/v1/me").await.1["id"].clone();
+    assert_eq!(m["mentions"], json!([c_id]));
+    assert_eq!(mentions(&app.get(Some(&b), "/api/v1/me/rooms").await.1), 0, "walt is no longer mentioned");
+    assert_eq!(mentions(&app.get(Some(&c), "/api/v1/me/rooms").await.1), 1, "xena now is");
+
+    // Over the WebSocket too: the mention goes away.
+    let mut ws = app.ws(&a).await;
+    ws.send(json!({"type": "edit", "room": "talk", "seq": seq, "body": "hey all", "req": "e"})).await;
+    let upd = ws.next_of("message_updated").await;
+    assert!(upd["message"].get("mentions").is_none(), "{upd}");
+    assert_eq!(mentions(&app.get(Some(&c), "/api/v1/me/rooms").await.1), 0);
+}
+
+// ---- item 18 and 19 ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn display_names_refuse_invisible_characters_on_every_path() {
+    let app = spawn_app().await;
+    let t = app.user("yuri").await;
+    for bad in ["adm\u{202E}nimda", "yu\u{200B}ri", "\u{2066}x\u{2069}"] {
+        let (s, b) = patch(&app, &t, "/api/v1/me", json!({"display_name": bad})).await;
+        assert_eq!((s, code(&b)), (400, Some("invalid_display_name")), "{bad:?}");
+        let (s, b) = app
+            .post(None, "/api/v1/register", json!({"username": "zed", "password": "password-zed", "display_name": bad}))
+            .await;
+        assert_eq!((s, code(&b)), (400, Some("invalid_display_name")), "{bad:?}");
+    }
+    let mut tcp = Tcp::login(&app, "yuri").await;
+    tcp.send("/nick evil\u{202E}name").await;
+    assert!(tcp.until("ERR").await.starts_with("ERR invalid_display_name"));
+}
+
+#[tokio::test]
+async fn client_ids_may_hold_spaces_and_role_changes_name_the_owner() {
+    let app = spawn_app().await;
+    let a = app.user("abel").await;
+    let b = app.user("bart").await;
+    app.room(&a, "cafe", "public").await;
+    app.join(&b, "cafe").await;
+    let (s, ack) =
+        app.post(Some(&a), "/api/v1/rooms/cafe/messages", json!({"body": "x", "client_id": "id with space"})).await;
+    assert_eq!((s, ack["client_id"].as_str()), (201, Some("id with space")));
+    let (s, b2) = app.post(Some(&a), "/api/v1/rooms/cafe/messages", json!({"body": "x", "client_id": "tab\there"})).await;
+    assert_eq!((s, code(&b2)), (400, Some("bad_request")));
+
+    let (s, e) = app.post(Some(&b), "/api/v1/rooms/cafe/roles", json!({"username": "abel", "role": "admin"})).await;
+    assert_eq!((s, code(&e)), (403, Some("forbidden")));
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("owner") && !msg.contains("admin"), "{msg}");
+}
