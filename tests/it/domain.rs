@@ -254,3 +254,36 @@ async fn client_ids_may_hold_spaces_and_role_changes_name_the_owner() {
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.contains("owner") && !msg.contains("admin"), "{msg}");
 }
+
+// ---- item 16: every refusal is JSON -------------------------------------------------------------
+
+#[tokio::test]
+async fn refusals_from_extractors_are_json_too() {
+    let app = spawn_app().await;
+    let t = app.user("carl").await;
+    let cases: Vec<(&str, &str, Option<&str>)> = vec![
+        ("GET", "/api/v1/rooms/%ff/members", None),
+        ("GET", "/api/v1/rooms/%ff", None),
+        ("POST", "/api/v1/rooms/%c3%28/join", Some("{}")),
+        ("PATCH", "/api/v1/rooms/%ff/messages/1", Some(r#"{"body":"x"}"#)),
+        ("GET", "/api/v1/rooms/general/messages?limit=abc", None),
+        ("POST", "/api/v1/rooms", Some("not json")),
+        ("PUT", "/api/v1/rooms", Some("{}")),
+        ("GET", "/api/v1/nowhere", None),
+    ];
+    for (method, path, body) in cases {
+        let mut req = app.http.request(method.parse().unwrap(), app.url(path)).bearer_auth(&t);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(ct.starts_with("application/json"), "{method} {path}: {status} {ct}");
+        let b: Value = resp.json().await.unwrap();
+        assert!(b["error"]["code"].is_string() && b["error"]["message"].is_string(), "{method} {path}: {b}");
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+    }
+    let (s, b) = app.get(Some(&t), "/api/v1/rooms/%ff/members").await;
+    assert_eq!((s, code(&b)), (400, Some("bad_request")));
+}
