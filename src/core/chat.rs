@@ -20,6 +20,9 @@ use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::{BrokerEvent, DynBroker};
 use crate::store::{DynStore, Session};
 
+mod invites;
+mod moderation;
+
 /// Limits the core enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -203,10 +206,18 @@ impl Chat {
 
     // ---- rooms ---------------------------------------------------------------------------------
 
-    async fn find_room(&self, r: &RoomRef) -> Result<Room> {
+    /// The room `r` names, before any access check. A direct conversation is named by its peer
+    /// (`@username`, from `who`'s side); a name of the direct form (`dm-<id>-<id>`) never resolves, so a
+    /// group room that took one before such names were refused cannot pass for a conversation.
+    async fn find_room(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
         match r {
             RoomRef::Id(id) => self.store.room(*id).await?,
+            RoomRef::Name(n) if is_direct_name(n) => None,
             RoomRef::Name(n) => self.store.room_by_name(&n.to_ascii_lowercase()).await?,
+            RoomRef::Direct(peer) => match self.store.user_by_name(&peer.to_ascii_lowercase()).await? {
+                Some(p) if p.id != who.user.id => self.store.direct_room(who.user.id, p.id).await?,
+                _ => None,
+            },
         }
         .ok_or(Error::RoomNotFound)
     }
@@ -216,7 +227,7 @@ impl Chat {
     /// else it answers `RoomNotFound`, exactly as if there were no such room. A banned user is told so
     /// by a public room and sees nothing of a private one.
     pub async fn visible_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Option<Role>)> {
-        let room = self.find_room(r).await?;
+        let room = self.find_room(who, r).await?;
         let role = self.store.role(room.id, who.user.id).await?;
         if role.is_some() {
             return Ok((room, role));
@@ -308,29 +319,21 @@ impl Chat {
         Ok(room)
     }
 
+    /// Leaves a group room. The owner may leave only as its last member (the room then goes to whoever
+    /// joins it next); with others in the room, they hand it over first (`transfer_ownership`).
     pub async fn leave(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        let (room, _) = self.member_room(who, r).await?;
+        let (room, role) = self.member_room(who, r).await?;
         group_only(&room)?;
+        if role == Role::Owner && room.member_count > 1 {
+            return Err(Error::Forbidden(
+                "the owner cannot leave while others are in the room: transfer ownership to a member first",
+            ));
+        }
         if self.store.remove_member(room.id, who.user.id).await? {
             self.system(&room, who, MessageKind::Leave, None, "").await?;
             self.broker.publish(BrokerEvent::Left { room: room.clone(), user: who.user.id }).await?;
         }
         Ok(room)
-    }
-
-    /// Invites `username` into a group room (single use: joining consumes it).
-    pub async fn invite(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, _) = self.member_room(who, r).await?;
-        group_only(&room)?;
-        let invitee = self.user_named(username).await?;
-        if self.store.is_banned(room.id, invitee.id).await? {
-            return Err(Error::Forbidden("that user is banned from this room"));
-        }
-        if self.store.is_member(room.id, invitee.id).await? {
-            return Ok(());
-        }
-        self.store.add_invite(room.id, invitee.id, who.user.id).await?;
-        self.system(&room, who, MessageKind::Invite, Some(&invitee), "").await
     }
 
     /// Opens (or finds) the one direct conversation between `who` and `username`.
@@ -408,69 +411,6 @@ impl Chat {
         Ok(())
     }
 
-    /// The room, if `who` is one of its owner and admins (for moderator-only views).
-    pub async fn moderated(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        Ok(self.moderated_room(who, r).await?.0)
-    }
-
-    /// The target of a moderation action, who must rank below the moderator.
-    async fn outranked(&self, room: &Room, role: Role, username: &str) -> Result<(User, Option<Role>)> {
-        let target = self.user_named(username).await?;
-        let target_role = self.store.role(room.id, target.id).await?;
-        if target_role.is_some_and(|t| t >= role) {
-            return Err(Error::Forbidden("you can only act on members ranked below you"));
-        }
-        Ok((target, target_role))
-    }
-
-    pub async fn kick(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if target_role.is_none() {
-            return Err(Error::Forbidden("that user is not a member"));
-        }
-        if self.store.remove_member(room.id, target.id).await? {
-            self.system(&room, who, MessageKind::Kick, Some(&target), "").await?;
-            self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
-        }
-        Ok(())
-    }
-
-    pub async fn ban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if self.store.ban(room.id, target.id, who.user.id).await? {
-            self.system(&room, who, MessageKind::Ban, Some(&target), "").await?;
-            if target_role.is_some() {
-                self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn unban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        let target = self.user_named(username).await?;
-        if self.store.unban(room.id, target.id).await? {
-            self.system(&room, who, MessageKind::Unban, Some(&target), "").await?;
-        }
-        Ok(())
-    }
-
-    /// Makes a member an admin or a plain member again. Only the owner may.
-    pub async fn set_role(&self, who: &Identity, r: &RoomRef, username: &str, new: Role) -> Result<()> {
-        let (room, role) = self.owned_room(who, r).await?;
-        Role::parse_assignable(new.as_str())?; // never a second owner
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if target_role.is_none() {
-            return Err(Error::Forbidden("that user is not a member"));
-        }
-        if target_role != Some(new) && self.store.set_role(room.id, target.id, new).await? {
-            self.system(&room, who, MessageKind::Role, Some(&target), new.as_str()).await?;
-        }
-        Ok(())
-    }
-
     async fn system(
         &self,
         room: &Room,
@@ -517,7 +457,7 @@ impl Chat {
         self.message_rate.take(who.user.id, submitted)?;
         let room = match r {
             RoomRef::Id(id) => *id,
-            RoomRef::Name(_) => self.visible_room(who, r).await?.0.id,
+            RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
         };
         let mentions = self.resolve_mentions(room, body.as_str()).await?;
         self.typing.stop(room, who.user.id);

@@ -146,13 +146,30 @@ impl DisplayName {
     }
 }
 
-/// A room name: 1–48 of `[A-Za-z0-9_-]`, starting with a letter; unique ignoring case.
+/// A room name: 1–48 of `[A-Za-z0-9_-]`, starting with a letter; unique ignoring case. Never of the
+/// form direct conversations were once named by (`dm-<id>-<id>`, see [`is_direct_name`]): those are
+/// addressed as `@peer` ([`RoomRef::Direct`]), and a group room must not pass for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName(String);
 
+/// `dm-<digits>-<digits>`, ignoring case: the names direct conversations carry, which no group room may
+/// take, and which name lookups never resolve (a room that took such a name before this rule is reachable
+/// by its id only).
+pub fn is_direct_name(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("dm-") else { return false };
+    let Some((a, b)) = rest.split_once('-') else { return false };
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit());
+    digits(a) && digits(b)
+}
+
 impl RoomName {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if check_name(s, 1, 48) { Ok(RoomName(s.to_owned())) } else { Err(Error::InvalidRoomName) }
+        if check_name(s, 1, 48) && !is_direct_name(s) {
+            Ok(RoomName(s.to_owned()))
+        } else {
+            Err(Error::InvalidRoomName)
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -162,16 +179,22 @@ impl RoomName {
     }
 }
 
-/// How a client names a room in a request: by id or by name. Names start with a letter, ids are
-/// digits, so a string form is never ambiguous.
+/// How a client names a room in a request: by id, by name, or a direct conversation as `@peer` (the
+/// other person's username). Names start with a letter, ids are digits and direct conversations `@`, so a
+/// string form is never ambiguous.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomRef {
     Id(RoomId),
     Name(String),
+    /// The direct conversation with this user (their username, any case).
+    Direct(String),
 }
 
 impl RoomRef {
     pub fn parse(s: &str) -> RoomRef {
+        if let Some(peer) = s.strip_prefix('@') {
+            return RoomRef::Direct(peer.to_owned());
+        }
         match s.parse::<i64>() {
             Ok(id) => RoomRef::Id(RoomId(id)),
             Err(_) => RoomRef::Name(s.to_owned()),
@@ -251,10 +274,12 @@ pub enum MessageKind {
     Rename,
     Topic,
     Role,
+    /// The sender (the previous owner, now an admin) handed the room to `target`.
+    OwnerChanged,
 }
 
 impl MessageKind {
-    const ALL: [(MessageKind, &'static str); 11] = [
+    const ALL: [(MessageKind, &'static str); 12] = [
         (MessageKind::Text, "text"),
         (MessageKind::Create, "create"),
         (MessageKind::Join, "join"),
@@ -266,6 +291,7 @@ impl MessageKind {
         (MessageKind::Rename, "rename"),
         (MessageKind::Topic, "topic"),
         (MessageKind::Role, "role"),
+        (MessageKind::OwnerChanged, "owner_changed"),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(k, _)| *k == self).map_or("text", |(_, s)| s)
@@ -322,7 +348,8 @@ impl Role {
             _ => None,
         }
     }
-    /// A role as given to `set_role`: `admin` or `member` (a room has one owner, its creator).
+    /// A role as given to `set_role`: `admin` or `member` (a room has one owner; ownership is handed
+    /// over by a transfer, never by `set_role`).
     pub fn parse_assignable(s: &str) -> Result<Self, Error> {
         match s {
             "admin" => Ok(Role::Admin),
@@ -444,6 +471,21 @@ pub struct RoomView {
     /// For a direct conversation: the other person.
     pub peer: Option<User>,
     pub last_message: Option<Arc<Message>>,
+}
+
+/// An invitation into a group room, as the invitee sees it (until they accept or decline it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub room: Room,
+    pub invited_by: User,
+    pub at: Millis,
+}
+
+/// A ban, as the room's moderators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub user: User,
+    pub banned_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,7 +642,8 @@ mod tests {
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(65)).is_err());
         // Impersonation: bidi overrides and isolates, zero-width characters.
-        for bad in ["adm\u{202E}nimda", "al\u{200B}ice", "a\u{2066}b\u{2069}", "\u{FEFF}bob", "x\u{200D}y", "\u{200F}r"] {
+        for bad in ["adm\u{202E}nimda", "al\u{200B}ice", "a\u{2066}b\u{2069}", "\u{FEFF}bob", "x\u{200D}y", "\u{200F}r"]
+        {
             assert!(matches!(DisplayName::parse(bad), Err(Error::InvalidDisplayName)), "{bad:?}");
         }
         assert!(DisplayName::parse("Zoë 🎉 日本").is_ok());
@@ -658,5 +701,16 @@ mod tests {
     fn room_refs_are_ids_or_names() {
         assert_eq!(RoomRef::parse("12"), RoomRef::Id(RoomId(12)));
         assert_eq!(RoomRef::parse("general"), RoomRef::Name("general".into()));
+        assert_eq!(RoomRef::parse("@Bob"), RoomRef::Direct("Bob".into()));
+    }
+
+    #[test]
+    fn group_rooms_cannot_take_direct_names() {
+        for bad in ["dm-3-4", "DM-10-2", "dm-1-1", "@bob"] {
+            assert!(RoomName::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["dm", "dm-3", "dm-3-x", "dmx-1-2", "dm-1-2-3"] {
+            assert!(RoomName::parse(ok).is_ok(), "{ok}");
+        }
     }
 }

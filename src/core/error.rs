@@ -48,6 +48,8 @@ pub enum Error {
     MessageNotFound,
     #[error("no such webhook")]
     WebhookNotFound,
+    #[error("you have no invitation into that room")]
+    InviteNotFound,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -84,6 +86,7 @@ impl Error {
             Error::Banned => "banned",
             Error::MessageNotFound => "message_not_found",
             Error::WebhookNotFound => "webhook_not_found",
+            Error::InviteNotFound => "invite_not_found",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

@@ -55,6 +55,85 @@ pub async fn run_all(store: DynStore) {
     retention_purges_old_messages_only(&store).await;
     webhooks_belong_to_rooms(&store).await;
     edits_replace_mentions(&store).await;
+    invitations_are_listed_and_declined(&store).await;
+    bans_are_listed(&store).await;
+    ownership_moves_and_returns(&store).await;
+    direct_rooms_are_found_by_pair(&store).await;
+}
+
+async fn invitations_are_listed_and_declined(store: &DynStore) {
+    let a = user(store, "inv").await;
+    let b = user(store, "inv").await;
+    let p1 = room(store, &a, Visibility::Private).await;
+    let p2 = room(store, &a, Visibility::Public).await;
+    assert!(store.invites_of(b.id).await.unwrap().is_empty());
+    assert!(store.add_invite(p2.id, b.id, a.id, 2000).await.unwrap());
+    assert!(store.add_invite(p1.id, b.id, a.id, 1000).await.unwrap());
+    let list = store.invites_of(b.id).await.unwrap();
+    let got: Vec<(RoomId, UserId, Millis)> = list.iter().map(|i| (i.room.id, i.invited_by.id, i.at)).collect();
+    assert_eq!(got, vec![(p1.id, a.id, 1000), (p2.id, a.id, 2000)], "oldest first, with who and when");
+    assert_eq!(list[0].room.name, p1.name);
+    assert!(store.remove_invite(p1.id, b.id).await.unwrap());
+    assert!(!store.remove_invite(p1.id, b.id).await.unwrap(), "declined once");
+    assert!(!store.is_invited(p1.id, b.id).await.unwrap());
+    assert_eq!(store.invites_of(b.id).await.unwrap().len(), 1);
+    assert!(store.invites_of(a.id).await.unwrap().is_empty(), "only the invitee's");
+}
+
+async fn bans_are_listed(store: &DynStore) {
+    let a = user(store, "ban").await;
+    let b = user(store, "ban").await;
+    let c = user(store, "ban").await;
+    let r = room(store, &a, Visibility::Public).await;
+    assert!(store.bans(r.id).await.unwrap().is_empty());
+    store.ban(r.id, b.id, a.id).await.unwrap();
+    store.ban(r.id, c.id, a.id).await.unwrap();
+    let bans = store.bans(r.id).await.unwrap();
+    let mut users: Vec<UserId> = bans.iter().map(|x| x.user.id).collect();
+    users.sort();
+    assert_eq!(users, vec![b.id, c.id]);
+    assert!(bans.iter().all(|x| x.banned_at > 0));
+    store.unban(r.id, b.id).await.unwrap();
+    assert_eq!(store.bans(r.id).await.unwrap().iter().map(|x| x.user.id).collect::<Vec<_>>(), vec![c.id]);
+}
+
+async fn ownership_moves_and_returns(store: &DynStore) {
+    let a = user(store, "own").await;
+    let b = user(store, "own").await;
+    let c = user(store, "own").await;
+    let r = room(store, &a, Visibility::Public).await;
+    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    assert!(!store.transfer_owner(r.id, a.id, c.id).await.unwrap(), "only to a member");
+    assert!(!store.transfer_owner(r.id, b.id, a.id).await.unwrap(), "only from the owner");
+    assert!(!store.transfer_owner(r.id, a.id, a.id).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Owner), "a refused transfer changes nothing");
+    assert_eq!(store.role(r.id, b.id).await.unwrap(), Some(Role::Member));
+    assert!(store.transfer_owner(r.id, a.id, b.id).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Admin), "the old owner becomes an admin");
+    assert_eq!(store.role(r.id, b.id).await.unwrap(), Some(Role::Owner));
+
+    // A room left without members goes to whoever joins next.
+    store.remove_member(r.id, a.id).await.unwrap();
+    store.remove_member(r.id, b.id).await.unwrap();
+    assert!(store.add_member(r.id, c.id, Role::Member).await.unwrap());
+    assert_eq!(store.role(r.id, c.id).await.unwrap(), Some(Role::Owner));
+    assert!(store.add_member(r.id, a.id, Role::Member).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Member), "only the first");
+
+    let v = store.set_visibility(r.id, Visibility::Private).await.unwrap();
+    assert_eq!(v.visibility, Visibility::Private);
+    assert!(!store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));
+}
+
+async fn direct_rooms_are_found_by_pair(store: &DynStore) {
+    let a = user(store, "dr").await;
+    let b = user(store, "dr").await;
+    let c = user(store, "dr").await;
+    assert_eq!(store.direct_room(a.id, b.id).await.unwrap(), None);
+    let (d, _) = store.open_direct(b.id, a.id).await.unwrap();
+    assert_eq!(store.direct_room(a.id, b.id).await.unwrap().map(|r| r.id), Some(d.id));
+    assert_eq!(store.direct_room(b.id, a.id).await.unwrap().map(|r| r.id), Some(d.id));
+    assert_eq!(store.direct_room(a.id, c.id).await.unwrap(), None);
 }
 
 async fn edits_replace_mentions(store: &DynStore) {
@@ -216,8 +295,8 @@ async fn rooms_and_membership(store: &DynStore) {
     assert!(store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));
     assert!(!store.public_rooms().await.unwrap().iter().any(|x| x.id == p.id), "private rooms are not listed");
     assert!(!store.is_invited(p.id, b.id).await.unwrap());
-    store.add_invite(p.id, b.id, a.id).await.unwrap();
-    store.add_invite(p.id, b.id, a.id).await.unwrap();
+    assert!(store.add_invite(p.id, b.id, a.id, 1000).await.unwrap());
+    assert!(!store.add_invite(p.id, b.id, a.id, 2000).await.unwrap(), "the first invitation stays");
     assert!(store.is_invited(p.id, b.id).await.unwrap());
     assert!(store.add_member(p.id, b.id, Role::Member).await.unwrap());
     assert!(!store.is_invited(p.id, b.id).await.unwrap(), "joining uses the invitation up");
