@@ -271,6 +271,8 @@ async fn refusals_from_extractors_are_json_too() {
         ("POST", "/api/v1/rooms", Some("not json")),
         ("PUT", "/api/v1/rooms", Some("{}")),
         ("GET", "/api/v1/nowhere", None),
+        ("GET", "/ws", None),
+        ("POST", "/ws", Some("{}")),
     ];
     for (method, path, body) in cases {
         let mut req = app.http.request(method.parse().unwrap(), app.url(path)).bearer_auth(&t);
