@@ -147,6 +147,13 @@ pub enum ServerFrame {
     UserUpdated {
         user: User,
     },
+    /// Someone invited the user into a (private) room.
+    Invited {
+        room: Room,
+        invited_by: User,
+        #[serde(default)]
+        at: i64,
+    },
     Ok {
         #[serde(default)]
         req: Option<String>,

@@ -457,6 +457,10 @@ impl ChatState {
                     self.pending.retain(|p| !(p.room == room && held.contains(&p.client_id)));
                 }
             }
+            ServerFrame::Invited { room, invited_by, .. } => {
+                let name = crate::layout::one_line(&room.name);
+                self.info(format!("{} invited you to #{name} (/join {name})", invited_by.shown_name()));
+            }
             ServerFrame::Ok { req } => {
                 if let Some(done) = req.and_then(|r| self.commands.remove(&r)) {
                     self.info(done);

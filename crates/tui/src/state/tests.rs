@@ -523,3 +523,15 @@ fn up_and_down_walk_the_lines_sent_and_alt_enter_makes_a_new_line() {
     let a = s.on_key(key(KeyCode::Enter));
     assert_eq!(sends(&a)[0].1, "a\nb", "one message of two lines");
 }
+
+#[test]
+fn an_invitation_is_announced_with_how_to_accept_it() {
+    let mut s = ChatState::new("t", None);
+    s.apply(hello(vec![room(1, "general", 0)]));
+    let frame = ServerFrame::decode(
+        r#"{"type":"invited","room":{"id":7,"name":"club","kind":"group","visibility":"private"},"invited_by":{"id":2,"username":"bob","display_name":"Bob"},"at":5}"#,
+    )
+    .unwrap();
+    assert!(s.apply(frame).is_empty());
+    assert_eq!(s.status.as_ref().unwrap().text, "Bob invited you to #club (/join club)");
+}
