@@ -1,6 +1,6 @@
 //! Network events other than frames: connection changes and REST answers.
 
-use super::{Action, ChatState, Connection, NetEvent, Panel};
+use super::{Action, ChatState, Connection, Fetch, NetEvent, Panel};
 
 impl ChatState {
     /// Applies one network event.
@@ -68,5 +68,43 @@ impl ChatState {
             }
         }
         Vec::new()
+    }
+
+    /// An `error` frame: refused history page, join, conversation, command or message.
+    pub(super) fn on_error(&mut self, code: String, message: String, req: Option<String>) {
+        let text = if message.is_empty() { code.clone() } else { message };
+        match req {
+            Some(r) if self.fetches.contains_key(&r) => {
+                let (room, kind) = self.fetches.remove(&r).unwrap_or((0, Fetch::Newest));
+                if let Some(v) = self.room_mut(room) {
+                    match kind {
+                        Fetch::Older => v.loading_older = false,
+                        _ => v.catching_up = false,
+                    }
+                }
+                self.error(format!("history: {text}"));
+            }
+            Some(r) if self.joins.contains_key(&r) => {
+                let name = self.joins.remove(&r).unwrap_or_default();
+                self.error(format!("cannot join #{name}: {text}"));
+            }
+            Some(r) if self.dms.contains_key(&r) => {
+                let d = self.dms.remove(&r).map(|d| d.username).unwrap_or_default();
+                self.error(format!("cannot open a conversation with {d}: {text}"));
+            }
+            Some(r) if self.commands.contains_key(&r) => {
+                let what = self.commands.remove(&r).unwrap_or_default();
+                self.error(format!("refused ({what}): {text}"));
+            }
+            Some(r) if self.pending.iter().any(|p| p.client_id == r) => {
+                let idx = self.pending.iter().position(|p| p.client_id == r).unwrap_or(0);
+                let p = self.pending.remove(idx);
+                if self.composer.is_empty() {
+                    self.set_input(&p.body);
+                }
+                self.error(format!("message not sent: {text}"));
+            }
+            _ => self.error(format!("{code}: {text}")),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The client's state machine: everything the chat screen shows, changed only by methods that do no I/O.
 //!
-//! [`ChatState::apply`] takes a server frame, [`ChatState::on_net`] a network event, [`ChatState::on_key`]
-//! (in `keys.rs`) a key press; each returns the [`Action`]s the network layer must perform. Nothing here
+//! [`ChatState::apply`] takes a server frame, [`ChatState::on_net`] a network event (`events.rs`),
+//! [`ChatState::on_key`] a key press (`keys.rs`), [`ChatState::submit`] a typed line or command
+//! (`submit.rs`); each returns the [`Action`]s the network layer must perform. Nothing here
 //! does I/O, so the whole client logic is testable without a terminal or a server. (The only outside input
 //! is the clock, read for typing indicators.)
 
@@ -552,43 +553,6 @@ impl ChatState {
         }
         actions.extend(self.mark_read());
         actions
-    }
-
-    fn on_error(&mut self, code: String, message: String, req: Option<String>) {
-        let text = if message.is_empty() { code.clone() } else { message };
-        match req {
-            Some(r) if self.fetches.contains_key(&r) => {
-                let (room, kind) = self.fetches.remove(&r).unwrap_or((0, Fetch::Newest));
-                if let Some(v) = self.room_mut(room) {
-                    match kind {
-                        Fetch::Older => v.loading_older = false,
-                        _ => v.catching_up = false,
-                    }
-                }
-                self.error(format!("history: {text}"));
-            }
-            Some(r) if self.joins.contains_key(&r) => {
-                let name = self.joins.remove(&r).unwrap_or_default();
-                self.error(format!("cannot join #{name}: {text}"));
-            }
-            Some(r) if self.dms.contains_key(&r) => {
-                let d = self.dms.remove(&r).map(|d| d.username).unwrap_or_default();
-                self.error(format!("cannot open a conversation with {d}: {text}"));
-            }
-            Some(r) if self.commands.contains_key(&r) => {
-                let what = self.commands.remove(&r).unwrap_or_default();
-                self.error(format!("refused ({what}): {text}"));
-            }
-            Some(r) if self.pending.iter().any(|p| p.client_id == r) => {
-                let idx = self.pending.iter().position(|p| p.client_id == r).unwrap_or(0);
-                let p = self.pending.remove(idx);
-                if self.composer.is_empty() {
-                    self.set_input(&p.body);
-                }
-                self.error(format!("message not sent: {text}"));
-            }
-            _ => self.error(format!("{code}: {text}")),
-        }
     }
 }
 
