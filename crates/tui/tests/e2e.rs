@@ -434,11 +434,22 @@ async fn in_a_terminal_kick_and_msg_work_end_to_end() {
 
     // A direct conversation, named by the peer, with a first message.
     pty.type_keys("/msg bob hello bob\r");
-    pty.wait_for("the conversation", |s| s.contains(" @bob ") && s.contains("alice: hello bob")).await;
-    let dms: Value =
-        http.get(format!("{base}/api/v1/dms")).bearer_auth(&bob_token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(dms["conversations"][0]["peer"]["username"], "alice", "{dms}");
-    assert_eq!(dms["conversations"][0]["last_message"]["body"], "hello bob", "{dms}");
+    // Acknowledged: shown without "(sending…)".
+    pty.wait_for("the conversation", |s| {
+        s.contains(" @bob ") && s.contains("alice: hello bob") && !s.contains("sending…")
+    })
+    .await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let dms: Value =
+            http.get(format!("{base}/api/v1/dms")).bearer_auth(&bob_token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(dms["conversations"][0]["peer"]["username"], "alice", "{dms}");
+        if dms["conversations"][0]["last_message"]["body"] == "hello bob" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob's conversation never showed alice's message: {dms}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     pty.type_keys("\x03"); // Ctrl-C
     let deadline = Instant::now() + DEADLINE;
