@@ -103,6 +103,13 @@ impl shared::Dialect for PgStore {
         self.pool.begin().await.map_err(db_err)
     }
 
+    /// Taking a transaction id makes the commit write (and flush) a WAL record.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = shared::Dialect::begin(self).await?;
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
         if batch.is_empty() {
             return Ok(Vec::new());

@@ -28,6 +28,8 @@ pub(super) trait Dialect: Send + Sync {
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
     /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
+    /// [`Store::probe_write`](super::Store::probe_write): a durable write that changes nothing visible.
+    async fn probe_write(&self) -> Result<()>;
 }
 
 /// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
@@ -714,6 +716,10 @@ macro_rules! impl_sql_store {
                 async fn ping(&self) -> Result<()> {
                     sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
                     Ok(())
+                }
+
+                async fn probe_write(&self) -> Result<()> {
+                    <Self as Dialect>::probe_write(self).await
                 }
 
                 async fn close(&self) {

@@ -54,7 +54,21 @@ impl SqlStore {
         // rarer checkpoint copies fewer pages back, and statement journals stay in memory.
         let opts =
             opts.pragma("cache_size", "-65536").pragma("wal_autocheckpoint", "8192").pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            // When SQLite rolls a transaction back by itself (a failed COMMIT on a full disk), sqlx still
+            // counts it open and every later `BEGIN` on that connection fails ("begin_with at non-zero
+            // transaction depth"). Flush the rollback a dropped transaction queued, then discard any
+            // connection still counted inside a transaction: the pool opens a fresh one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqlStore { pool })
     }
@@ -77,6 +91,18 @@ impl shared::Dialect for SqlStore {
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+    }
+
+    /// Rewrites the header's `user_version` with its own value: page 1 goes through the WAL and the
+    /// commit syncs, as any write's would.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = shared::Dialect::begin(self).await?;
+        let v: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await.map_err(db_err)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {v}")))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
