@@ -287,3 +287,44 @@ impl shared::Dialect for SqlStore {
 }
 
 shared::impl_sql_store!(SqlStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Issue 11 item 4: SQLite rolls a transaction back by itself when a COMMIT hits a full disk, and
+    /// sqlx then counts the connection as still inside it. Reproduced here with a `ROLLBACK` sqlx does
+    /// not see: every connection of the pool ends up so, and appends must still work.
+    #[tokio::test]
+    async fn appends_work_after_sqlite_rolled_back_behind_sqlx() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        let name = Username::parse("wendy").unwrap();
+        let user = store.create_user(&name, &DisplayName::parse("wendy").unwrap(), "hash").await.unwrap();
+        let room = store.create_room(&RoomName::parse("disk").unwrap(), Visibility::Public, user.id).await.unwrap();
+        // Hold every connection at once so each of them is broken, then release them together.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut tx = shared::Dialect::begin(&store).await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+            held.push(tx);
+        }
+        drop(held);
+        for i in 0..8 {
+            let msg = NewMessage {
+                room: room.id,
+                kind: MessageKind::Text,
+                sender: user.clone(),
+                target: None,
+                body: format!("after {i}"),
+                client_id: None,
+                mentions: vec![],
+                ts: now_millis(),
+            };
+            let out = store.append(&[msg]).await.unwrap_or_else(|e| panic!("append {i} failed: {e:#}"));
+            assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");
+        }
+        store.probe_write().await.unwrap();
+    }
+}
