@@ -6,6 +6,7 @@ mod accounts;
 mod cluster;
 mod durability;
 mod everyday;
+mod faults;
 mod hostile;
 mod jobs;
 mod messaging;
