@@ -113,6 +113,14 @@ pub struct Config {
     #[arg(long, env = "PARLEY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 
+    /// Password hashes (logins, registrations) computed at once; 0 means one per CPU core.
+    #[arg(long, env = "PARLEY_PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
+
+    /// Logins and registrations that may wait for a password hash; beyond, `429 rate_limited`.
+    #[arg(long, env = "PARLEY_PASSWORD_HASH_QUEUE", default_value_t = 64)]
+    pub password_hash_queue: usize,
+
     /// Messages a user may send per second, across all their connections and transports.
     #[arg(long, env = "PARLEY_MESSAGES_PER_SEC", default_value_t = 100.0)]
     pub messages_per_sec: f64,

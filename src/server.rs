@@ -222,7 +222,12 @@ pub async fn run(
         hub,
         ingest,
         Credentials {
-            passwords: Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?,
+            passwords: Passwords::with_pool(
+                config.argon2_memory_kib,
+                config.argon2_iterations,
+                config.password_hash_threads,
+                config.password_hash_queue,
+            )?,
             tokens: Tokens::new(&secret, config.token_ttl()),
             throttle: LoginThrottle::new(config.login_free_failures),
         },
