@@ -120,8 +120,7 @@ impl HashPool {
         let queued = match self.tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                metrics::counter!("parley_rate_limited_total", "limit" => Limit::PasswordHashing.as_str())
-                    .increment(1);
+                metrics::counter!("parley_rate_limited_total", "limit" => Limit::PasswordHashing.as_str()).increment(1);
                 Err(Error::RateLimited { limit: Limit::PasswordHashing, retry_after: HASH_RETRY_AFTER })
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),

@@ -262,8 +262,11 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
     if store == "ok" && broker == "ok" && writer == WriterHealth::Ok {
         return axum::Json(serde_json::json!({ "status": "ready", "checks": checks })).into_response();
     }
-    let mut problems: Vec<String> =
-        [("store", store), ("broker", broker)].iter().filter(|(_, s)| *s != "ok").map(|(n, _)| format!("{n} unreachable")).collect();
+    let mut problems: Vec<String> = [("store", store), ("broker", broker)]
+        .iter()
+        .filter(|(_, s)| *s != "ok")
+        .map(|(n, _)| format!("{n} unreachable"))
+        .collect();
     match writer {
         WriterHealth::Ok => {}
         WriterHealth::Failing => problems.push("writes failing".to_owned()),

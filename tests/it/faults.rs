@@ -176,3 +176,93 @@ async fn sends_time_out_and_readiness_flips_while_writes_are_frozen() {
     assert_eq!(bodies(&app, &a, "frozen").await, ["before", "a", "b"]);
     app.stop().await;
 }
+
+/// Issue 18 item 7: password hashing runs a bounded number at a time behind a bounded queue; a login
+/// storm beyond it is refused at once with `429 rate_limited` and `Retry-After`, and the server
+/// answers logins again once it has passed.
+#[tokio::test]
+async fn a_login_storm_beyond_the_hashing_queue_is_refused_with_retry_after() {
+    // Slow hashes (50 passes) on one thread with two places in the queue. Built here rather than by
+    // `spawn_app_with`, whose base flags fix the hashing cost.
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tcp-listen",
+        "off",
+        "--argon2-memory-kib",
+        "1024",
+        "--argon2-iterations",
+        "50",
+        "--password-hash-threads",
+        "1",
+        "--password-hash-queue",
+        "2",
+        "--auth-burst",
+        "1000",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let config = parley::config::Config::from_flags(flags).unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = http.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(parley::server::run(config, parley::server::Listeners { http, tcp: None }, async move {
+        let _ = stopped.await;
+    }));
+    let app = Client { addr, http: reqwest::Client::new() };
+    app.user("hazel").await;
+    let logins = (0..24).map(|_| {
+        let (http, url) = (app.http.clone(), app.url("/api/v1/login"));
+        async move {
+            let resp =
+                http.post(url).json(&json!({"username": "hazel", "password": "password-hazel"})).send().await.unwrap();
+            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let status = resp.status().as_u16();
+            (status, retry, resp.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_util::future::join_all(logins).await;
+    let ok = answers.iter().filter(|(s, _, _)| *s == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(ok + refused.len(), answers.len(), "only 200 or 429: {answers:?}");
+    assert!(ok >= 1, "the pool still served logins");
+    assert!(!refused.is_empty(), "24 concurrent slow logins fit in one thread and two queue places?");
+    for (_, retry, b) in refused {
+        assert_eq!(b["error"]["code"], "rate_limited", "{b}");
+        assert!(retry.as_deref().is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)), "Retry-After: {retry:?}");
+    }
+    // The storm is over: logins are served again.
+    app.login("hazel").await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The HTTP side of a server started by the test itself.
+struct Client {
+    addr: std::net::SocketAddr,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn user(&self, name: &str) {
+        let (s, b) =
+            self.post("/api/v1/register", json!({"username": name, "password": format!("password-{name}")})).await;
+        assert_eq!(s, 201, "{b}");
+    }
+
+    async fn login(&self, name: &str) {
+        let (s, b) =
+            self.post("/api/v1/login", json!({"username": name, "password": format!("password-{name}")})).await;
+        assert_eq!(s, 200, "{b}");
+    }
+}
