@@ -19,6 +19,7 @@ pub mod pg;
 mod rows;
 mod shared;
 pub mod sql;
+mod sqlite_writer;
 
 use std::sync::Arc;
 

@@ -30,6 +30,8 @@ pub(super) trait Dialect: Send + Sync {
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
     /// [`Store::probe_write`](super::Store::probe_write): a durable write that changes nothing visible.
     async fn probe_write(&self) -> Result<()>;
+    /// Stops whatever the dialect runs besides the pool (called by `close` before the pool closes).
+    async fn close_writer(&self) {}
 }
 
 /// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
@@ -723,6 +725,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn close(&self) {
+                    <Self as Dialect>::close_writer(self).await;
                     self.pool.close().await;
                 }
             }
