@@ -2,6 +2,7 @@
 //! [`server::run`].
 
 pub mod auth;
+pub mod blobs;
 pub mod broker;
 pub mod config;
 pub mod core;

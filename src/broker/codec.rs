@@ -52,6 +52,56 @@ struct M {
     ts: i64,
     edited_at: Option<i64>,
     deleted: bool,
+    /// Added within v1: absent from older nodes' messages (no files).
+    #[serde(default)]
+    files: Vec<F>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct F {
+    id: String,
+    room: i64,
+    uploader: i64,
+    seq: Option<i64>,
+    blob: String,
+    name: String,
+    size: i64,
+    content_type: String,
+    width: Option<i64>,
+    height: Option<i64>,
+    created_at: i64,
+}
+
+fn f(x: &FileMeta) -> F {
+    F {
+        id: x.id.clone(),
+        room: x.room.0,
+        uploader: x.uploader.0,
+        seq: x.seq,
+        blob: x.blob.clone(),
+        name: x.name.clone(),
+        size: x.size,
+        content_type: x.content_type.clone(),
+        width: x.width,
+        height: x.height,
+        created_at: x.created_at,
+    }
+}
+
+fn file(x: F) -> FileMeta {
+    FileMeta {
+        id: x.id,
+        room: RoomId(x.room),
+        uploader: UserId(x.uploader),
+        seq: x.seq,
+        blob: x.blob,
+        name: x.name,
+        size: x.size,
+        content_type: x.content_type,
+        width: x.width,
+        height: x.height,
+        created_at: x.created_at,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +166,7 @@ fn m(x: &Message) -> M {
         ts: x.ts,
         edited_at: x.edited_at,
         deleted: x.deleted,
+        files: x.files.iter().map(f).collect(),
     }
 }
 fn message(x: M) -> Option<Arc<Message>> {
@@ -131,6 +182,7 @@ fn message(x: M) -> Option<Arc<Message>> {
         ts: x.ts,
         edited_at: x.edited_at,
         deleted: x.deleted,
+        files: x.files.into_iter().map(file).collect(),
     }))
 }
 fn ids(v: &[RoomId]) -> Vec<i64> {
@@ -217,6 +269,19 @@ mod tests {
             ts: 1_700_000_000_000,
             edited_at: Some(1_700_000_000_500),
             deleted: false,
+            files: vec![FileMeta {
+                id: "f1".into(),
+                room: RoomId(3),
+                uploader: UserId(7),
+                seq: Some(42),
+                blob: "ab".repeat(32),
+                name: "cat.png".into(),
+                size: 1234,
+                content_type: "image/png".into(),
+                width: Some(10),
+                height: Some(20),
+                created_at: 1_700_000_000_000,
+            }],
         });
         let room = Room {
             id: RoomId(3),

@@ -24,6 +24,7 @@ use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::{BrokerEvent, DynBroker};
 use crate::store::{DynStore, Session};
 
+pub mod files;
 mod invites;
 mod moderation;
 mod rooms;
@@ -254,7 +255,7 @@ impl Chat {
     }
 
     /// Like [`Chat::visible_room`], for members only.
-    async fn member_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
+    pub(crate) async fn member_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
         match self.visible_room(who, r).await? {
             (room, Some(role)) => Ok((room, role)),
             (_, None) => Err(Error::NotAMember),
@@ -326,6 +327,17 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<PendingSend> {
+        self.submit_inner(who, r, body, client_id, Vec::new()).await
+    }
+
+    async fn submit_inner(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+        files: Vec<FileMeta>,
+    ) -> Result<PendingSend> {
         // One bucket per user, whatever the transport; checked before any work is done.
         let submitted = Instant::now();
         self.message_rate.take(who.user.id, submitted)?;
@@ -350,6 +362,7 @@ impl Chat {
             client_id,
             mentions,
             ts: now_millis(),
+            files,
         };
         let waiting = self.ingest.enqueue_until(msg, deadline).await?;
         self.received.increment(1);
@@ -635,6 +648,7 @@ mod tests {
             body: "while you were away".into(),
             client_id: None,
             mentions: vec![],
+            files: vec![],
             ts: now_millis(),
         };
         let stored = store.append(&[msg.clone(), msg]).await.unwrap();

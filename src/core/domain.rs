@@ -510,6 +510,62 @@ pub struct Message {
     pub ts: Millis,
     pub edited_at: Option<Millis>,
     pub deleted: bool,
+    /// The files this message shares (empty once deleted).
+    pub files: Vec<FileMeta>,
+}
+
+/// An uploaded file: what its uploader named it and what the server learned from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Opaque, random, URL-safe.
+    pub id: String,
+    pub room: RoomId,
+    pub uploader: UserId,
+    /// The message that shares it; `None` until it is sent.
+    pub seq: Option<Seq>,
+    /// Content address of the bytes (SHA-256, lower-case hex).
+    pub blob: String,
+    /// Sanitized (see [`sanitize_file_name`]).
+    pub name: String,
+    pub size: i64,
+    /// Sniffed from the bytes, never taken from the client.
+    pub content_type: String,
+    /// For inline images (PNG, JPEG, GIF, WebP).
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub created_at: Millis,
+}
+
+impl FileMeta {
+    /// Whether the page may show it inline (a raster image): everything else downloads as an attachment.
+    pub fn inline(&self) -> bool {
+        INLINE_TYPES.contains(&self.content_type.as_str())
+    }
+}
+
+/// Content types served inline; any other type (SVG and HTML included) is an attachment.
+pub const INLINE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// A file name safe to show and to put in a `Content-Disposition` header: the last path component,
+/// without control characters, bidi overrides or other invisible format characters, at most 200 bytes;
+/// `file` when nothing is left.
+pub fn sanitize_file_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut out = String::new();
+    for c in last.chars() {
+        let bad = c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+            || matches!(c, '"' | ':' | '*' | '?' | '<' | '>' | '|');
+        if bad {
+            continue;
+        }
+        if out.len() + c.len_utf8() > 200 {
+            break;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim().trim_start_matches('.').trim();
+    if trimmed.is_empty() { "file".to_owned() } else { trimmed.to_owned() }
 }
 
 /// A message on its way into the store, before it has a sequence number.
@@ -524,6 +580,8 @@ pub struct NewMessage {
     /// Members this text mentions (`@username`), resolved before storing.
     pub mentions: Vec<UserId>,
     pub ts: Millis,
+    /// Files this message shares: uploaded by its sender into its room and not yet sent.
+    pub files: Vec<FileMeta>,
 }
 
 impl NewMessage {
@@ -538,6 +596,7 @@ impl NewMessage {
             client_id: None,
             mentions: Vec::new(),
             ts: now_millis(),
+            files: Vec::new(),
         }
     }
 }

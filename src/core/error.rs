@@ -50,6 +50,20 @@ pub enum Error {
     WebhookNotFound,
     #[error("you have no invitation into that room")]
     InviteNotFound,
+    #[error("the file is larger than {max_bytes} bytes")]
+    FileTooLarge { max_bytes: u64 },
+    #[error("this upload would take you past your storage quota of {quota_bytes} bytes")]
+    QuotaExceeded { quota_bytes: u64 },
+    #[error("the file is empty")]
+    EmptyFile,
+    #[error("the upload stalled: no bytes for {} s", idle.as_secs())]
+    UploadStalled { idle: Duration },
+    #[error("the upload was cut short")]
+    UploadIncomplete,
+    #[error("no such file")]
+    FileNotFound,
+    #[error("a message may share at most {max} files")]
+    TooManyFiles { max: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -87,6 +101,13 @@ impl Error {
             Error::MessageNotFound => "message_not_found",
             Error::WebhookNotFound => "webhook_not_found",
             Error::InviteNotFound => "invite_not_found",
+            Error::FileTooLarge { .. } => "file_too_large",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::EmptyFile => "empty_file",
+            Error::UploadStalled { .. } => "upload_stalled",
+            Error::UploadIncomplete => "upload_incomplete",
+            Error::FileNotFound => "file_not_found",
+            Error::TooManyFiles { .. } => "too_many_files",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

@@ -635,6 +635,7 @@ mod tests {
             body: format!("{seq}"),
             client_id: None,
             mentions: vec![],
+            files: vec![],
             ts: 0,
             edited_at: None,
             deleted: false,

@@ -2,6 +2,7 @@
 //! Redis; transports call [`chat::Chat`], and storage and fan-out across nodes sit behind the
 //! `store::Store` and `broker::Broker` traits.
 
+pub mod blobs;
 pub mod chat;
 pub mod cursor;
 pub mod domain;

@@ -24,7 +24,14 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::InvalidDisplayName
         | Error::InvalidRoomName
         | Error::EmptyMessage
-        | Error::MessageTooLarge { .. } => StatusCode::BAD_REQUEST,
+        | Error::MessageTooLarge { .. }
+        | Error::EmptyFile
+        | Error::UploadIncomplete
+        | Error::TooManyFiles { .. } => StatusCode::BAD_REQUEST,
+        Error::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        Error::UploadStalled { .. } => StatusCode::REQUEST_TIMEOUT,
+        Error::FileNotFound => StatusCode::NOT_FOUND,
         Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::TooManyAttempts { .. } | Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
             StatusCode::TOO_MANY_REQUESTS

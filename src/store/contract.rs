@@ -30,6 +30,7 @@ fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessag
         body: body.to_owned(),
         client_id: cid.map(|c| ClientMsgId::parse(c).unwrap()),
         mentions: vec![],
+        files: vec![],
         ts: now_millis(),
     }
 }

@@ -20,6 +20,8 @@ struct Inner {
     bans: HashMap<(RoomId, UserId), Millis>,              // banned at
     webhooks: Vec<Webhook>,
     next_webhook: i64,
+    /// Uploaded files, in upload order.
+    files: Vec<FileMeta>,
 }
 
 struct RoomRow {
@@ -89,6 +91,7 @@ impl Inner {
             ts: m.ts,
             edited_at: m.edited_at,
             deleted: m.deleted,
+            files: self.files.iter().filter(|f| f.room == room && f.seq == Some(seq)).cloned().collect(),
         }))
     }
     fn name_taken(&self, key: &str) -> bool {
@@ -443,6 +446,14 @@ impl Store for MemoryStore {
             if let Some(cid) = &m.client_id {
                 r.by_client_id.insert((m.sender.id, cid.as_str().to_owned()), seq);
             }
+            for f in &m.files {
+                if let Some(stored) =
+                    g.files.iter_mut().find(|x| x.id == f.id && x.room == m.room && x.uploader == m.sender.id)
+                    && stored.seq.is_none()
+                {
+                    stored.seq = Some(seq);
+                }
+            }
             out.push(Appended::Stored(g.message(m.room, seq).expect("just stored")));
         }
         Ok(out)
@@ -503,6 +514,7 @@ impl Store for MemoryStore {
         m.body.clear();
         m.mentions.clear();
         m.deleted = true;
+        g.files.retain(|f| !(f.room == room && f.seq == Some(seq)));
         Ok(g.message(room, seq))
     }
 
@@ -521,7 +533,9 @@ impl Store for MemoryStore {
         let mut g = self.inner.lock();
         let Some(r) = g.row_mut(room) else { return Ok(0) };
         let mut n = 0;
-        for m in r.messages.iter_mut().filter(|m| !m.purged && m.ts < cutoff) {
+        let mut purged = Vec::new();
+        for (i, m) in r.messages.iter_mut().enumerate().filter(|(_, m)| !m.purged && m.ts < cutoff) {
+            purged.push(i as Seq + 1);
             m.purged = true;
             m.body = String::new();
             m.mentions = Vec::new();
@@ -530,7 +544,32 @@ impl Store for MemoryStore {
             }
             n += 1;
         }
+        g.files.retain(|f| !(f.room == room && f.seq.is_some_and(|s| purged.contains(&s))));
         Ok(n)
+    }
+
+    async fn create_file(&self, file: &FileMeta) -> Result<()> {
+        self.inner.lock().files.push(file.clone());
+        Ok(())
+    }
+
+    async fn file(&self, id: &str) -> Result<Option<FileMeta>> {
+        Ok(self.inner.lock().files.iter().find(|f| f.id == id).cloned())
+    }
+
+    async fn uploaded_bytes(&self, user: UserId) -> Result<i64> {
+        Ok(self.inner.lock().files.iter().filter(|f| f.uploader == user).map(|f| f.size).sum())
+    }
+
+    async fn blob_in_use(&self, blob: &str) -> Result<bool> {
+        Ok(self.inner.lock().files.iter().any(|f| f.blob == blob))
+    }
+
+    async fn drop_unsent_files(&self, before: Millis) -> Result<u64> {
+        let mut g = self.inner.lock();
+        let was = g.files.len();
+        g.files.retain(|f| f.seq.is_some() || f.created_at >= before);
+        Ok((was - g.files.len()) as u64)
     }
 
     async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {

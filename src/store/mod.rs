@@ -115,6 +115,7 @@ pub trait Store: Send + Sync + 'static {
     /// to a room that does not exist is refused the same way, so one bad entry never fails a batch); a
     /// repeated `(room, sender, client_id)` answers `Appended::Duplicate` with the original. The result
     /// has one entry per input, in input order. When this returns, the stored messages are durable.
+    /// A message's `files` are marked as shared by it (their `seq` set) in the same transaction.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
     async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage>;
     async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
@@ -128,17 +129,27 @@ pub trait Store: Send + Sync + 'static {
         mentions: &[UserId],
         at: Millis,
     ) -> Result<Option<Arc<Message>>>;
-    /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
+    /// Erases a message's text, mentions and files, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
 
     /// Sets (or, with `None`, clears) how long a room keeps its messages.
     async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room>;
     /// Every room with a retention period, and that period in seconds.
     async fn retention_rooms(&self) -> Result<Vec<(RoomId, i64)>>;
-    /// Deletes the room's messages stored before `cutoff` (their `ts`); how many. Later messages keep
+    /// Deletes the room's messages stored before `cutoff` (their `ts`), and their files; how many. Later messages keep
     /// their `seq`, and the room's `last_seq` is unchanged, so new messages keep counting from it.
     /// History and resume then simply start at the oldest message kept.
     async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64>;
+
+    /// Records an uploaded file (not yet shared by a message: `seq` is `None`).
+    async fn create_file(&self, file: &FileMeta) -> Result<()>;
+    async fn file(&self, id: &str) -> Result<Option<FileMeta>>;
+    /// Bytes of the files `user` uploaded that still exist (their storage quota).
+    async fn uploaded_bytes(&self, user: UserId) -> Result<i64>;
+    /// Whether any file still refers to the blob.
+    async fn blob_in_use(&self, blob: &str) -> Result<bool>;
+    /// Deletes files uploaded before `before` that no message shares; how many.
+    async fn drop_unsent_files(&self, before: Millis) -> Result<u64>;
 
     /// Registers an outgoing webhook for a room.
     async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook>;

@@ -216,6 +216,7 @@ impl shared::Dialect for PgStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                files: m.files.iter().map(|f| FileMeta { seq: Some(*last), ..f.clone() }).collect(),
             })));
         }
 
@@ -295,6 +296,40 @@ impl shared::Dialect for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+
+            // Files shared by the new messages; one already shared (by a racing send) stays with its first.
+            let (mut f_id, mut f_room, mut f_user, mut f_seq) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for m in &new {
+                for f in &m.files {
+                    f_id.push(f.id.as_str());
+                    f_room.push(m.room.0);
+                    f_user.push(m.sender.as_ref().map_or(0, |u| u.id.0));
+                    f_seq.push(m.seq);
+                }
+            }
+            if !f_id.is_empty() {
+                let rows = sqlx::query(
+                    "UPDATE files f SET seq = k.s FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[]) \
+                     AS k(id, r, u, s) WHERE f.id = k.id AND f.room_id = k.r AND f.uploader_id = k.u AND f.seq IS NULL \
+                     RETURNING f.id",
+                )
+                .bind(&f_id)
+                .bind(&f_room)
+                .bind(&f_user)
+                .bind(&f_seq)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                let shared: HashSet<String> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+                drop(new);
+                for fate in &mut fates {
+                    if let Fate::Insert(m) = fate
+                        && m.files.iter().any(|f| !shared.contains(&f.id))
+                    {
+                        Arc::make_mut(m).files.retain(|f| shared.contains(&f.id));
+                    }
+                }
+            }
         }
         tx.commit().await.map_err(db_err)?;
 
@@ -422,6 +457,7 @@ mod tests {
             body,
             client_id: cid.map(|c| ClientMsgId::parse(&c).unwrap()),
             mentions: vec![],
+            files: vec![],
             ts: now_millis(),
         }
     }

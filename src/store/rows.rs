@@ -124,7 +124,37 @@ pub(super) fn message_from(row: &impl DbRow) -> Result<Arc<Message>> {
         ts: row.int("created_at")?,
         edited_at: row.opt_int("edited_at")?,
         deleted: row.flag("deleted")?,
+        files: Vec::new(),
     }))
+}
+
+/// The file columns, as [`file_from`] reads them.
+pub(super) const FILE_COLS: &str =
+    "id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at";
+
+pub(super) fn file_from(row: &impl DbRow) -> Result<FileMeta> {
+    Ok(FileMeta {
+        id: row.text("id")?,
+        room: RoomId(row.int("room_id")?),
+        uploader: UserId(row.int("uploader_id")?),
+        seq: row.opt_int("seq")?,
+        blob: row.text("blob")?,
+        name: row.text("name")?,
+        size: row.int("size")?,
+        content_type: row.text("content_type")?,
+        width: row.opt_int("width")?,
+        height: row.opt_int("height")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+/// Hands each message of `messages` (one room) the files in `files` that it shares.
+pub(super) fn attach_files(messages: &mut [Arc<Message>], files: Vec<FileMeta>) {
+    for f in files {
+        if let Some(m) = messages.iter_mut().find(|m| Some(m.seq) == f.seq) {
+            Arc::make_mut(m).files.push(f);
+        }
+    }
 }
 
 /// A webhook from `id, room_id, url, secret, created_by, created_at, delivered_seq`.

@@ -48,13 +48,40 @@ macro_rules! impl_sql_store {
             use $crate::core::domain::*;
             use $crate::core::error::{Error, Result};
             use $crate::store::rows::{
-                MSG_SELECT, ROOM_COLS, is_unique_violation, mentions_to_text, message_from, role_from, room_from, user_from, webhook_from,
+                FILE_COLS, MSG_SELECT, ROOM_COLS, attach_files, file_from, is_unique_violation, mentions_to_text, message_from, role_from, room_from, user_from, webhook_from,
             };
             use $crate::store::shared::Dialect;
             use $crate::store::{Credentials, Session, Store};
 
             impl $store {
+                /// The files shared by messages `lo..=hi` of `room`, in upload order.
+                async fn files_between(&self, room: RoomId, lo: Seq, hi: Seq) -> Result<Vec<FileMeta>> {
+                    let sql = sqlx::AssertSqlSafe(format!(
+                        "SELECT {FILE_COLS} FROM files WHERE room_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY created_at, id"
+                    ));
+                    let rows = sqlx::query(sql).bind(room.0).bind(lo).bind(hi).fetch_all(&self.pool).await.map_err(db_err)?;
+                    rows.iter().map(file_from).collect()
+                }
+
+                async fn with_files(&self, room: RoomId, mut messages: Vec<Arc<Message>>) -> Result<Vec<Arc<Message>>> {
+                    let lo = messages.iter().map(|m| m.seq).min();
+                    let hi = messages.iter().map(|m| m.seq).max();
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        let files = self.files_between(room, lo, hi).await?;
+                        attach_files(&mut messages, files);
+                    }
+                    Ok(messages)
+                }
+
                 async fn message_by_seq(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
+                    let m = self.message_row(room, seq).await?;
+                    Ok(match m {
+                        Some(m) => self.with_files(room, vec![m]).await?.pop(),
+                        None => None,
+                    })
+                }
+
+                async fn message_row(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
                     let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
                     let row =
                         sqlx::query(sql).bind(room.0).bind(seq).fetch_optional(&self.pool).await.map_err(db_err)?;
@@ -600,6 +627,7 @@ macro_rules! impl_sql_store {
                     if !matches!(query, HistoryQuery::After { .. }) {
                         messages.reverse();
                     }
+                    let messages = self.with_files(room, messages).await?;
                     Ok(HistoryPage { messages, has_more })
                 }
 
@@ -666,6 +694,12 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
+                    sqlx::query("DELETE FROM files WHERE room_id = $1 AND seq = $2")
+                        .bind(room.0)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
                     if res.rows_affected() == 0 {
                         return Ok(None);
@@ -710,6 +744,16 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                    sqlx::query(
+                        "DELETE FROM files WHERE room_id = $1 AND seq IN \
+                         (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
+                    )
+                    .bind(room.0)
+                    .bind(room.0)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
                     let res = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND created_at < $2")
                         .bind(room.0)
                         .bind(cutoff)
@@ -717,6 +761,61 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
+                    Ok(res.rows_affected())
+                }
+
+                async fn create_file(&self, f: &FileMeta) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO files (id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(&f.id)
+                    .bind(f.room.0)
+                    .bind(f.uploader.0)
+                    .bind(f.seq)
+                    .bind(&f.blob)
+                    .bind(&f.name)
+                    .bind(f.size)
+                    .bind(&f.content_type)
+                    .bind(f.width)
+                    .bind(f.height)
+                    .bind(f.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn file(&self, id: &str) -> Result<Option<FileMeta>> {
+                    let sql = sqlx::AssertSqlSafe(format!("SELECT {FILE_COLS} FROM files WHERE id = $1"));
+                    let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+                    row.as_ref().map(file_from).transpose()
+                }
+
+                async fn uploaded_bytes(&self, user: UserId) -> Result<i64> {
+                    let row = sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE uploader_id = $1")
+                        .bind(user.0)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.try_get(0).map_err(db_err)
+                }
+
+                async fn blob_in_use(&self, blob: &str) -> Result<bool> {
+                    let row = sqlx::query("SELECT 1 FROM files WHERE blob = $1 LIMIT 1")
+                        .bind(blob)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(row.is_some())
+                }
+
+                async fn drop_unsent_files(&self, before: Millis) -> Result<u64> {
+                    let res = sqlx::query("DELETE FROM files WHERE seq IS NULL AND created_at < $1")
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
                     Ok(res.rows_affected())
                 }
 

@@ -178,6 +178,7 @@ mod tests {
                 body: format!("after {i}"),
                 client_id: None,
                 mentions: vec![],
+                files: vec![],
                 ts: now_millis(),
             };
             let out = store.append(&[msg]).await.unwrap_or_else(|e| panic!("append {i} failed: {e:#}"));

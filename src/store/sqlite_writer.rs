@@ -147,6 +147,9 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
     let mut mention =
         tx.prepare_cached("INSERT INTO mentions (room_id, seq, user_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
     let mut set_last = tx.prepare_cached("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")?;
+    let mut share_file = tx.prepare_cached(
+        "UPDATE files SET seq = ?1 WHERE id = ?2 AND room_id = ?3 AND uploader_id = ?4 AND seq IS NULL",
+    )?;
 
     // Per room: the last seq (None: no such room); per (room, sender): membership.
     let mut seqs: HashMap<RoomId, Option<Seq>> = HashMap::new();
@@ -209,6 +212,13 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
         for u in &m.mentions {
             mention.execute(params![m.room.0, seq, u.0])?;
         }
+        let mut files = Vec::with_capacity(m.files.len());
+        for f in &m.files {
+            // A file already shared (by a racing send) stays with its first message.
+            if share_file.execute(params![seq, f.id, m.room.0, m.sender.id.0])? == 1 {
+                files.push(FileMeta { seq: Some(seq), ..f.clone() });
+            }
+        }
         seqs.insert(m.room, Some(seq));
         touched.insert(m.room);
         if let Some(cid) = cid {
@@ -226,6 +236,7 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
             ts: m.ts,
             edited_at: None,
             deleted: false,
+            files,
         })));
     }
     for room in touched {
