@@ -170,6 +170,33 @@ pub struct Config {
     #[arg(long, env = "PARLEY_RETENTION_SWEEP_SECS", default_value_t = 60)]
     pub retention_sweep_secs: u64,
 
+    /// Largest file accepted by an upload, in bytes (default 25 MiB).
+    #[arg(long, env = "PARLEY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Bytes of files each user may keep uploaded (files of deleted or purged messages stop counting).
+    /// Default: no quota.
+    #[arg(long, env = "PARLEY_UPLOAD_QUOTA_BYTES")]
+    pub upload_quota_bytes: Option<u64>,
+
+    /// Seconds an upload may go without sending a byte before it is refused (`upload_stalled`).
+    #[arg(long, env = "PARLEY_UPLOAD_IDLE_SECS", default_value_t = 30)]
+    pub upload_idle_secs: u64,
+
+    /// Where file bytes are kept: `disk` (the `blobs` directory under the data directory, one node),
+    /// `postgres` (the database of `--database-url`, which every node reads), or `auto`: `postgres` when
+    /// the database is PostgreSQL, else `disk`.
+    #[arg(long, env = "PARLEY_BLOB_STORE", default_value = "auto")]
+    pub blob_store: String,
+
+    /// Seconds between passes of the blob collector (drops day-old unsent uploads, then blobs no file names).
+    #[arg(long, env = "PARLEY_BLOB_GC_SECS", default_value_t = 600)]
+    pub blob_gc_secs: u64,
+
+    /// Blobs younger than this many seconds are left alone by the collector (an upload may be recording them).
+    #[arg(long, env = "PARLEY_BLOB_GC_GRACE_SECS", default_value_t = 3600)]
+    pub blob_gc_grace_secs: u64,
+
     /// Milliseconds a webhook receiver has to answer before the delivery counts as failed.
     #[arg(long, env = "PARLEY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
     pub webhook_timeout_ms: u64,

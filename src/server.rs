@@ -34,6 +34,7 @@ use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
 use crate::store::DynStore;
 use crate::store::memory::MemoryStore;
+use crate::core::chat::files::{FileLimits, Files};
 use crate::store::pg::PgStore;
 use crate::store::sql::SqlStore;
 use crate::tcp::TcpConfig;
@@ -61,6 +62,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             let scheme = other.split(':').next().unwrap_or("");
             anyhow::bail!("unsupported database URL scheme {scheme:?}: use sqlite:PATH, postgres://… or memory:")
         }
+    })
+}
+
+/// Opens the blob store the configuration names (see `--blob-store`).
+pub async fn open_blobs(config: &Config) -> anyhow::Result<crate::core::blobs::DynBlobStore> {
+    let pg_url = config.database_url.as_deref().filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    Ok(match (config.blob_store.as_str(), pg_url) {
+        ("postgres", Some(url)) | ("auto", Some(url)) => {
+            Arc::new(crate::blobs::pg::PgBlobs::connect(url).await.context("connecting the PostgreSQL blob store")?)
+        }
+        ("postgres", None) => anyhow::bail!("--blob-store postgres needs a postgres:// --database-url"),
+        ("disk", _) | ("auto", None) => {
+            let dir = config.data_dir.join("blobs");
+            Arc::new(crate::blobs::disk::DiskBlobs::open(&dir).with_context(|| format!("opening {}", dir.display()))?)
+        }
+        (other, _) => anyhow::bail!("unknown --blob-store {other:?}: use auto, disk or postgres"),
     })
 }
 
@@ -150,6 +167,7 @@ pub async fn run(
     // Ends with this function, however it returns.
     let _upkeep = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::observe::upkeep()));
     let store = open_store(&config).await?;
+    let blobs = open_blobs(&config).await?;
     let secret = load_secret(&config)?;
     let node = NodeId::generate();
     let broker: DynBroker = match &config.redis_url {
@@ -246,9 +264,26 @@ pub async fn run(
     if let Some(reconnects) = broker.reconnects() {
         tokio::spawn(chat.clone().run_resync(reconnects, background.clone()));
     }
+    let files = Arc::new(Files::new(
+        chat.clone(),
+        blobs,
+        FileLimits {
+            max_upload_bytes: config.max_upload_bytes,
+            quota_bytes: config.upload_quota_bytes,
+            idle_timeout: Duration::from_secs(config.upload_idle_secs.max(1)),
+            ..FileLimits::default()
+        },
+    ));
+    let collector = tokio::spawn(crate::jobs::blob_gc::run(
+        files.clone(),
+        Duration::from_secs(config.blob_gc_secs.max(1)),
+        Duration::from_secs(config.blob_gc_grace_secs),
+        stop_jobs.clone(),
+    ));
     let state = Arc::new(AppState {
         chat: chat.clone(),
         jobs,
+        files,
         config: HttpConfig {
             allowed_origins: config.allowed_origins.iter().map(|o| o.trim().to_ascii_lowercase()).collect(),
             max_frame_bytes: config.max_frame_bytes,
@@ -315,6 +350,7 @@ pub async fn run(
     }
     stop_jobs.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sweeper).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, collector).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, catch_up).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, runner).await.is_err() {
         warn!("background jobs did not stop in time");

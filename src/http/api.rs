@@ -55,7 +55,7 @@ fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
         .map_err(|_| crate::core::error::Error::BadRequest("the message sequence number must be an integer".into()))
 }
 
-fn room_ref(s: &str) -> RoomRef {
+pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
@@ -249,6 +249,8 @@ pub async fn history(
 pub struct SendReq {
     body: String,
     client_id: Option<String>,
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 pub async fn send(
@@ -259,7 +261,8 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let body = MessageBody::parse(&req.body, app.chat.limits.max_message_bytes)?;
     let client_id = req.client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-    let ack = app.chat.send(&who, &room_ref(&room), body, client_id).await?;
+    let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files).await?;
+    let ack = app.chat.finish_send(&who, pending).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
 }
 

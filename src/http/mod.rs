@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod client_config;
 pub mod error;
+pub mod files;
 pub mod sse;
 pub mod web;
 pub mod wire;
@@ -119,6 +120,8 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     /// The background job queue (for the dead-letter view).
     pub jobs: crate::jobs::DynQueue,
+    /// Attachments (uploads, access, the bytes).
+    pub files: Arc<crate::core::chat::files::Files>,
     pub config: HttpConfig,
 }
 
@@ -155,6 +158,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/read", post(api::mark_read))
         .route("/rooms/{room}/typing", get(api::typing_now).post(api::typing))
         .route("/rooms/{room}/messages", get(api::history).post(api::send))
+        .route("/rooms/{room}/files", post(files::upload))
+        .route("/files/{id}", get(files::meta))
+        .route("/files/{id}/content", get(files::content))
         .route("/rooms/{room}/webhooks", get(api::webhooks).post(api::add_webhook))
         .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))
         .route("/rooms/{room}/webhooks/{id}", axum::routing::delete(api::delete_webhook))

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::core::chat::Ack;
-use crate::core::domain::{Ban, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
+use crate::core::domain::{Ban, FileMeta, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
 
@@ -140,6 +140,50 @@ pub struct MessageW<'a> {
     pub edited_at: Option<i64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub files: Vec<FileW<'a>>,
+}
+
+/// An uploaded file as clients see it (never its blob address or uploader-only details).
+#[derive(Serialize)]
+pub struct FileW<'a> {
+    pub id: &'a str,
+    pub room: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    pub name: &'a str,
+    pub size: i64,
+    pub content_type: &'a str,
+    /// Whether the page may show it inline (PNG, JPEG, GIF, WebP); everything else downloads.
+    pub inline: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+    /// Where its bytes are (`GET`, same authentication as the API; ranges accepted).
+    pub url: String,
+}
+
+impl<'a> From<&'a FileMeta> for FileW<'a> {
+    fn from(f: &'a FileMeta) -> Self {
+        FileW {
+            id: &f.id,
+            room: f.room.0,
+            seq: f.seq,
+            name: &f.name,
+            size: f.size,
+            content_type: &f.content_type,
+            inline: f.inline(),
+            width: f.width,
+            height: f.height,
+            url: file_url(&f.id),
+        }
+    }
+}
+
+/// The download path of a file.
+pub fn file_url(id: &str) -> String {
+    format!("/api/v1/files/{id}/content")
 }
 
 impl<'a> From<&'a Message> for MessageW<'a> {
@@ -156,6 +200,7 @@ impl<'a> From<&'a Message> for MessageW<'a> {
             ts: m.ts,
             edited_at: m.edited_at,
             deleted: m.deleted,
+            files: m.files.iter().map(FileW::from).collect(),
         }
     }
 }
@@ -365,7 +410,15 @@ impl From<RoomRefW> for RoomRef {
 #[derive(Deserialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    Send { room: RoomRefW, body: String, client_id: Option<String>, req: Option<String> },
+    Send {
+        room: RoomRefW,
+        body: String,
+        client_id: Option<String>,
+        /// Ids of files the sender uploaded into this room (`POST /api/v1/rooms/{room}/files`).
+        #[serde(default)]
+        files: Vec<String>,
+        req: Option<String>,
+    },
     Join { room: RoomRefW, req: Option<String> },
     Leave { room: RoomRefW, req: Option<String> },
     History { room: RoomRefW, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },

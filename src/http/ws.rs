@@ -304,10 +304,10 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
     let req_s = req.as_deref();
     let result: Result<Handled, Error> = async {
         match frame {
-            ClientFrame::Send { room, body, client_id, .. } => {
+            ClientFrame::Send { room, body, client_id, files, .. } => {
                 let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
                 let client_id = client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-                let pending = chat.submit(who, &room.into(), body, client_id).await?;
+                let pending = chat.submit_with_files(who, &room.into(), body, client_id, &files).await?;
                 let (chat, who, req) = (chat.clone(), who.clone(), req.clone());
                 Ok(Handled::Pending(Box::pin(async move {
                     match chat.finish_send(&who, pending).await {

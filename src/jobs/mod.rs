@@ -14,6 +14,7 @@
 pub mod contract;
 pub mod memory;
 pub mod redis;
+pub mod blob_gc;
 pub mod retention;
 pub mod runner;
 pub mod webhook;
