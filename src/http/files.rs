@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::Auth;
-use super::error::ApiResult;
+use super::error::{ApiResult, error_response};
 use super::wire::FileW;
 use crate::core::domain::*;
 
@@ -57,7 +57,7 @@ pub async fn content(
     let size = u64::try_from(file.size).unwrap_or(0);
     let etag = format!("\"{}\"", file.blob);
     let mut out = HeaderMap::new();
-    out.insert(header::CONTENT_TYPE, header_value(&file.content_type, "application/octet-stream"));
+    out.insert(header::CONTENT_TYPE, header_value(served_type(&file), "application/octet-stream"));
     out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     out.insert(header::CONTENT_DISPOSITION, header_value(&disposition(&file), "attachment"));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -79,8 +79,13 @@ pub async fn content(
             }
             Ok(_) => (StatusCode::OK, 0, size),
             Err(_) => {
-                out.insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}"), ""));
-                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
+                let mut resp = error_response(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    &format!("the file has {size} bytes"),
+                );
+                resp.headers_mut().insert(header::CONTENT_RANGE, header_value(&format!("bytes */{size}"), ""));
+                return Ok(resp);
             }
         },
     };
@@ -88,6 +93,14 @@ pub async fn content(
     let stream = app.files.read(&file, start, end).await?;
     metrics::counter!("parley_download_bytes_total").increment(end - start);
     Ok((status, out, RawBody::from_stream(stream)).into_response())
+}
+
+/// The type a download is served with: the sniffed one, except that a type a browser could run
+/// (HTML, SVG, XML, script) is served as opaque bytes, whatever `Content-Disposition` already says.
+fn served_type(file: &FileMeta) -> &str {
+    let t = file.content_type.as_str();
+    let active = ["html", "svg", "xml", "javascript", "ecmascript", "pdf", "flash"].iter().any(|a| t.contains(a));
+    if active { "application/octet-stream" } else { t }
 }
 
 fn header_value(s: &str, fallback: &'static str) -> HeaderValue {

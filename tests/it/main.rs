@@ -8,6 +8,7 @@ mod domain;
 mod durability;
 mod everyday;
 mod faults;
+mod files;
 mod hostile;
 mod jobs;
 mod messaging;
