@@ -61,6 +61,86 @@ pub async fn run_all(store: DynStore) {
     bans_are_listed(&store).await;
     ownership_moves_and_returns(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
+    files_are_shared_once_and_go_with_their_message(&store).await;
+}
+
+fn file(id: &str, room: RoomId, uploader: UserId, blob: &str, size: i64, at: Millis) -> FileMeta {
+    FileMeta {
+        id: id.to_owned(),
+        room,
+        uploader,
+        seq: None,
+        blob: blob.repeat(64),
+        name: format!("{id}.png"),
+        size,
+        content_type: "image/png".into(),
+        width: Some(3),
+        height: Some(4),
+        created_at: at,
+    }
+}
+
+async fn files_are_shared_once_and_go_with_their_message(store: &DynStore) {
+    let a = user(store, "fil").await;
+    let b = user(store, "fil").await;
+    let r = room(store, &a, Visibility::Public).await;
+    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    let tag = uniq("f");
+    let (f1, f2, f3) = (format!("{tag}1"), format!("{tag}2"), format!("{tag}3"));
+    let before = store.uploaded_bytes(a.id).await.unwrap();
+    store.create_file(&file(&f1, r.id, a.id, "a", 10, 1)).await.unwrap();
+    store.create_file(&file(&f2, r.id, a.id, "b", 20, 2)).await.unwrap();
+    store.create_file(&file(&f3, r.id, a.id, "c", 30, now_millis())).await.unwrap();
+    assert_eq!(store.uploaded_bytes(a.id).await.unwrap(), before + 60);
+    assert_eq!(store.file(&f1).await.unwrap().unwrap().seq, None);
+    assert!(store.file("nope").await.unwrap().is_none());
+
+    // Shared by a message in its append; someone else's message cannot take it.
+    let mut m = text(r.id, &a, "with files", None);
+    m.files = vec![store.file(&f1).await.unwrap().unwrap(), store.file(&f2).await.unwrap().unwrap()];
+    let mut theft = text(r.id, &b, "mine now", None);
+    theft.files = vec![store.file(&f3).await.unwrap().unwrap()];
+    let out = store.append(&[m, theft]).await.unwrap();
+    let Appended::Stored(stored) = &out[0] else { panic!("stored") };
+    assert_eq!(stored.files.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), vec![f1.as_str(), f2.as_str()]);
+    assert!(stored.files.iter().all(|f| f.seq == Some(stored.seq)));
+    let Appended::Stored(other) = &out[1] else { panic!("stored") };
+    assert!(other.files.is_empty(), "not the uploader's message: not shared");
+    assert_eq!(store.file(&f3).await.unwrap().unwrap().seq, None);
+    let read = store.message(r.id, stored.seq).await.unwrap().unwrap();
+    assert_eq!(read.files, stored.files, "read back as stored");
+    assert_eq!(read.files[0].width, Some(3));
+    let page = store.history(r.id, HistoryQuery::Latest { limit: 10 }).await.unwrap();
+    assert_eq!(page.messages.iter().find(|x| x.seq == stored.seq).unwrap().files.len(), 2);
+    assert!(page.messages.iter().find(|x| x.seq == other.seq).unwrap().files.is_empty());
+
+    // A second message cannot share a file already shared.
+    let mut again = text(r.id, &a, "again", None);
+    again.files = vec![store.file(&f1).await.unwrap().unwrap()];
+    let Appended::Stored(again) = &store.append(&[again]).await.unwrap()[0] else { panic!("stored") };
+    assert!(again.files.is_empty());
+
+    assert!(store.blob_in_use(&"a".repeat(64)).await.unwrap());
+    let gone = store.delete_message(r.id, stored.seq).await.unwrap().unwrap();
+    assert!(gone.files.is_empty());
+    assert!(store.file(&f1).await.unwrap().is_none() && store.file(&f2).await.unwrap().is_none());
+    assert!(!store.blob_in_use(&"a".repeat(64)).await.unwrap());
+    assert_eq!(store.uploaded_bytes(a.id).await.unwrap(), before + 30, "deleted files stop counting");
+
+    // Unsent uploads older than the cutoff are dropped; a fresh one stays.
+    store.create_file(&file(&format!("{tag}4"), r.id, a.id, "d", 1, 5)).await.unwrap();
+    assert_eq!(store.drop_unsent_files(1000).await.unwrap(), 1);
+    assert!(store.file(&f3).await.unwrap().is_some());
+
+    // Purging a message purges its files.
+    let mut m = text(r.id, &a, "old", None);
+    m.ts = 10;
+    m.files = vec![store.file(&f3).await.unwrap().unwrap()];
+    let Appended::Stored(old) = &store.append(&[m]).await.unwrap()[0] else { panic!("stored") };
+    assert_eq!(old.files.len(), 1);
+    store.purge_before(r.id, 11).await.unwrap();
+    assert!(store.file(&f3).await.unwrap().is_none());
+    assert!(!store.blob_in_use(&"c".repeat(64)).await.unwrap());
 }
 
 async fn invitations_are_listed_and_declined(store: &DynStore) {
