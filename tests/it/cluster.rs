@@ -325,3 +325,43 @@ impl PrivateRedis {
         panic!("the private Redis did not start on port {}", self.port);
     }
 }
+
+/// A file uploaded through one node downloads from another: its bytes are in PostgreSQL (the blob store
+/// `auto` picks with a PostgreSQL database), not on the first node's disk.
+#[tokio::test]
+async fn a_file_uploaded_on_one_node_downloads_from_another() {
+    let Some(cluster) = Cluster::new("a_file_uploaded_on_one_node_downloads_from_another").await else { return };
+    let a = cluster.node().await;
+    let b = cluster.node().await;
+    let alice = a.user("alice").await;
+    a.room(&alice, "shared", "private").await;
+    let bytes: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+    let (s, f) = crate::files::upload(&a, &alice, "shared", "data.bin", bytes.clone()).await;
+    assert_eq!(s, 201, "{f}");
+    let id = f["id"].as_str().unwrap().to_owned();
+    let (s, ack) =
+        a.post(Some(&alice), "/api/v1/rooms/shared/messages", json!({"body": "the data", "files": [id]})).await;
+    assert_eq!(s, 201, "{ack}");
+    assert!(!a.dir.path().join("blobs").exists(), "nothing kept on the node's disk");
+
+    let got = b.http.get(b.url(&format!("/api/v1/files/{id}/content"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    let part = b
+        .http
+        .get(b.url(&format!("/api/v1/files/{id}/content")))
+        .bearer_auth(&alice)
+        .header("range", "bytes=262000-262999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().to_vec(), bytes[262_000..263_000]);
+    // An outsider on the other node learns nothing.
+    let eve = b.user("eve").await;
+    let (s, e) = b.get(Some(&eve), &format!("/api/v1/files/{id}")).await;
+    assert_eq!((s, &e["error"]["code"]), (404, &json!("room_not_found")));
+    a.stop().await;
+    b.stop().await;
+    cluster.drop_schema().await;
+}
