@@ -339,7 +339,12 @@ fn message_tail(m: &Message) -> String {
         line.push_str(" (edited)");
     }
     // One message, one line: continuation lines are indented.
-    line.replace('\r', "").replace('\n', "\n    ")
+    let mut line = line.replace('\r', "").replace('\n', "\n    ");
+    // Then one indented line per shared file, with where to download it (names are sanitized at upload).
+    for f in &m.files {
+        line.push_str(&format!("\n    [file] {} {}", f.label(), f.download_path()));
+    }
+    line
 }
 
 fn encode_line_tail(e: &HubEvent) -> Bytes {

@@ -541,6 +541,24 @@ impl FileMeta {
     pub fn inline(&self) -> bool {
         INLINE_TYPES.contains(&self.content_type.as_str())
     }
+
+    /// Where its bytes are served (the same path on every node and for every transport).
+    pub fn download_path(&self) -> String {
+        format!("/api/v1/files/{}/content", self.id)
+    }
+
+    /// `name (12.3 KiB)`, for people.
+    pub fn label(&self) -> String {
+        let size = self.size as f64;
+        let human = if size < 1024.0 {
+            format!("{} B", self.size)
+        } else if size < 1024.0 * 1024.0 {
+            format!("{:.1} KiB", size / 1024.0)
+        } else {
+            format!("{:.1} MiB", size / (1024.0 * 1024.0))
+        };
+        format!("{} ({human})", self.name)
+    }
 }
 
 /// Content types served inline; any other type (SVG and HTML included) is an attachment.

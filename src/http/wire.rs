@@ -176,14 +176,9 @@ impl<'a> From<&'a FileMeta> for FileW<'a> {
             inline: f.inline(),
             width: f.width,
             height: f.height,
-            url: file_url(&f.id),
+            url: f.download_path(),
         }
     }
-}
-
-/// The download path of a file.
-pub fn file_url(id: &str) -> String {
-    format!("/api/v1/files/{id}/content")
 }
 
 impl<'a> From<&'a Message> for MessageW<'a> {

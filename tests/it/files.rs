@@ -322,3 +322,33 @@ async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() 
     assert_eq!(s, 404);
     app.stop().await;
 }
+
+/// The TCP line protocol shows a shared file as an indented line with its name, size and download path.
+#[tokio::test]
+async fn tcp_readers_get_file_lines_with_the_download_path() {
+    use tokio::io::AsyncBufReadExt;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.user("tara").await;
+    app.room(&alice, "mix", "public").await;
+    let tara = app.login("tara").await;
+    app.join(&tara, "mix").await;
+    let (r, mut w) = tokio::net::TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    let mut until = async |prefix: &str, lines: &mut tokio::io::Lines<_>| loop {
+        let l: String = tokio::time::timeout(DEADLINE, lines.next_line()).await.expect("a line").unwrap().expect("open");
+        if l.contains(prefix) {
+            return l;
+        }
+    };
+    w.write_all(b"/login tara password-tara\n").await.unwrap();
+    until("* Hello", &mut lines).await;
+    let (_, f) = upload(&app, &alice, "mix", "report.pdf", vec![b'%'; 2048]).await;
+    let id = f["id"].as_str().unwrap().to_owned();
+    assert_eq!(send_with(&app, &alice, "mix", "the report", &[&id]).await.0, 201);
+    let text = until("alice: the report", &mut lines).await;
+    assert!(text.starts_with("[#mix]"), "{text}");
+    let file = until("[file]", &mut lines).await;
+    assert_eq!(file, format!("    [file] report.pdf (2.0 KiB) /api/v1/files/{id}/content"));
+    app.stop().await;
+}
