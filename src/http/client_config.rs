@@ -18,8 +18,8 @@ pub struct ClientConfigW {
     pub max_frame_bytes: usize,
     /// Largest REST request body (`--max-body-bytes`).
     pub max_body_bytes: usize,
-    /// Largest upload; `null` while the server takes no uploads.
-    pub max_upload_bytes: Option<usize>,
+    /// Largest upload (`--max-upload-bytes`); `null` would mean the server takes no uploads.
+    pub max_upload_bytes: Option<u64>,
 }
 
 pub async fn config(State(app): State<Arc<AppState>>) -> Json<ClientConfigW> {
@@ -27,6 +27,6 @@ pub async fn config(State(app): State<Arc<AppState>>) -> Json<ClientConfigW> {
         max_message_bytes: app.chat.limits.max_message_bytes,
         max_frame_bytes: app.config.max_frame_bytes,
         max_body_bytes: app.config.max_body_bytes,
-        max_upload_bytes: None,
+        max_upload_bytes: Some(app.files.limits.max_upload_bytes),
     })
 }
