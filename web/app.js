@@ -14,6 +14,7 @@
 
 import { api, describeError } from './api.js';
 import { Connection } from './conn.js';
+import { wireFiles } from './files.js';
 import { dispatch } from './frames.js';
 import { wireKeys } from './keys.js';
 import { wireModeration } from './moderation.js';
@@ -109,6 +110,7 @@ export function teardown() {
 export function wireStatic() {
   wireModeration();
   wireKeys();
+  wireFiles({ roomId: () => state.current, notify: toast });
   // login / register
   $('auth-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();

@@ -1,6 +1,8 @@
 // DOM building. Every piece of text that comes from the server or the user is set with
 // textContent (or as an attribute value through the DOM API); nothing is ever parsed as HTML.
 
+import { fileList } from './files.js';
+
 /** Create an element: el('p', {class: 'x', title: 't'}, child, 'text', …). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -172,6 +174,7 @@ export function renderMessage(m, ctx = {}) {
     if (m.deleted) body.textContent = 'Message deleted';
     else body.append(...bodyNodes(m.body, ctx.me));
     main.append(body);
+    if (!m.deleted && m.files && m.files.length) main.append(fileList(m.files));
   }
 
   if (m.edited_at && !m.deleted && !ctx.editing) {
