@@ -32,6 +32,8 @@ pub enum Command {
     },
     /// Hand the room over to another member (the owner becomes an admin).
     Owner(String),
+    /// Upload a file into the current room and share it in a message.
+    Upload(String),
     Quit,
     Help,
 }
@@ -52,6 +54,7 @@ pub const HELP: &[&str] = &[
     "  /op USER · /deop USER   make USER an admin or a member again (owner)",
     "  /owner USER             hand the room over to USER (owner)",
     "  /nick DISPLAY NAME      change your display name",
+    "  /upload PATH            share a file in the current room",
     "  /quit                   leave the program",
     "  //text                  send a message starting with /",
     "",
@@ -135,6 +138,8 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         "op" => user_arg(&words, "/op USER").map(|username| Command::Op { username, admin: true }),
         "deop" => user_arg(&words, "/deop USER").map(|username| Command::Op { username, admin: false }),
         "owner" => user_arg(&words, "/owner USER").map(Command::Owner),
+        "upload" if !args.is_empty() => Ok(Command::Upload(args.to_owned())),
+        "upload" => Err("usage: /upload PATH".to_owned()),
         "quit" | "exit" | "q" => Ok(Command::Quit),
         "help" | "h" | "?" => Ok(Command::Help),
         other => Err(format!("unknown command /{other} (try /help)")),
@@ -147,6 +152,8 @@ mod tests {
 
     #[test]
     fn parses_commands() {
+        assert_eq!(parse_command("/upload ./my file.png"), Ok(Command::Upload("./my file.png".into())));
+        assert!(parse_command("/upload").is_err());
         assert_eq!(parse_command("/join general"), Ok(Command::Join("general".into())));
         assert_eq!(parse_command("/join #general"), Ok(Command::Join("general".into())));
         assert!(parse_command("/join").is_err());

@@ -149,6 +149,29 @@ fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Lin
         return;
     }
     text_lines(&time, &name, sender_style, &body, body_style, width, out);
+    file_lines(m, width_of(&time), width, out);
+}
+
+/// One line per shared file: name, size and the download path (relative to the server's address).
+fn file_lines(m: &Message, indent: usize, width: usize, out: &mut Vec<Line<'static>>) {
+    for f in &m.files {
+        let text = format!("[file] {} ({}) {}", one_line(&f.name), human_size(f.size), one_line(&f.url));
+        for l in wrap(&text, width.saturating_sub(indent), width.saturating_sub(indent)) {
+            out.push(Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(l, Style::new().fg(Color::Cyan))]));
+        }
+    }
+}
+
+/// Bytes for people: `512 B`, `2.0 KiB`, `3.4 MiB`.
+pub fn human_size(n: i64) -> String {
+    let f = n as f64;
+    if n < 1024 {
+        format!("{n} B")
+    } else if f < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else {
+        format!("{:.1} MiB", f / (1024.0 * 1024.0))
+    }
 }
 
 fn text_lines(
@@ -214,6 +237,29 @@ mod tests {
     }
 
     #[test]
+    fn shared_files_get_a_line_each_with_size_and_download_path() {
+        let m = Message {
+            room: 1,
+            seq: 1,
+            kind: "text".into(),
+            body: "the report".into(),
+            ts: 0,
+            files: vec![crate::proto::FileRef {
+                id: "f1".into(),
+                name: "report.pdf".into(),
+                size: 2048,
+                url: "/api/v1/files/f1/content".into(),
+            }],
+            ..Message::default()
+        };
+        let mut out = Vec::new();
+        message_lines(&m, None, 100, &mut out);
+        let text: Vec<String> = out.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert_eq!(text[1].trim_start(), "[file] report.pdf (2.0 KiB) /api/v1/files/f1/content", "{text:?}");
+    }
+
+    #[test]
     fn mentions_are_found_by_id_or_name() {
         let me = User { id: 1, username: "alice".into(), display_name: "Alice".into() };
         let mut m = Message {
@@ -228,6 +274,7 @@ mod tests {
             mentions: vec![],
             edited_at: None,
             deleted: false,
+            files: vec![],
         };
         assert!(mentions(&m, &me));
         m.body = "alice without at, @alicexyz".into();

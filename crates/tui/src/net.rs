@@ -149,6 +149,25 @@ impl Api {
         Ok(m.members)
     }
 
+    /// Uploads the file at `path` into `room` and sends a message (its name) sharing it. The file is
+    /// read into memory first (at most the server's upload limit, 25 MiB by default).
+    pub async fn upload(&self, token: &str, room: i64, path: &str) -> anyhow::Result<()> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            id: String,
+            name: String,
+        }
+        let bytes = tokio::fs::read(path).await.with_context(|| format!("reading {path}"))?;
+        let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let f: Uploaded = self
+            .call(self.http.post(self.url(&format!("/rooms/{room}/files"))).query(&[("name", &name)]).bearer_auth(token).body(bytes))
+            .await?;
+        let body = json!({"body": f.name, "files": [f.id]});
+        let _: serde_json::Value =
+            self.call(self.http.post(self.url(&format!("/rooms/{room}/messages"))).bearer_auth(token).json(&body)).await?;
+        Ok(())
+    }
+
     pub async fn public_rooms(&self, token: &str) -> anyhow::Result<Vec<Room>> {
         #[derive(Deserialize)]
         struct Rooms {
@@ -256,6 +275,11 @@ impl Network {
                     |api, token| async move { api.dms(&token).await },
                     NetEvent::Dms,
                     "cannot list conversations",
+                ),
+                Action::Upload { room, path } => self.rest(
+                    move |api, token| async move { api.upload(&token, room, &path).await },
+                    |_| NetEvent::Uploaded,
+                    "cannot upload",
                 ),
                 Action::Quit => {}
             }

@@ -100,6 +100,19 @@ pub struct Message {
     pub edited_at: Option<i64>,
     #[serde(default)]
     pub deleted: bool,
+    /// Files the message shares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
+}
+
+/// A file a message shares (docs/PROTOCOL.md §2 File).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileRef {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    /// The download path on the server.
+    pub url: String,
 }
 
 fn text_kind() -> String {

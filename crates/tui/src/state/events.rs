@@ -62,6 +62,7 @@ impl ChatState {
                 }
             }
             NetEvent::RestError { what, error } => self.error(format!("{what}: {error}")),
+            NetEvent::Uploaded => self.info("file shared"),
             NetEvent::Fatal(e) => {
                 self.connection = Connection::Offline;
                 self.error(format!("{e} (/quit to leave)"));

@@ -43,6 +43,8 @@ pub enum Action {
     LoadPublicRooms,
     /// `GET /api/v1/dms`: learn the peers of conversations opened by others.
     LoadDms,
+    /// Upload the file at `path` into `room`, then send a message sharing it.
+    Upload { room: i64, path: String },
     /// Leave the program.
     Quit,
 }
@@ -68,6 +70,8 @@ pub enum NetEvent {
     Dms(Vec<Room>),
     /// A REST call failed (`what` failed: `error`).
     RestError { what: String, error: String },
+    /// `/upload` stored the file and sent the message sharing it.
+    Uploaded,
     /// The client cannot go on (for example the password no longer works).
     Fatal(String),
 }

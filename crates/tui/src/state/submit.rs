@@ -61,6 +61,14 @@ impl ChatState {
                 self.quit = true;
                 vec![Action::Quit]
             }
+            Ok(Command::Upload(path)) => {
+                let Some(room) = self.current_room().map(|r| r.room.id) else {
+                    self.error("you are in no room");
+                    return Vec::new();
+                };
+                self.info(format!("uploading {path}…"));
+                vec![Action::Upload { room, path }]
+            }
             Ok(Command::Help) => {
                 let lines = HELP.iter().map(|l| (*l).to_owned()).collect();
                 self.panel = Some(Panel { title: "help (PgUp/PgDn scroll, Esc closes)".into(), lines, scroll: 0 });

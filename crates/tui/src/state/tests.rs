@@ -33,6 +33,7 @@ fn msg(room: i64, seq: i64, from: &User, body: &str) -> Message {
         mentions: vec![],
         edited_at: None,
         deleted: false,
+        files: vec![],
     }
 }
 
