@@ -30,6 +30,7 @@ fn message(seq: i64) -> Arc<Message> {
         ts: 1_763_812_345_678,
         edited_at: None,
         deleted: false,
+        files: vec![],
     })
 }
 

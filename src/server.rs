@@ -24,6 +24,7 @@ use crate::broker::local::LocalBroker;
 use crate::broker::redis::RedisBroker;
 use crate::broker::{BrokerSink, DynBroker};
 use crate::config::Config;
+use crate::core::chat::files::{FileLimits, Files};
 use crate::core::chat::{Chat, Credentials, Limits};
 use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
@@ -34,7 +35,6 @@ use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
 use crate::store::DynStore;
 use crate::store::memory::MemoryStore;
-use crate::core::chat::files::{FileLimits, Files};
 use crate::store::pg::PgStore;
 use crate::store::sql::SqlStore;
 use crate::tcp::TcpConfig;
@@ -67,7 +67,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 
 /// Opens the blob store the configuration names (see `--blob-store`).
 pub async fn open_blobs(config: &Config) -> anyhow::Result<crate::core::blobs::DynBlobStore> {
-    let pg_url = config.database_url.as_deref().filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let pg_url =
+        config.database_url.as_deref().filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     Ok(match (config.blob_store.as_str(), pg_url) {
         ("postgres", Some(url)) | ("auto", Some(url)) => {
             Arc::new(crate::blobs::pg::PgBlobs::connect(url).await.context("connecting the PostgreSQL blob store")?)

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::random_name;
 use crate::core::blobs::{BlobStore, BlobStream, BlobWriter, is_blob_hash};
@@ -124,7 +124,11 @@ impl BlobWriter for PgWriter {
                     .await
                     .map_err(db_err)?;
             } else {
-                sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(&self.key).execute(&mut *tx).await.map_err(db_err)?;
+                sqlx::query("DELETE FROM blob_chunks WHERE hash = $1")
+                    .bind(&self.key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             }
             tx.commit().await.map_err(db_err)
         }
@@ -138,7 +142,8 @@ impl BlobWriter for PgWriter {
     }
 
     async fn abort(self: Box<Self>) {
-        if let Err(e) = sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(&self.key).execute(&self.pool).await {
+        if let Err(e) = sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(&self.key).execute(&self.pool).await
+        {
             tracing::warn!(error = %e, "dropping an aborted upload's chunks failed; the collector will");
         }
     }
@@ -203,9 +208,13 @@ impl BlobStore for PgBlobs {
 
     async fn delete(&self, hash: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let gone = sqlx::query("DELETE FROM blobs WHERE hash = $1").bind(hash).execute(&mut *tx).await.map_err(db_err)?;
-        let chunks =
-            sqlx::query("DELETE FROM blob_chunks WHERE hash = $1").bind(hash).execute(&mut *tx).await.map_err(db_err)?;
+        let gone =
+            sqlx::query("DELETE FROM blobs WHERE hash = $1").bind(hash).execute(&mut *tx).await.map_err(db_err)?;
+        let chunks = sqlx::query("DELETE FROM blob_chunks WHERE hash = $1")
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(gone.rows_affected() > 0 || chunks.rows_affected() > 0)
     }

@@ -31,10 +31,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<Response> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let name = q.name.unwrap_or_default();
     let file = app.files.upload(&who, &super::api::room_ref(&room), &name, declared, body.into_data_stream()).await?;
     Ok((StatusCode::CREATED, Json(FileW::from(&file))).into_response())
@@ -110,8 +108,12 @@ fn header_value(s: &str, fallback: &'static str) -> HeaderValue {
 /// `inline` for raster images, `attachment` for everything else; the name as ASCII and as UTF-8.
 fn disposition(file: &FileMeta) -> String {
     let kind = if file.inline() { "inline" } else { "attachment" };
-    let ascii: String =
-        file.name.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).filter(|c| *c != '\\').collect();
+    let ascii: String = file
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .filter(|c| *c != '\\')
+        .collect();
     let utf8 = percent_encoding::utf8_percent_encode(&file.name, percent_encoding::NON_ALPHANUMERIC);
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{utf8}")
 }

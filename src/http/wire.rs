@@ -5,7 +5,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::core::chat::Ack;
-use crate::core::domain::{Ban, FileMeta, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
+use crate::core::domain::{
+    Ban, FileMeta, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User,
+};
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
 
@@ -414,27 +416,104 @@ pub enum ClientFrame {
         files: Vec<String>,
         req: Option<String>,
     },
-    Join { room: RoomRefW, req: Option<String> },
-    Leave { room: RoomRefW, req: Option<String> },
-    History { room: RoomRefW, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },
-    Ping { req: Option<String> },
-    Resume { rooms: Vec<ResumeW>, req: Option<String> },
-    Typing { room: RoomRefW, req: Option<String> },
-    Read { room: RoomRefW, seq: Seq, req: Option<String> },
-    Edit { room: RoomRefW, seq: Seq, body: String, req: Option<String> },
-    Delete { room: RoomRefW, seq: Seq, req: Option<String> },
-    Dm { username: String, req: Option<String> },
-    Invite { room: RoomRefW, username: String, req: Option<String> },
-    Kick { room: RoomRefW, username: String, req: Option<String> },
-    Ban { room: RoomRefW, username: String, req: Option<String> },
-    Unban { room: RoomRefW, username: String, req: Option<String> },
-    SetRole { room: RoomRefW, username: String, role: String, req: Option<String> },
-    Rename { room: RoomRefW, name: String, req: Option<String> },
-    Topic { room: RoomRefW, topic: String, req: Option<String> },
-    Transfer { room: RoomRefW, username: String, req: Option<String> },
-    Invites { req: Option<String> },
-    AcceptInvite { room: RoomRefW, req: Option<String> },
-    DeclineInvite { room: RoomRefW, req: Option<String> },
+    Join {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Leave {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    History {
+        room: RoomRefW,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Ping {
+        req: Option<String>,
+    },
+    Resume {
+        rooms: Vec<ResumeW>,
+        req: Option<String>,
+    },
+    Typing {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Read {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Edit {
+        room: RoomRefW,
+        seq: Seq,
+        body: String,
+        req: Option<String>,
+    },
+    Delete {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Dm {
+        username: String,
+        req: Option<String>,
+    },
+    Invite {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Kick {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Ban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Unban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    SetRole {
+        room: RoomRefW,
+        username: String,
+        role: String,
+        req: Option<String>,
+    },
+    Rename {
+        room: RoomRefW,
+        name: String,
+        req: Option<String>,
+    },
+    Topic {
+        room: RoomRefW,
+        topic: String,
+        req: Option<String>,
+    },
+    Transfer {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Invites {
+        req: Option<String>,
+    },
+    AcceptInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    DeclineInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
 }
 
 /// Where a reconnecting client stands in one room.

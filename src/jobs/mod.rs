@@ -11,10 +11,10 @@
 //! and acknowledging runs it again. Handlers are therefore idempotent (a purge repeats harmlessly; a
 //! webhook delivery carries its job id in `X-Parley-Delivery` for receivers to drop repeats).
 
+pub mod blob_gc;
 pub mod contract;
 pub mod memory;
 pub mod redis;
-pub mod blob_gc;
 pub mod retention;
 pub mod runner;
 pub mod webhook;

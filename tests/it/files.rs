@@ -177,8 +177,9 @@ async fn a_file_is_visible_exactly_to_those_who_may_read_its_message() {
 
 #[tokio::test]
 async fn hostile_uploads_are_refused_or_defused() {
-    let app = spawn_app_with(&["--max-upload-bytes", "100000", "--upload-quota-bytes", "150000", "--upload-idle-secs", "1"])
-        .await;
+    let app =
+        spawn_app_with(&["--max-upload-bytes", "100000", "--upload-quota-bytes", "150000", "--upload-idle-secs", "1"])
+            .await;
     let eve = app.user("eve").await;
     app.room(&eve, "den", "public").await;
 
@@ -196,7 +197,10 @@ async fn hostile_uploads_are_refused_or_defused() {
         let h = resp.headers();
         assert!(h["content-disposition"].to_str().unwrap().starts_with("attachment;"), "{name}");
         assert_eq!(h["x-content-type-options"], "nosniff");
-        assert!(!h["content-type"].to_str().unwrap().contains("html") && !h["content-type"].to_str().unwrap().contains("svg"));
+        assert!(
+            !h["content-type"].to_str().unwrap().contains("html")
+                && !h["content-type"].to_str().unwrap().contains("svg")
+        );
     }
     // Path separators, control characters and bidi overrides leave the name.
     let (_, f) = upload(&app, &eve, "den", "..\\..\\evil\u{202e}gpj.exe\r\n", b"MZ".to_vec()).await;
@@ -290,7 +294,8 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() {
-    let app = spawn_app_with(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "0", "--retention-sweep-secs", "1"]).await;
+    let app =
+        spawn_app_with(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "0", "--retention-sweep-secs", "1"]).await;
     let alice = app.user("alice").await;
     app.room(&alice, "tmp", "public").await;
     let (_, f) = upload(&app, &alice, "tmp", "one.bin", vec![1u8; 3000]).await;
@@ -300,8 +305,13 @@ async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() 
     let kept_id = kept["id"].as_str().unwrap().to_owned();
     assert_eq!(blob_count(&app), 2);
 
-    let resp =
-        app.http.delete(app.url(&format!("/api/v1/rooms/tmp/messages/{}", ack["seq"]))).bearer_auth(&alice).send().await.unwrap();
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/rooms/tmp/messages/{}", ack["seq"])))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success());
     let (s, b) = app.get(Some(&alice), &format!("/api/v1/files/{id}")).await;
     assert_eq!((s, &b["error"]["code"]), (404, &json!("file_not_found")));
@@ -314,8 +324,14 @@ async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() 
     let (_, ack2) = send_with(&app, &alice, "tmp", "kept for a second", &[&kept_id]).await;
     assert!(ack2["seq"].is_i64());
     tokio::time::sleep(Duration::from_millis(1300)).await; // the message must be older than the period
-    let resp =
-        app.http.patch(app.url("/api/v1/rooms/tmp")).bearer_auth(&alice).json(&json!({"retention_secs": 1})).send().await.unwrap();
+    let resp = app
+        .http
+        .patch(app.url("/api/v1/rooms/tmp"))
+        .bearer_auth(&alice)
+        .json(&json!({"retention_secs": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     wait_for("the purged message's blob to be collected", || blob_count(&app) == 0).await;
     let (s, _) = app.get(Some(&alice), &format!("/api/v1/files/{kept_id}")).await;
@@ -335,8 +351,9 @@ async fn tcp_readers_get_file_lines_with_the_download_path() {
     app.join(&tara, "mix").await;
     let (r, mut w) = tokio::net::TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
     let mut lines = tokio::io::BufReader::new(r).lines();
-    let mut until = async |prefix: &str, lines: &mut tokio::io::Lines<_>| loop {
-        let l: String = tokio::time::timeout(DEADLINE, lines.next_line()).await.expect("a line").unwrap().expect("open");
+    let until = async |prefix: &str, lines: &mut tokio::io::Lines<_>| loop {
+        let l: String =
+            tokio::time::timeout(DEADLINE, lines.next_line()).await.expect("a line").unwrap().expect("open");
         if l.contains(prefix) {
             return l;
         }

@@ -7,9 +7,17 @@ use crate::harness::spawn_app_with;
 
 #[tokio::test]
 async fn config_tells_clients_the_server_limits_without_a_token() {
-    let app =
-        spawn_app_with(&["--max-message-bytes", "1234", "--max-frame-bytes", "20000", "--max-body-bytes", "300000", "--max-upload-bytes", "5000"])
-            .await;
+    let app = spawn_app_with(&[
+        "--max-message-bytes",
+        "1234",
+        "--max-frame-bytes",
+        "20000",
+        "--max-body-bytes",
+        "300000",
+        "--max-upload-bytes",
+        "5000",
+    ])
+    .await;
     let (s, b) = app.get(None, "/api/v1/config").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(

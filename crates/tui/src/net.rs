@@ -160,11 +160,18 @@ impl Api {
         let bytes = tokio::fs::read(path).await.with_context(|| format!("reading {path}"))?;
         let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let f: Uploaded = self
-            .call(self.http.post(self.url(&format!("/rooms/{room}/files"))).query(&[("name", &name)]).bearer_auth(token).body(bytes))
+            .call(
+                self.http
+                    .post(self.url(&format!("/rooms/{room}/files")))
+                    .query(&[("name", &name)])
+                    .bearer_auth(token)
+                    .body(bytes),
+            )
             .await?;
         let body = json!({"body": f.name, "files": [f.id]});
-        let _: serde_json::Value =
-            self.call(self.http.post(self.url(&format!("/rooms/{room}/messages"))).bearer_auth(token).json(&body)).await?;
+        let _: serde_json::Value = self
+            .call(self.http.post(self.url(&format!("/rooms/{room}/messages"))).bearer_auth(token).json(&body))
+            .await?;
         Ok(())
     }
 

@@ -288,7 +288,10 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x08\x08\x02\0\0\0";
         assert_eq!(sniff(png), "image/png");
         assert_eq!(dimensions("image/png", png), (Some(16), Some(8)));
-        assert_eq!(sniff(b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"), "text/plain; charset=utf-8");
+        assert_eq!(
+            sniff(b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"),
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(sniff(b"<html><script>x</script>"), "text/html");
         assert_eq!(sniff(b"\x00\x01\x02binary"), "application/octet-stream");
         assert_eq!(sniff("héllo".as_bytes()), "text/plain; charset=utf-8");
