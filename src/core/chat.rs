@@ -38,6 +38,8 @@ pub struct Limits {
 pub struct Identity {
     pub user: User,
     pub session: SessionId,
+    /// When the session expires (live connections close then).
+    pub expires_at: Millis,
 }
 
 /// The answer to a send.
@@ -186,7 +188,7 @@ impl Chat {
             return Err(Error::Unauthorized);
         }
         let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;
-        Ok(Identity { user, session })
+        Ok(Identity { user, session, expires_at: s.expires_at })
     }
 
     /// Ends the session; every connection made with it closes.
@@ -784,7 +786,7 @@ mod tests {
         let session =
             Session { id: SessionId::generate(), user: bob.id, expires_at: now_millis() + 60_000, revoked: false };
         store.create_session(&session).await.unwrap();
-        let who = Identity { user: bob.clone(), session: session.id.clone() };
+        let who = Identity { user: bob.clone(), session: session.id.clone(), expires_at: session.expires_at };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
 
         // Each change below reaches only the store, as when the broker's events were lost.

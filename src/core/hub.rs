@@ -78,6 +78,8 @@ pub enum HubEvent {
 pub struct Delivery {
     pub event: HubEvent,
     encoded: [OnceLock<Bytes>; 2],
+    /// When it was handed to the hub: a connection whose oldest queued delivery is too old is too slow.
+    at: Instant,
 }
 
 /// Which encoding cache slot a transport uses.
@@ -89,7 +91,11 @@ pub enum WireSlot {
 
 impl Delivery {
     pub fn new(event: HubEvent) -> Arc<Self> {
-        Arc::new(Delivery { event, encoded: Default::default() })
+        Arc::new(Delivery { event, encoded: Default::default(), at: Instant::now() })
+    }
+    /// How long since the hub got it.
+    pub fn queued_for(&self) -> Duration {
+        self.at.elapsed()
     }
     /// The encoding for `slot`, computed by `encode` the first time any connection asks.
     pub fn encoded(&self, slot: WireSlot, encode: impl FnOnce(&HubEvent) -> Bytes) -> Bytes {

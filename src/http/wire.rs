@@ -324,7 +324,8 @@ impl From<RoomRefW> for RoomRef {
 
 /// Frames clients send on a WebSocket.
 #[derive(Deserialize, Debug)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+// Unknown fields are ignored: within a version, fields are only ever added (PROTOCOL.md).
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Send { room: RoomRefW, body: String, client_id: Option<String>, req: Option<String> },
     Join { room: RoomRefW, req: Option<String> },
@@ -348,7 +349,6 @@ pub enum ClientFrame {
 
 /// Where a reconnecting client stands in one room.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct ResumeW {
     pub room: i64,
     pub after: Seq,
@@ -391,6 +391,19 @@ pub enum FrameError {
     Bad(String),
     /// A well-formed frame of a type this version does not know: `unknown_type`.
     UnknownType(String),
+}
+
+/// The `req` of a frame that could not be decoded, when it is JSON with a usable one: the error reply
+/// carries it back, so the client can match it to its request.
+pub fn frame_req(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ReqOnly {
+        req: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<ReqOnly>(text).ok()?.req? {
+        serde_json::Value::String(r) if r.len() <= 64 => Some(r),
+        _ => None,
+    }
 }
 
 pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
