@@ -2,9 +2,11 @@
 //!
 //! [`run`] takes already bound listeners (tests bind port 0) and a shutdown future. When that future
 //! completes:
-//! 1. the TCP listener stops; every connection gets a close frame (WebSocket 1001, a last line on TCP,
-//!    a `close` event on SSE) and new messages are refused;
-//! 2. the HTTP server stops accepting and lets running requests finish;
+//! 1. the TCP listener stops; new messages are refused; every connection stops reading, waits for the
+//!    answers to the messages it already accepted and writes them and what is queued for it, then
+//!    closes (WebSocket 1001, a last line on TCP, a `close` event on SSE) — see `core::conn`;
+//! 2. the HTTP server stops accepting and lets running requests finish; live connections are given
+//!    the grace period to drain;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
 //!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
 //! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
@@ -293,6 +295,16 @@ pub async fn run(
         }
     };
     server.await.context("http server")?;
+    // Connections drain by themselves (they stop reading, write the answers to what they accepted and
+    // what is queued, then close: `core::conn`); the writer keeps storing meanwhile.
+    let drained = async {
+        while chat.hub().connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        warn!(open = chat.hub().connection_count(), "connections still draining after the grace period");
+    }
     drop(chat);
     if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
         warn!("the message writer did not finish in time");
