@@ -130,7 +130,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/api/docs", get(web::api_docs))
-        .route("/ws", get(ws::upgrade))
+        .route("/ws", get(ws::upgrade).fallback(ws::method_not_allowed))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

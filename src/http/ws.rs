@@ -29,7 +29,7 @@ use tracing::{Instrument, debug, info_span};
 
 use super::AppState;
 use super::auth::token_of;
-use super::error::ApiError;
+use super::error::{ApiError, error_response};
 use super::wire::*;
 use crate::core::chat::Identity;
 use crate::core::conn::{CLOSE_NOTICE, Connection, Echo, End, Timing, Wake};
@@ -55,7 +55,12 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
     let mut parts = parts;
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
         Ok(ws) => ws,
-        Err(r) => return r.into_response(),
+        // Not a WebSocket handshake (a plain GET, a missing header): the documented JSON error, with
+        // the status axum chose (400, 426, …).
+        Err(r) => {
+            let status = r.status();
+            return error_response(status, "bad_request", &format!("/ws takes a WebSocket handshake: {}", r.body_text()));
+        }
     };
     let Some(token) = token_of(&parts) else { return ApiError(Error::Unauthorized).into_response() };
     let who = match app.chat.authenticate(&token).await {
@@ -84,6 +89,15 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
             let span = info_span!("ws", conn = admission.id, user = who.user.id.0);
             run(socket, app, who, admission, hold).instrument(span)
         })
+}
+
+/// `/ws` with a method other than GET: the documented JSON error.
+pub async fn method_not_allowed() -> Response {
+    error_response(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "/ws takes a WebSocket handshake (GET with Upgrade: websocket)",
+    )
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;

@@ -8,6 +8,7 @@ mod durability;
 mod everyday;
 mod hostile;
 mod jobs;
+mod lifecycle;
 mod messaging;
 mod production;
 mod rooms;
