@@ -81,7 +81,8 @@ pub async fn events(State(app): State<Arc<AppState>>, parts: Parts) -> Response 
     };
     let (tx, rx) = mpsc::channel::<Event>(BUFFER);
     let span = tracing::info_span!("sse", conn = admission.id, user = who.user.id.0);
-    let timing = Timing { keepalive: app.config.keepalive, write_timeout: app.config.write_timeout, hears_client: false };
+    let timing =
+        Timing { keepalive: app.config.keepalive, write_timeout: app.config.write_timeout, hears_client: false };
     tokio::spawn(run(app.chat.clone(), who, resume, tx, timing, admission).instrument(span));
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx)) });

@@ -59,7 +59,11 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         // the status axum chose (400, 426, …).
         Err(r) => {
             let status = r.status();
-            return error_response(status, "bad_request", &format!("/ws takes a WebSocket handshake: {}", r.body_text()));
+            return error_response(
+                status,
+                "bad_request",
+                &format!("/ws takes a WebSocket handshake: {}", r.body_text()),
+            );
         }
     };
     let Some(token) = token_of(&parts) else { return ApiError(Error::Unauthorized).into_response() };
@@ -294,7 +298,12 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
 
 /// Passes the deliveries the connection took through its feed and writes the result with one flush;
 /// the number of frames written.
-async fn deliver(conn: &mut Connection, out: &mut Vec<Out>, sink: &mut Sink, write_timeout: Duration) -> Result<u64, Exit> {
+async fn deliver(
+    conn: &mut Connection,
+    out: &mut Vec<Out>,
+    sink: &mut Sink,
+    write_timeout: Duration,
+) -> Result<u64, Exit> {
     conn.take(out).await.map_err(Exit::End)?;
     let n = out.len() as u64;
     write_all(sink, write_timeout, out.drain(..).map(encode_out)).await.map_err(|w| match w {

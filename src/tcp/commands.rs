@@ -41,7 +41,10 @@ pub(super) async fn command(
     chat: &Arc<Chat>,
     peer: IpAddr,
     timing: Timing,
-    session: &mut Option<Session>, out: &mut Output, line: &str) -> bool {
+    session: &mut Option<Session>,
+    out: &mut Output,
+    line: &str,
+) -> bool {
     let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
@@ -72,7 +75,11 @@ pub(super) async fn command(
             };
             match login(chat, peer, timing, u, p).await {
                 Ok(s) => {
-                    out.line(&format!("* Hello, {}! You are in {} room(s).", s.conn.who.user.display_name, s.labels.len()));
+                    out.line(&format!(
+                        "* Hello, {}! You are in {} room(s).",
+                        s.conn.who.user.display_name,
+                        s.labels.len()
+                    ));
                     if let Some(cur) = s.current {
                         out.line(&format!(
                             "* Current room: {} (/go <room> to switch, /help for more).",
@@ -101,7 +108,13 @@ pub(super) async fn command(
     true
 }
 
-async fn login(chat: &Arc<Chat>, peer: IpAddr, timing: Timing, username: &str, password: &str) -> Result<Session, Error> {
+async fn login(
+    chat: &Arc<Chat>,
+    peer: IpAddr,
+    timing: Timing,
+    username: &str,
+    password: &str,
+) -> Result<Session, Error> {
     chat.auth_attempt(peer)?;
     let ok = chat.login(username, password).await?;
     let who = chat.authenticate(&ok.token).await?;
@@ -214,7 +227,8 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             } else {
                 rest.parse::<u32>().map_err(|_| Error::BadRequest("usage: /history [n]".into()))?
             };
-            let (_, page) = chat.history(&s.conn.who, &RoomRef::Id(room), HistoryQuery::new(None, None, Some(n))?).await?;
+            let (_, page) =
+                chat.history(&s.conn.who, &RoomRef::Id(room), HistoryQuery::new(None, None, Some(n))?).await?;
             for m in page.messages {
                 write_out(out, s, Out::Stored(m));
             }
@@ -244,4 +258,3 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
     }
     Ok(())
 }
-

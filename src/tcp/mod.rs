@@ -93,4 +93,3 @@ pub async fn serve(listener: TcpListener, chat: Arc<Chat>, cfg: TcpConfig, stop:
         }
     }
 }
-

@@ -112,4 +112,3 @@ pub(super) fn err(out: &mut Output, e: &Error) {
     }
     out.line(&format!("ERR {} {}", e.code(), e.public_message()));
 }
-

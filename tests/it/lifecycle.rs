@@ -217,7 +217,8 @@ impl Client {
                 }
             }
             Client::Sse(_) => {
-                let (s, b) = app.post(Some(token), &format!("/api/v1/rooms/{room}/messages"), json!({"body": body})).await;
+                let (s, b) =
+                    app.post(Some(token), &format!("/api/v1/rooms/{room}/messages"), json!({"body": body})).await;
                 if s == 201 { Ok(()) } else { Err(b["error"]["code"].as_str().unwrap().to_owned()) }
             }
             Client::Tcp(t) => {
@@ -333,11 +334,7 @@ async fn the_message_rate_limit_applies_on_every_transport() {
         app.join(&token, "quota").await;
         let mut c = Client::open(&app, kind, &name, &token).await;
         assert_eq!(c.say(&app, &token, "quota", &format!("one{i}")).await, Ok(()), "{kind:?}");
-        assert_eq!(
-            c.say(&app, &token, "quota", &format!("two{i}")).await,
-            Err("rate_limited".to_owned()),
-            "{kind:?}"
-        );
+        assert_eq!(c.say(&app, &token, "quota", &format!("two{i}")).await, Err("rate_limited".to_owned()), "{kind:?}");
     }
 }
 
@@ -399,8 +396,7 @@ async fn resume_delivers_everything_after_the_position_in_every_room() {
         match kind {
             Kind::Ws => {
                 let mut ws = app.ws_resuming(&token).await;
-                ws.send(json!({"type": "resume", "rooms": [{"room": a, "after": sa}, {"room": b, "after": sb}]}))
-                    .await;
+                ws.send(json!({"type": "resume", "rooms": [{"room": a, "after": sa}, {"room": b, "after": sb}]})).await;
                 while got.len() < 6 {
                     got.push(ws.next_text().await["body"].as_str().unwrap().to_owned());
                 }

@@ -6,6 +6,7 @@ mod accounts;
 mod cluster;
 mod durability;
 mod everyday;
+mod frames;
 mod hostile;
 mod jobs;
 mod lifecycle;
