@@ -31,6 +31,7 @@ use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::Ingest;
 use crate::core::limits::Rate;
+use crate::http::deadline::Deadline;
 use crate::http::{AppState, ClientAddr, HttpConfig};
 use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
@@ -271,17 +272,22 @@ pub async fn run(
         background.cancel();
         let _ = stopping_tx.send(());
     };
+    // Below the connections' own write timeout (`core::conn`), a backstop on every socket.
+    let socket_deadline = config.write_timeout() * 2;
     // Both listeners give the same boxed server future.
     let server = match tls {
         Some(acceptor) => axum::serve(
-            crate::tls::TlsListener::new(listener, acceptor)?,
+            Deadline::new(crate::tls::TlsListener::new(listener, acceptor)?, socket_deadline),
             app.into_make_service_with_connect_info::<ClientAddr>(),
         )
         .with_graceful_shutdown(graceful)
         .into_future(),
-        None => axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
-            .with_graceful_shutdown(graceful)
-            .into_future(),
+        None => axum::serve(
+            Deadline::new(listener, socket_deadline),
+            app.into_make_service_with_connect_info::<ClientAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future(),
     };
     let server = async move {
         // Once shutdown begins, requests still running get the grace period, not forever.

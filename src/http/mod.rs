@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod deadline;
 pub mod error;
 pub mod sse;
 pub mod web;
@@ -52,6 +53,12 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
 
 impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl<L: axum::serve::Listener<Addr = SocketAddr>> Connected<IncomingStream<'_, deadline::Deadline<L>>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, deadline::Deadline<L>>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
 }
