@@ -4,9 +4,13 @@
 //! - Each event's `event:` is the frame's `type`; its `data:` is the same JSON as on the WebSocket.
 //! - `message` events carry an `id:` that encodes where the stream stands in every room
 //!   (`room:seq,room:seq…`). A reconnecting EventSource sends it back as `Last-Event-ID`, and the
-//!   stream resumes from there through the same [`Feed`] as the WebSocket: no gap, no duplicate.
-//! - A comment line every keepalive period keeps proxies from closing an idle stream, and notices a
-//!   client that went away.
+//!   stream resumes from there through the same [`Feed`](crate::core::cursor::Feed) as the WebSocket: no gap, no duplicate.
+//!   An id only claims what was sent: a resumed stream stands at the id's positions in every room it
+//!   names before anything is replayed, so an id sent while replaying room A does not claim room B.
+//! - A comment line every keepalive period keeps proxies from closing an idle stream. The connection life
+//!   cycle is [`crate::core::conn`]'s: events not taken within the write timeout end the stream as
+//!   `too_slow`, and the task ends (freeing its place under the caps) whether or not the `close` event
+//!   fits.
 //! - Unlike designs that keep one stream per user (a new one replacing the old), every stream is its
 //!   own connection: a user may follow from several devices at once.
 

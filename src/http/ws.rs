@@ -5,14 +5,18 @@
 //! - Reads never wait on the store: a `send` is queued for storage in read order (so each sender's
 //!   messages keep their order) and its acknowledgement is awaited alongside other work; at most
 //!   [`MAX_IN_FLIGHT`] sends wait at once, after which the connection stops reading (backpressure).
-//! - Deliveries pass through the connection's [`Feed`], which drops repeats and fills gaps from the
+//! - Deliveries pass through the connection's [`Feed`](crate::core::cursor::Feed), which drops repeats and fills gaps from the
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
 //! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
 //!   are buffered up to `WRITE_BUFFER` bytes between flushes). With `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
-//! - Every write has a deadline; a connection silent for two keepalive periods is dropped.
+//! - The connection life cycle (session end, keepalive, slow-client bounds, shutdown drain) is
+//!   [`crate::core::conn`]'s; this module maps its ends to close codes. Every write has a deadline; a
+//!   connection silent for two keepalive periods is closed with 4002.
+//! - The acting connection gets edit/delete/read/rename/topic results as replies only
+//!   ([`crate::core::conn::Echo`]); its other connections get the broadcast.
 
 use std::sync::Arc;
 use std::time::Duration;

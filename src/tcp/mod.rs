@@ -5,9 +5,8 @@
 //!
 //! Input is untrusted bytes: lines are length-limited (longer ones are refused and skipped to the next
 //! newline), must be UTF-8, and are rate limited per connection; none of that can stall the server or
-//! anyone else. Output goes through the same hub, bounded queue and [`Feed`] as the WebSocket, so a
+//! anyone else. Output goes through the same hub, bounded queue and Feed as the WebSocket, so a
 //! TCP user sees a room in the same order as everyone else.
-
 //!
 //! The connection life cycle (session end, slow-client bounds, shutdown drain) is the one in
 //! [`crate::core::conn`]; this module only translates. Parts: `lines` (the line codec), `session` (one
