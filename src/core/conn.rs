@@ -310,6 +310,102 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{LoginThrottle, Passwords, Tokens};
+    use crate::broker::local::LocalBroker;
+    use crate::broker::{BrokerEvent, BrokerSink, DynBroker};
+    use crate::core::chat::{Credentials, Limits};
+    use crate::core::domain::{DisplayName, NodeId, SessionId, Username};
+    use crate::core::hub::Hub;
+    use crate::core::ingest::Ingest;
+    use crate::core::limits::{Rate, Transport};
+    use crate::store::DynStore;
+    use crate::store::memory::MemoryStore;
+
+    async fn setup(life_ms: i64, timing: Timing) -> (Arc<Chat>, Connection) {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let broker: DynBroker = Arc::new(LocalBroker::new());
+        let hub = Hub::new(64, NodeId(1));
+        broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+        let (ingest, _writer) = Ingest::start(store.clone(), broker.clone(), 16, 16);
+        let credentials = Credentials {
+            passwords: Passwords::new(1024, 1).unwrap(),
+            tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)),
+            throttle: LoginThrottle::new(5),
+        };
+        let limits = Limits {
+            max_message_bytes: 4096,
+            messages: Rate { per_sec: 100.0, burst: 100.0 },
+            auth: Rate { per_sec: 1.0, burst: 10.0 },
+            connections_per_user: 8,
+            connections_total: 64,
+        };
+        let chat = Arc::new(Chat::new(store.clone(), broker, hub, ingest, credentials, limits));
+        let name = Username::parse("carl").unwrap();
+        let user = store.create_user(&name, &DisplayName::parse("carl").unwrap(), "unused").await.unwrap();
+        let who = Identity { user, session: SessionId::generate(), expires_at: now_millis() + life_ms };
+        let admission = chat.admit(&who, Transport::Ws).unwrap();
+        let (conn, _) = Connection::open(&chat, who, admission, timing).await.unwrap();
+        (chat, conn)
+    }
+
+    const TIMING: Timing =
+        Timing { keepalive: Duration::from_secs(1), write_timeout: Duration::from_secs(5), hears_client: false };
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_ends_the_connection_at_the_sessions_end() {
+        let (_chat, mut conn) = setup(2_500, TIMING).await;
+        let started = Instant::now();
+        assert_eq!(conn.wake().await, Wake::Keepalive);
+        assert_eq!(conn.wake().await, Wake::Keepalive);
+        assert_eq!(conn.wake().await, Wake::End(End::SessionEnded));
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_ends_after_two_keepalive_periods_unless_heard() {
+        let (_chat, mut conn) = setup(60_000, Timing { hears_client: true, ..TIMING }).await;
+        assert_eq!(conn.wake().await, Wake::Keepalive);
+        conn.heard();
+        assert_eq!(conn.wake().await, Wake::Keepalive);
+        assert_eq!(conn.wake().await, Wake::Keepalive);
+        assert_eq!(conn.wake().await, Wake::End(End::Silent));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_queued_longer_than_the_write_timeout_makes_the_client_too_slow() {
+        let (chat, mut conn) = setup(60_000, TIMING).await;
+        let me = conn.who.user.id;
+        conn.hold(true);
+        chat.hub().deliver(BrokerEvent::Read { user: me, room: RoomId(1), seq: 1 });
+        tokio::time::advance(Duration::from_secs(6)).await;
+        conn.hold(false);
+        assert_eq!(conn.wake().await, Wake::Deliveries);
+        let mut out = Vec::new();
+        assert_eq!(conn.take(&mut out).await.err(), Some(End::TooSlow));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_acting_connection_gets_no_copy_of_its_own_reply() {
+        let (chat, mut conn) = setup(60_000, TIMING).await;
+        let me = conn.who.user.id;
+        conn.expect_echo(Echo::Read(RoomId(1), 3));
+        chat.hub().deliver(BrokerEvent::Read { user: me, room: RoomId(1), seq: 3 });
+        chat.hub().deliver(BrokerEvent::Read { user: me, room: RoomId(1), seq: 4 });
+        assert_eq!(conn.wake().await, Wake::Deliveries);
+        let mut out = Vec::new();
+        conn.take(&mut out).await.unwrap();
+        let seqs: Vec<Seq> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Shared(d) => match d.event {
+                    HubEvent::Read { seq, .. } => Some(seq),
+                    _ => None,
+                },
+                Out::Stored(_) => None,
+            })
+            .collect();
+        assert_eq!(seqs, [4], "the echo is dropped once, later reads go through");
+    }
 
     #[test]
     fn end_codes_are_stable() {

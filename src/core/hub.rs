@@ -79,7 +79,8 @@ pub struct Delivery {
     pub event: HubEvent,
     encoded: [OnceLock<Bytes>; 2],
     /// When it was handed to the hub: a connection whose oldest queued delivery is too old is too slow.
-    at: Instant,
+    /// (Tokio's clock, so tests can move it.)
+    at: tokio::time::Instant,
 }
 
 /// Which encoding cache slot a transport uses.
@@ -91,7 +92,7 @@ pub enum WireSlot {
 
 impl Delivery {
     pub fn new(event: HubEvent) -> Arc<Self> {
-        Arc::new(Delivery { event, encoded: Default::default(), at: Instant::now() })
+        Arc::new(Delivery { event, encoded: Default::default(), at: tokio::time::Instant::now() })
     }
     /// How long since the hub got it.
     pub fn queued_for(&self) -> Duration {
