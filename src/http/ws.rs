@@ -477,6 +477,22 @@ async fn handle_frame(conn: &mut Connection, text: &str) -> Handled {
                 conn.expect_echo(Echo::Room(room.clone()));
                 one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
             }
+            ClientFrame::Transfer { room, username, .. } => {
+                chat.transfer_ownership(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Invites { .. } => {
+                let invites = chat.invites(who).await?;
+                one(ServerFrame::Invites { invites: invites.iter().map(InviteW::from).collect(), req: req_s }.encode())
+            }
+            ClientFrame::AcceptInvite { room, .. } => {
+                let room = chat.accept_invite(who, &room.into()).await?;
+                one(ServerFrame::Joined { room: RoomW::from(&room), req: req_s }.encode())
+            }
+            ClientFrame::DeclineInvite { room, .. } => {
+                chat.decline_invite(who, &room.into()).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
         }
     }
     .await;

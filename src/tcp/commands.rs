@@ -27,6 +27,10 @@ const HELP: &str = "\
 *   /go <room>                        make one of your rooms current
 *   /leave [room]                     leave a room (default: the current one)
 *   /invite <username> [room]         invite someone to a room
+*   /invites                          your pending invitations
+*   /accept <room>                    accept an invitation (joins the room)
+*   /decline <room>                   decline an invitation
+*   /owner <room> <username>          hand a room you own to one of its members
 *   /who [room]                       members and who is online
 *   /history [n]                      the last n messages of the current room (default 20, at most 200)
 *   /msg <username> <text>            a direct message
@@ -204,6 +208,33 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             let (user, room) = rest.split_once(' ').map_or((rest, ""), |(a, b)| (a, b));
             chat.invite(&s.conn.who, &room_arg(s, room)?, user).await?;
             out.line(&format!("* Invited {user}."));
+        }
+        "invites" => {
+            let invites = chat.invites(&s.conn.who).await?;
+            if invites.is_empty() {
+                out.line("* No pending invitations.");
+            }
+            for i in invites {
+                out.line(&format!("* #{} — invited by {}", i.room.name, i.invited_by.username));
+            }
+        }
+        "accept" => {
+            let room = chat.accept_invite(&s.conn.who, &room_arg(s, rest)?).await?;
+            s.labels.insert(room.id, format!("#{}", room.name));
+            s.current = Some(room.id);
+            out.line(&format!("* Current room: #{}.", room.name));
+        }
+        "decline" => {
+            chat.decline_invite(&s.conn.who, &room_arg(s, rest)?).await?;
+            out.line("* Invitation declined.");
+        }
+        "owner" => {
+            let mut it = rest.split_whitespace();
+            let (Some(room), Some(user)) = (it.next(), it.next()) else {
+                return Err(Error::BadRequest("usage: /owner <room> <username>".into()));
+            };
+            chat.transfer_ownership(&s.conn.who, &room_arg(s, room)?, user).await?;
+            out.line(&format!("* {user} owns {} now.", room));
         }
         "who" => {
             let members = chat.members(&s.conn.who, &room_arg(s, rest)?).await?;

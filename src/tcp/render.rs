@@ -43,6 +43,7 @@ fn message_tail(m: &Message) -> String {
         MessageKind::Rename => format!("* {who} renamed the room to #{}", m.body),
         MessageKind::Topic => format!("* {who} set the topic: {}", m.body),
         MessageKind::Role => format!("* {who} made {target} {}", m.body),
+        MessageKind::OwnerChanged => format!("* {who} handed the room to {target}, its owner now"),
     };
     if m.edited_at.is_some() && !m.deleted {
         line.push_str(" (edited)");
@@ -102,6 +103,10 @@ fn write_shared(out: &mut Output, s: &mut Session, d: &Arc<Delivery>, label: &dy
         HubEvent::Presence { user, online } => {
             out.line(&format!("* {} is {}", user.username, if *online { "online" } else { "offline" }))
         }
+        HubEvent::Invited(i) => out.line(&format!(
+            "* {} invited you to #{}: /accept {} to join, /decline {} to refuse.",
+            i.invited_by.username, i.room.name, i.room.name, i.room.name
+        )),
         HubEvent::Typing { .. } | HubEvent::Read { .. } | HubEvent::UserUpdated(_) => {}
     }
 }
