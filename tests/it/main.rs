@@ -15,4 +15,5 @@ mod messaging;
 mod production;
 mod rooms;
 mod transports;
+mod web;
 mod websocket;
