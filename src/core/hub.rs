@@ -17,6 +17,11 @@
 //!   is connected elsewhere; it tells local connections only when the cluster-wide answer flips. A node
 //!   whose heartbeats stop is dropped after the node TTL ([`Hub::expire_nodes`]), and its users go
 //!   offline then.
+//! - **A connect never costs O(room size).** Following and unfollowing are O(1) per room; presence is
+//!   pushed only through rooms of at most [`PRESENCE_ROOM_LIMIT`] members, so a reconnect storm into a
+//!   room of 10,000 is 10,000 registrations, not 10,000² presence frames.
+//! - **Routing.** [`Interest`] is told when the first local follower of a room (or connection of a
+//!   user) arrives and the last one leaves, so the broker subscribes this node only to what it needs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -24,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +38,21 @@ use super::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId}
 use crate::broker::{BrokerEvent, BrokerSink};
 
 pub type ConnId = u64;
+
+/// Rooms with more members than this get no `presence` events: telling every member of a room of
+/// N about each connect would cost O(N) per connect and O(N²) in a reconnect storm. Their members'
+/// online state comes with the member list (`Chat::members`), asked for when shown. A user who also
+/// shares a smaller room with someone is still pushed to them through that room. Documented in
+/// docs/PROTOCOL.md ("Presence").
+pub const PRESENCE_ROOM_LIMIT: i64 = 500;
+
+/// Told when this node starts or stops needing a room's or a user's events (first local follower
+/// in, last one out): per-room routing across nodes. Called under the hub's lock, so it must only
+/// record the change and return.
+pub trait Interest: Send + Sync + 'static {
+    fn room(&self, room: RoomId, wanted: bool);
+    fn user(&self, user: UserId, wanted: bool);
+}
 
 /// Why the server closed a connection. Transports map these to their own close codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +149,21 @@ struct ConnEntry {
 
 #[derive(Default)]
 struct RoomSubs {
-    subs: Vec<(ConnId, mpsc::Sender<Arc<Delivery>>)>,
+    /// Insertion-ordered for fast fan-out iteration; removal is `swap_remove`, O(1) whatever the size.
+    subs: IndexMap<ConnId, mpsc::Sender<Arc<Delivery>>>,
     last_seq: AtomicI64,
+    /// The room's member count as last seen (in a follow, join, leave or room update).
+    members: AtomicI64,
+}
+
+impl RoomSubs {
+    /// Whether presence changes are pushed to this room's followers (see [`PRESENCE_ROOM_LIMIT`]).
+    fn pushes_presence(&self) -> bool {
+        self.members.load(Ordering::Relaxed) <= PRESENCE_ROOM_LIMIT
+    }
+    fn saw(&self, room: &Room) {
+        self.members.store(room.member_count, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -204,6 +238,8 @@ pub struct Hub {
     node: NodeId,
     /// Where this node's own presence changes go, for other nodes (see [`Hub::presence_changes`]).
     changes: OnceLock<mpsc::Sender<BrokerEvent>>,
+    /// Who wants to know which rooms and users this node follows (the broker, for routing).
+    interest: OnceLock<Arc<dyn Interest>>,
 }
 
 /// A registered connection. Dropping it unregisters the connection from the hub.
@@ -229,11 +265,34 @@ impl Hub {
             closing: CancellationToken::new(),
             node,
             changes: OnceLock::new(),
+            interest: OnceLock::new(),
         })
     }
 
     pub fn node(&self) -> NodeId {
         self.node
+    }
+
+    /// Sets who is told of the rooms and users this node starts or stops following (call once,
+    /// before the first registration; it is told of everything followed already, too).
+    pub fn set_interest(&self, interest: Arc<dyn Interest>) {
+        if self.interest.set(interest.clone()).is_ok() {
+            let st = self.state.read();
+            st.rooms.iter().filter(|(_, r)| !r.subs.is_empty()).for_each(|(id, _)| interest.room(*id, true));
+            st.users.keys().for_each(|u| interest.user(*u, true));
+        }
+    }
+
+    fn interest_room(&self, room: RoomId, wanted: bool) {
+        if let Some(i) = self.interest.get() {
+            i.room(room, wanted);
+        }
+    }
+
+    fn interest_user(&self, user: UserId, wanted: bool) {
+        if let Some(i) = self.interest.get() {
+            i.user(user, wanted);
+        }
     }
 
     /// This node's presence changes (a user's first connection here, their last one gone), as events to
@@ -356,7 +415,11 @@ impl Hub {
             ctl.close(CloseReason::ShuttingDown);
         }
         let mut st = self.state.write();
-        st.users.entry(user).or_default().conns.push(id);
+        let uc = st.users.entry(user).or_default();
+        uc.conns.push(id);
+        if uc.conns.len() == 1 {
+            self.interest_user(user, true);
+        }
         st.conns
             .insert(id, ConnEntry { profile: profile.clone(), session, tx, ctl: ctl.clone(), rooms: HashSet::new() });
         Registration { hub: self.clone(), id, rx, ctl }
@@ -368,9 +431,14 @@ impl Hub {
         let mut st = self.state.write();
         let Some(entry) = st.conns.get_mut(&id) else { return };
         let tx = entry.tx.clone();
-        let new: Vec<RoomId> = rooms.iter().map(|r| r.id).filter(|r| entry.rooms.insert(*r)).collect();
+        let new: Vec<&Room> = rooms.iter().filter(|r| entry.rooms.insert(r.id)).collect();
         for r in new {
-            st.rooms.entry(r).or_default().subs.push((id, tx.clone()));
+            let subs = st.rooms.entry(r.id).or_default();
+            subs.saw(r);
+            subs.subs.insert(id, tx.clone());
+            if subs.subs.len() == 1 {
+                self.interest_room(r.id, true);
+            }
         }
     }
 
@@ -378,15 +446,14 @@ impl Hub {
         let mut st = self.state.write();
         let Some(entry) = st.conns.remove(&id) else { return };
         for room in &entry.rooms {
-            if let Some(subs) = st.rooms.get_mut(room) {
-                subs.subs.retain(|(c, _)| *c != id);
-            }
+            self.drop_sub(&mut st, *room, id);
         }
         let Some(uc) = st.users.get_mut(&entry.profile.id) else { return };
         uc.conns.retain(|c| *c != id);
         if uc.conns.is_empty() {
             let announced = uc.announced;
             st.users.remove(&entry.profile.id);
+            self.interest_user(entry.profile.id, false);
             if announced {
                 if !st.online(entry.profile.id) {
                     let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
@@ -394,6 +461,15 @@ impl Hub {
                 }
                 self.presence_changed(&entry.profile, &entry.rooms, false);
             }
+        }
+    }
+
+    /// Removes connection `id` from `room`'s followers, forgetting the room when it was the last.
+    fn drop_sub(&self, st: &mut State, room: RoomId, id: ConnId) {
+        let Some(subs) = st.rooms.get_mut(&room) else { return };
+        if subs.subs.swap_remove(&id).is_some() && subs.subs.is_empty() {
+            st.rooms.remove(&room);
+            self.interest_room(room, false);
         }
     }
 
@@ -429,10 +505,14 @@ impl Hub {
         skip_user: Option<UserId>,
         d: &Arc<Delivery>,
     ) {
+        let presence_only = matches!(d.event, HubEvent::Presence { .. });
         let mut seen = HashSet::new();
         let mut dropped = 0u64;
         for room in rooms {
             let Some(subs) = st.rooms.get(room) else { continue };
+            if presence_only && !subs.pushes_presence() {
+                continue;
+            }
             for (cid, tx) in &subs.subs {
                 if !seen.insert(*cid) || skip_user.is_some_and(|u| st.conns.get(cid).is_some_and(|c| c.profile.id == u))
                 {
@@ -538,12 +618,18 @@ impl Hub {
                 let tx = entry.tx.clone();
                 let changed = if joined { entry.rooms.insert(room.id) } else { entry.rooms.remove(&room.id) };
                 if changed {
-                    let subs = st.rooms.entry(room.id).or_default();
                     if joined {
-                        subs.subs.push((id, tx.clone()));
+                        let subs = st.rooms.entry(room.id).or_default();
+                        subs.subs.insert(id, tx.clone());
+                        if subs.subs.len() == 1 {
+                            self.interest_room(room.id, true);
+                        }
                     } else {
-                        subs.subs.retain(|(c, _)| *c != id);
+                        self.drop_sub(&mut st, room.id, id);
                     }
+                }
+                if let Some(subs) = st.rooms.get(&room.id) {
+                    subs.saw(room);
                 }
                 if tx.try_send(d.clone()).is_err() {
                     slow.push(id);
@@ -585,7 +671,12 @@ impl BrokerSink for Hub {
             BrokerEvent::Left { room, user } => self.membership(&room, user, false),
             BrokerEvent::SessionEnded(s) => self.end_session(&s),
             BrokerEvent::Updated(m) => self.fan_out(m.room, Delivery::new(HubEvent::Updated(m))),
-            BrokerEvent::RoomUpdated(r) => self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r))),
+            BrokerEvent::RoomUpdated(r) => {
+                if let Some(subs) = self.state.read().rooms.get(&r.id) {
+                    subs.saw(&r);
+                }
+                self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r)))
+            }
             BrokerEvent::Read { user, room, seq } => self.to_user(user, Delivery::new(HubEvent::Read { room, seq })),
             BrokerEvent::UserUpdated(user) => self.user_updated(user),
             BrokerEvent::Typing { room, user } => {
@@ -697,6 +788,98 @@ mod tests {
         // A node ignores its own events.
         one.deliver(BrokerEvent::NodeAlive { node: NodeId(1), users: two.local_users() });
         assert_eq!(presence_of(&mut w.rx), vec![]);
+    }
+
+    fn big_room(id: i64, members: i64) -> Room {
+        Room { member_count: members, ..room(id) }
+    }
+
+    /// Frames queued to all connections by one more user connecting into a room of `size` members
+    /// (all connected), and by that user leaving again.
+    fn frames_per_connect(size: i64) -> (usize, usize) {
+        let hub = Hub::new(4, NodeId(1));
+        let r = big_room(1, size + 1);
+        let mut members: Vec<Registration> = (0..size)
+            .map(|i| {
+                let reg = hub.register(&user(100 + i), SessionId(format!("s{i}")));
+                hub.follow(reg.id, std::slice::from_ref(&r));
+                hub.announce_online(reg.id);
+                reg
+            })
+            .collect();
+        let drain = |members: &mut Vec<Registration>| {
+            members.iter_mut().map(|m| std::iter::from_fn(|| m.rx.try_recv().ok()).count()).sum::<usize>()
+        };
+        drain(&mut members);
+        let newcomer = hub.register(&user(1), SessionId("new".into()));
+        hub.follow(newcomer.id, std::slice::from_ref(&r));
+        hub.announce_online(newcomer.id);
+        let on = drain(&mut members);
+        drop(newcomer);
+        (on, drain(&mut members))
+    }
+
+    #[test]
+    fn a_connect_into_a_big_room_queues_no_frames_per_member() {
+        // Small rooms: every member hears of it (exact presence).
+        assert_eq!(frames_per_connect(10), (10, 10));
+        assert_eq!(
+            frames_per_connect(PRESENCE_ROOM_LIMIT - 1),
+            ((PRESENCE_ROOM_LIMIT - 1) as usize, (PRESENCE_ROOM_LIMIT - 1) as usize)
+        );
+        // Past the limit the work per connect does not grow with the room.
+        for size in [PRESENCE_ROOM_LIMIT, 2_000, 10_000] {
+            assert_eq!(frames_per_connect(size), (0, 0), "room of {size}");
+        }
+    }
+
+    #[test]
+    fn a_room_that_grows_past_the_limit_stops_pushing_presence() {
+        let hub = Hub::new(8, NodeId(1));
+        let mut a = hub.register(&user(1), SessionId("a".into()));
+        hub.follow(a.id, &[big_room(1, 2)]);
+        hub.announce_online(a.id);
+        let b = hub.register(&user(2), SessionId("b".into()));
+        hub.follow(b.id, &[big_room(1, 2)]);
+        hub.announce_online(b.id);
+        assert_eq!(presence_of(&mut a.rx), vec![(2, true)]);
+        hub.deliver(BrokerEvent::RoomUpdated(big_room(1, PRESENCE_ROOM_LIMIT + 1)));
+        drop(b);
+        assert_eq!(presence_of(&mut a.rx), vec![]);
+        // The online state is still answered on request.
+        assert!(hub.online([UserId(1), UserId(2)]) == HashSet::from([UserId(1)]));
+    }
+
+    #[derive(Default)]
+    struct Seen(parking_lot::Mutex<Vec<(char, i64, bool)>>);
+    impl Interest for Seen {
+        fn room(&self, room: RoomId, wanted: bool) {
+            self.0.lock().push(('r', room.0, wanted));
+        }
+        fn user(&self, user: UserId, wanted: bool) {
+            self.0.lock().push(('u', user.0, wanted));
+        }
+    }
+
+    #[test]
+    fn interest_follows_the_first_and_last_local_follower() {
+        let hub = Hub::new(8, NodeId(1));
+        let seen = Arc::new(Seen::default());
+        hub.set_interest(seen.clone());
+        let a = hub.register(&user(1), SessionId("a".into()));
+        hub.follow(a.id, &[room(1), room(2)]);
+        let b = hub.register(&user(1), SessionId("b".into()));
+        hub.follow(b.id, &[room(1)]);
+        hub.deliver(BrokerEvent::Left { room: room(2), user: UserId(1) });
+        hub.deliver(BrokerEvent::Joined { room: room(3), user: UserId(1) });
+        drop(a);
+        let mut got = std::mem::take(&mut *seen.0.lock());
+        got.sort();
+        assert_eq!(got, vec![('r', 1, true), ('r', 2, false), ('r', 2, true), ('r', 3, true), ('u', 1, true)]);
+        drop(b);
+        let mut got = std::mem::take(&mut *seen.0.lock());
+        got.sort();
+        assert_eq!(got, vec![('r', 1, false), ('r', 3, false), ('u', 1, false)]);
     }
 
     #[tokio::test]
