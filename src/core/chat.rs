@@ -646,32 +646,65 @@ impl Chat {
             }
         }
         for (user, following) in self.hub.local_memberships() {
-            let rooms = self.store.user_rooms(user).await?;
-            for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
-                self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
-            }
-            let member_of: std::collections::HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
-            for gone in following.difference(&member_of) {
-                if let Some(room) = self.store.room(*gone).await? {
-                    self.hub.deliver(BrokerEvent::Left { room, user });
-                }
-            }
+            self.resync_memberships(user, following).await?;
         }
         let followed = self.hub.followed_rooms();
         for (room, delivered) in &followed {
-            let Some(r) = self.store.room(*room).await? else { continue };
-            if r.last_seq > *delivered
-                && let Some(m) = self.store.message(*room, r.last_seq).await?
-            {
-                self.hub.deliver(BrokerEvent::Message(m));
-            }
+            self.resync_room(*room, *delivered).await?;
         }
         info!(rooms = followed.len(), took_ms = started.elapsed().as_millis() as u64, "resynchronised from the store");
         Ok(())
     }
 
+    /// The broker has just started routing `rooms` and `users` to this node: whatever was published for
+    /// them before is read from the store (latest message per room, memberships per user), as
+    /// [`Chat::resync`] does for everything.
+    pub async fn catch_up(&self, rooms: &[RoomId], users: &[UserId]) -> Result<()> {
+        for user in users {
+            if let Some(following) = self.hub.rooms_of(*user) {
+                self.resync_memberships(*user, following).await?;
+            }
+        }
+        for room in rooms {
+            if let Some(delivered) = self.hub.delivered(*room) {
+                self.resync_room(*room, delivered).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins and leaves of `user` that this node's connections of them missed.
+    async fn resync_memberships(&self, user: UserId, following: std::collections::HashSet<RoomId>) -> Result<()> {
+        use crate::broker::BrokerSink as _;
+        let rooms = self.store.user_rooms(user).await?;
+        for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
+            self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
+        }
+        let member_of: std::collections::HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
+        for gone in following.difference(&member_of) {
+            if let Some(room) = self.store.room(*gone).await? {
+                self.hub.deliver(BrokerEvent::Left { room, user });
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `room`'s latest message to the hub when it is past what was `delivered`: a connection
+    /// behind it sees the gap and fills it from the store.
+    async fn resync_room(&self, room: RoomId, delivered: Seq) -> Result<()> {
+        use crate::broker::BrokerSink as _;
+        let Some(r) = self.store.room(room).await? else { return Ok(()) };
+        if r.last_seq > delivered
+            && let Some(m) = self.store.message(room, r.last_seq).await?
+        {
+            self.hub.deliver(BrokerEvent::Message(m));
+        }
+        Ok(())
+    }
+
     /// This node's part in cluster presence, until `stop`: publishes its users' presence changes as they
-    /// happen and a heartbeat every third of `ttl`, and forgets nodes not heard from for `ttl`.
+    /// happen (and snapshots other nodes ask for), a compact heartbeat every third of `ttl`, and forgets
+    /// nodes not heard from for `ttl`.
     pub async fn run_presence(self: Arc<Self>, ttl: Duration, stop: tokio_util::sync::CancellationToken) {
         let mut changes = self.hub.presence_changes(4096);
         let mut beat = tokio::time::interval(ttl / 3);
@@ -685,7 +718,12 @@ impl Chat {
                     if gone > 0 {
                         info!(nodes = gone, "nodes stopped sending heartbeats; their users are offline");
                     }
-                    BrokerEvent::NodeAlive { node: self.hub.node(), users: self.hub.local_users() }
+                    // Changes made before this beat go out before it, so the beat's digest matches
+                    // what the others have applied when they read it.
+                    while let Ok(change) = changes.try_recv() {
+                        let _ = self.broker.publish(change).await;
+                    }
+                    self.hub.beat()
                 }
             };
             // The broker queues and retries; its failures are logged there.
@@ -693,18 +731,28 @@ impl Chat {
         }
     }
 
-    /// Resynchronises (see [`Chat::resync`]) each time `reconnects` changes, until `stop`.
+    /// Resynchronises (see [`Chat::resync`]) each time `reconnects` changes, and catches up (see
+    /// [`Chat::catch_up`]) what the broker starts routing here, until `stop`.
     pub async fn run_resync(
         self: Arc<Self>,
         mut reconnects: tokio::sync::watch::Receiver<u64>,
+        catch_up: Option<Arc<crate::broker::CatchUp>>,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        let next_catch_up = async |c: &Option<Arc<crate::broker::CatchUp>>| match c {
+            Some(c) => c.next().await,
+            None => std::future::pending().await,
+        };
         loop {
-            tokio::select! {
+            let result = tokio::select! {
                 _ = stop.cancelled() => return,
-                r = reconnects.changed() => if r.is_err() { return },
-            }
-            if let Err(e) = self.resync().await {
+                r = reconnects.changed() => {
+                    if r.is_err() { return }
+                    self.resync().await
+                }
+                (rooms, users) = next_catch_up(&catch_up) => self.catch_up(&rooms, &users).await,
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = format!("{:#}", anyhow::Error::new(e)), "resynchronising from the store failed");
             }
         }

@@ -13,8 +13,9 @@
 //!   message committed but not yet published must still go out.)
 //! - Fan-out holds a read lock; only joins, leaves and (un)registering take the write lock.
 //! - **Presence spans nodes.** A user is online while they have a connection on any node. The hub
-//!   knows its own connections and, from other nodes' `Presence` events and `NodeAlive` heartbeats, who
-//!   is connected elsewhere; it tells local connections only when the cluster-wide answer flips. A node
+//!   knows its own connections and, from other nodes' `Presence` deltas and `NodeAlive` snapshots, who
+//!   is connected elsewhere. Heartbeats (`NodeBeat`) are constant-size: a count and an XOR digest of
+//!   user ids; a hub whose picture of a node differs asks it for a snapshot (`SnapshotWanted`); it tells local connections only when the cluster-wide answer flips. A node
 //!   whose heartbeats stop is dropped after the node TTL ([`Hub::expire_nodes`]), and its users go
 //!   offline then.
 //! - **A connect never costs O(room size).** Following and unfollowing are O(1) per room; presence is
@@ -35,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
-use crate::broker::{BrokerEvent, BrokerSink};
+use crate::broker::{BrokerEvent, BrokerSink, user_digest};
 
 pub type ConnId = u64;
 
@@ -179,10 +180,12 @@ struct RemoteUser {
     nodes: HashMap<NodeId, Vec<RoomId>>,
 }
 
-/// Another node: when it was last heard from, and its users.
+/// Another node: when it was last heard from, and its users (with their digest, to compare with the
+/// node's heartbeat).
 struct RemoteNode {
     seen: Instant,
     users: HashSet<UserId>,
+    digest: u64,
 }
 
 #[derive(Default)]
@@ -192,6 +195,9 @@ struct State {
     users: HashMap<UserId, UserConns>,
     remote: HashMap<UserId, RemoteUser>,
     nodes: HashMap<NodeId, RemoteNode>,
+    /// XOR of [`user_digest`] over this node's announced users: its heartbeat.
+    digest: u64,
+    announced: u64,
 }
 
 impl State {
@@ -209,16 +215,23 @@ impl State {
     fn set_remote(&mut self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) -> Option<Arc<Delivery>> {
         let uid = user.id;
         let before = self.online(uid);
-        let known =
-            self.nodes.entry(node).or_insert_with(|| RemoteNode { seen: Instant::now(), users: HashSet::new() });
+        let known = self.nodes.entry(node).or_insert_with(|| RemoteNode {
+            seen: Instant::now(),
+            users: HashSet::new(),
+            digest: 0,
+        });
         if online {
-            known.users.insert(uid);
+            if known.users.insert(uid) {
+                known.digest ^= user_digest(uid);
+            }
             let r =
                 self.remote.entry(uid).or_insert_with(|| RemoteUser { profile: user.clone(), nodes: HashMap::new() });
             r.profile = user.clone();
             r.nodes.insert(node, rooms.to_vec());
         } else {
-            known.users.remove(&uid);
+            if known.users.remove(&uid) {
+                known.digest ^= user_digest(uid);
+            }
             if let Some(r) = self.remote.get_mut(&uid) {
                 r.nodes.remove(&node);
                 if r.nodes.is_empty() {
@@ -295,9 +308,10 @@ impl Hub {
         }
     }
 
-    /// This node's presence changes (a user's first connection here, their last one gone), as events to
-    /// publish to other nodes. At most `cap` wait; past that they are dropped, and the next heartbeat
-    /// ([`Hub::local_users`]) repairs the picture. Call once.
+    /// This node's presence changes (a user's first connection here, their last one gone) and answers
+    /// to snapshot requests, as events to publish to other nodes. At most `cap` wait; past that they are
+    /// dropped, and the next heartbeat ([`Hub::beat`]) shows the others a different digest, so they ask
+    /// for a snapshot ([`Hub::local_users`]) that repairs the picture. Call once.
     pub fn presence_changes(&self, cap: usize) -> mpsc::Receiver<BrokerEvent> {
         let (tx, rx) = mpsc::channel(cap.max(1));
         let _ = self.changes.set(tx);
@@ -305,9 +319,9 @@ impl Hub {
     }
 
     fn presence_changed(&self, user: &User, rooms: &HashSet<RoomId>, online: bool) {
-        if let Some(tx) = self.changes.get() {
+        if self.changes.get().is_some() {
             let rooms = rooms.iter().copied().collect();
-            let _ = tx.try_send(BrokerEvent::Presence { node: self.node, user: user.clone(), rooms, online });
+            self.send_change(BrokerEvent::Presence { node: self.node, user: user.clone(), rooms, online });
         }
     }
 
@@ -322,6 +336,38 @@ impl Hub {
                 Some((profile, st.rooms_of(u).into_iter().collect()))
             })
             .collect()
+    }
+
+    /// This node's compact heartbeat: how many users are announced here and their digest.
+    pub fn beat(&self) -> BrokerEvent {
+        let st = self.state.read();
+        BrokerEvent::NodeBeat { node: self.node, users: st.announced, digest: st.digest }
+    }
+
+    /// `node` says it has `users` users with `digest`: it is alive; when that is not the picture here,
+    /// ask it for a snapshot.
+    fn node_beat(&self, node: NodeId, users: u64, digest: u64) {
+        if node == self.node {
+            return;
+        }
+        let mut st = self.state.write();
+        let known = st.nodes.entry(node).or_insert_with(|| RemoteNode {
+            seen: Instant::now(),
+            users: HashSet::new(),
+            digest: 0,
+        });
+        known.seen = Instant::now();
+        if known.users.len() as u64 != users || known.digest != digest {
+            drop(st);
+            metrics::counter!("parley_presence_snapshots_wanted_total").increment(1);
+            self.send_change(BrokerEvent::SnapshotWanted { of: node });
+        }
+    }
+
+    fn send_change(&self, event: BrokerEvent) {
+        if let Some(tx) = self.changes.get() {
+            let _ = tx.try_send(event);
+        }
     }
 
     /// Forgets nodes not heard from for `ttl`: their users go offline (where not connected elsewhere).
@@ -397,6 +443,17 @@ impl Hub {
         st.users.iter().map(|(uid, u)| (*uid, st.rooms_of(u))).collect()
     }
 
+    /// The rooms the connections of `user` here follow (`None` when the user has none here).
+    pub fn rooms_of(&self, user: UserId) -> Option<HashSet<RoomId>> {
+        let st = self.state.read();
+        st.users.get(&user).map(|u| st.rooms_of(u))
+    }
+
+    /// The last `seq` delivered in `room` here (`None` when nobody here follows it).
+    pub fn delivered(&self, room: RoomId) -> Option<Seq> {
+        self.state.read().rooms.get(&room).map(|r| r.last_seq.load(Ordering::Acquire))
+    }
+
     /// The sessions with a live connection here.
     pub fn sessions(&self) -> Vec<SessionId> {
         let st = self.state.read();
@@ -455,6 +512,8 @@ impl Hub {
             st.users.remove(&entry.profile.id);
             self.interest_user(entry.profile.id, false);
             if announced {
+                st.digest ^= user_digest(entry.profile.id);
+                st.announced -= 1;
                 if !st.online(entry.profile.id) {
                     let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
                     Self::best_effort(&st, entry.rooms.iter(), None, &d);
@@ -483,6 +542,8 @@ impl Hub {
         if std::mem::replace(&mut uc.announced, true) {
             return;
         }
+        st.digest ^= user_digest(user);
+        st.announced += 1;
         self.presence_changed(&profile, &rooms, true);
         if st.remote.contains_key(&user) {
             return; // online elsewhere already: nothing changes for others
@@ -686,6 +747,12 @@ impl BrokerSink for Hub {
             }
             BrokerEvent::Presence { node, user, rooms, online } => self.remote_presence(node, &user, &rooms, online),
             BrokerEvent::NodeAlive { node, users } => self.node_alive(node, &users),
+            BrokerEvent::NodeBeat { node, users, digest } => self.node_beat(node, users, digest),
+            BrokerEvent::SnapshotWanted { of } => {
+                if of == self.node {
+                    self.send_change(BrokerEvent::NodeAlive { node: self.node, users: self.local_users() });
+                }
+            }
         }
     }
 }
@@ -880,6 +947,51 @@ mod tests {
         let mut got = std::mem::take(&mut *seen.0.lock());
         got.sort();
         assert_eq!(got, vec![('r', 1, false), ('r', 3, false), ('u', 1, false)]);
+    }
+
+    /// Heartbeats are a count and a digest; a node whose picture differs (it just started, or a delta
+    /// was lost) asks for a snapshot and is repaired by it; a matching beat asks for nothing.
+    #[tokio::test]
+    async fn a_beat_that_does_not_match_asks_for_a_snapshot_that_repairs_presence() {
+        let (one, two) = (Hub::new(16, NodeId(1)), Hub::new(16, NodeId(2)));
+        let (mut from_one, mut from_two) = (one.presence_changes(16), two.presence_changes(16));
+        let mut w = one.register(&user(1), SessionId("w".into()));
+        one.follow(w.id, &[room(7)]);
+        one.announce_online(w.id);
+        while from_one.try_recv().is_ok() {}
+        let regs: Vec<Registration> = (2..=4)
+            .map(|i| {
+                let r = two.register(&user(i), SessionId(format!("s{i}")));
+                two.follow(r.id, &[room(7)]);
+                two.announce_online(r.id);
+                r
+            })
+            .collect();
+        while from_two.try_recv().is_ok() {} // the deltas are lost
+        let beat = two.beat();
+        assert!(matches!(beat, BrokerEvent::NodeBeat { users: 3, .. }), "{beat:?}");
+        one.deliver(beat);
+        let want = from_one.try_recv().unwrap();
+        assert!(matches!(want, BrokerEvent::SnapshotWanted { of: NodeId(2) }), "{want:?}");
+        one.deliver(want.clone()); // not for node one: ignored
+        assert!(from_one.try_recv().is_err());
+        two.deliver(want);
+        let snapshot = from_two.try_recv().unwrap();
+        assert!(matches!(&snapshot, BrokerEvent::NodeAlive { users, .. } if users.len() == 3), "{snapshot:?}");
+        one.deliver(snapshot);
+        let mut got = presence_of(&mut w.rx);
+        got.sort();
+        assert_eq!(got, vec![(2, true), (3, true), (4, true)]);
+        one.deliver(two.beat());
+        assert!(from_one.try_recv().is_err(), "the pictures match: no snapshot");
+        // A user leaves node two and that delta is delivered: still in step.
+        drop(regs);
+        while let Ok(change) = from_two.try_recv() {
+            one.deliver(change);
+        }
+        one.deliver(two.beat());
+        assert!(from_one.try_recv().is_err());
+        assert!(one.online([UserId(2), UserId(3), UserId(4)]).is_empty());
     }
 
     #[tokio::test]
