@@ -863,6 +863,44 @@ mod tests {
         assert_eq!(reg.ctl.reason(), Some(CloseReason::SessionEnded));
     }
 
+    /// What the broker starts routing to a node late (a room's first follower, a user's first
+    /// connection) is caught up from the store: the room's latest message, the user's memberships.
+    #[tokio::test]
+    async fn catch_up_hands_the_hub_what_it_missed() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let chat = chat(store.clone());
+        let (owner, bob) = (user(&store, "owner").await, user(&store, "bob").await);
+        let room = store.create_room(&RoomName::parse("late").unwrap(), Visibility::Public, owner.id).await.unwrap();
+        let other = store.create_room(&RoomName::parse("other").unwrap(), Visibility::Public, owner.id).await.unwrap();
+        store.add_member(room.id, bob.id, Role::Member).await.unwrap();
+        let who = Identity { user: bob.clone(), session: SessionId::generate() };
+        let (mut reg, _) = chat.connect(&who).await.unwrap();
+        let msg = NewMessage {
+            room: room.id,
+            kind: MessageKind::Text,
+            sender: owner.clone(),
+            target: None,
+            body: "published before the subscription".into(),
+            client_id: None,
+            mentions: vec![],
+            ts: now_millis(),
+        };
+        let stored = store.append(&[msg]).await.unwrap();
+        store.add_member(other.id, bob.id, Role::Member).await.unwrap();
+        assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
+        chat.catch_up(&[room.id, RoomId(999)], &[bob.id, UserId(999)]).await.unwrap();
+        let Appended::Stored(latest) = &stored[0] else { panic!("stored") };
+        let mut got = vec![];
+        while let Ok(d) = reg.rx.try_recv() {
+            got.push(match &d.event {
+                HubEvent::Joined(r) => format!("joined {}", r.name),
+                HubEvent::Message(m) => format!("message {}", m.seq),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(got, vec!["joined other".to_owned(), format!("message {}", latest.seq)]);
+    }
+
     #[test]
     fn addresses_are_limited_per_host() {
         let k = |s: &str| address_key(s.parse().unwrap()).to_string();
