@@ -80,9 +80,10 @@ impl Channels {
             BrokerEvent::Message(m) | BrokerEvent::Updated(m) => self.room(m.room),
             BrokerEvent::RoomUpdated(r) => self.room(r.id),
             BrokerEvent::Typing { room, .. } => self.room(*room),
-            BrokerEvent::Joined { user, .. } | BrokerEvent::Left { user, .. } | BrokerEvent::Read { user, .. } => {
-                self.user(*user)
-            }
+            BrokerEvent::Joined { user, .. }
+            | BrokerEvent::Left { user, .. }
+            | BrokerEvent::Read { user, .. }
+            | BrokerEvent::Invited { user, .. } => self.user(*user),
             BrokerEvent::SessionEnded(_)
             | BrokerEvent::UserUpdated(_)
             | BrokerEvent::Presence { .. }

@@ -35,7 +35,7 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use super::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::broker::{BrokerEvent, BrokerSink, user_digest};
 
 pub type ConnId = u64;
@@ -93,6 +93,8 @@ pub enum HubEvent {
     },
     /// A user who shares a room with this connection (or its own user) changed their display name.
     UserUpdated(User),
+    /// This connection's user was invited into a room.
+    Invited(Invite),
 }
 
 /// One event shared by all its recipients, with a slot per wire format for its encoding.
@@ -739,6 +741,7 @@ impl BrokerSink for Hub {
                 self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r)))
             }
             BrokerEvent::Read { user, room, seq } => self.to_user(user, Delivery::new(HubEvent::Read { room, seq })),
+            BrokerEvent::Invited { user, invite } => self.to_user(user, Delivery::new(HubEvent::Invited(invite))),
             BrokerEvent::UserUpdated(user) => self.user_updated(user),
             BrokerEvent::Typing { room, user } => {
                 let uid = user.id;

@@ -15,7 +15,7 @@ use super::AppState;
 use super::ClientAddr;
 use super::auth::{Auth, COOKIE};
 use super::error::{ApiResult, error_response};
-use super::wire::{AckW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -267,6 +267,8 @@ pub async fn send(
 pub struct PatchRoom {
     name: Option<String>,
     topic: Option<String>,
+    /// `public` or `private` (owner only).
+    visibility: Option<String>,
     /// Absent: unchanged; `null`: keep forever; a number: seconds.
     #[serde(default, deserialize_with = "present")]
     retention_secs: Option<Option<i64>>,
@@ -296,10 +298,16 @@ pub async fn patch_room(
     if let Some(secs) = req.retention_secs {
         out = Some(app.chat.set_retention(&who, &r, secs).await?);
     }
+    if let Some(vis) = req.visibility.as_deref() {
+        out = Some(app.chat.set_visibility(&who, &r, Visibility::parse(vis)?).await?);
+    }
     let room = match out {
         Some(room) => room,
         None => {
-            return Err(crate::core::error::Error::BadRequest("give a name, a topic or retention_secs".into()).into());
+            return Err(crate::core::error::Error::BadRequest(
+                "give a name, a topic, retention_secs or visibility".into(),
+            )
+            .into());
         }
     };
     Ok(Json(RoomW::from(&room)).into_response())
@@ -337,6 +345,48 @@ pub async fn unban(
     Body(t): Body<Target>,
 ) -> ApiResult<Response> {
     app.chat.unban(&who, &room_ref(&room), &t.username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Hands the room to another member (owner only); the previous owner becomes an admin.
+pub async fn transfer_owner(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+    Body(t): Body<Target>,
+) -> ApiResult<Response> {
+    app.chat.transfer_ownership(&who, &room_ref(&room), &t.username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The room's bans (owner and admins).
+pub async fn bans(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
+    let bans = app.chat.bans(&who, &room_ref(&room)).await?;
+    Ok(Json(serde_json::json!({ "bans": bans.iter().map(BanW::from).collect::<Vec<_>>() })).into_response())
+}
+
+/// The caller's pending invitations, oldest first.
+pub async fn my_invites(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
+    let invites = app.chat.invites(&who).await?;
+    Ok(Json(serde_json::json!({ "invites": invites.iter().map(InviteW::from).collect::<Vec<_>>() })).into_response())
+}
+
+/// Accepts an invitation: the caller joins the room.
+pub async fn accept_invite(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    let room = app.chat.accept_invite(&who, &room_ref(&room)).await?;
+    Ok(Json(RoomW::from(&room)).into_response())
+}
+
+pub async fn decline_invite(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    app.chat.decline_invite(&who, &room_ref(&room)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
