@@ -1,5 +1,10 @@
 //! The hub: which live connection follows which room, and fan-out.
 //!
+//! One file past 600 lines on purpose: connections, room followers, local and remote presence and the
+//! routing interest are one state under one lock, and every mutation keeps them consistent together
+//! (a follow changes followers, interest and presence reach at once); split, those invariants would
+//! be spread over modules that each see only part of the state. About a third is tests.
+//!
 //! Why it looks like this:
 //! - **Encode once.** A delivery is an `Arc<Delivery>` shared by every recipient; transports cache their
 //!   encoding of it in [`Delivery::encoded`], so a message to 1,000 members is serialised once per
