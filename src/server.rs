@@ -170,6 +170,9 @@ pub async fn run(
     };
     let hub = Hub::new(config.send_queue, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+    if let Some(interest) = broker.interest() {
+        hub.set_interest(interest);
+    }
     let jobs = open_queue(&config).await?;
     let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
     let (ingest, writer) =
@@ -234,7 +237,7 @@ pub async fn run(
         tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));
     }
     if let Some(reconnects) = broker.reconnects() {
-        tokio::spawn(chat.clone().run_resync(reconnects, background.clone()));
+        tokio::spawn(chat.clone().run_resync(reconnects, broker.catch_up(), background.clone()));
     }
     let state = Arc::new(AppState {
         chat: chat.clone(),

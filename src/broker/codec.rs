@@ -69,6 +69,8 @@ enum Ev {
     Invited { user: i64, room: R, by: U, at: i64 },
     Presence { node: u64, user: U, rooms: Vec<i64>, online: bool },
     NodeAlive { node: u64, users: Vec<(U, Vec<i64>)> },
+    NodeBeat { node: u64, users: u64, digest: u64 },
+    SnapshotWanted { of: u64 },
 }
 
 fn u(x: &User) -> U {
@@ -157,6 +159,8 @@ pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
         BrokerEvent::NodeAlive { node, users } => {
             Ev::NodeAlive { node: node.0, users: users.iter().map(|(x, rs)| (u(x), ids(rs))).collect() }
         }
+        BrokerEvent::NodeBeat { node, users, digest } => Ev::NodeBeat { node: node.0, users: *users, digest: *digest },
+        BrokerEvent::SnapshotWanted { of } => Ev::SnapshotWanted { of: of.0 },
     };
     // Serialising plain owned data cannot fail.
     serde_json::to_vec(&Envelope { v: VERSION, node: node.0, ev }).unwrap_or_default()
@@ -191,6 +195,8 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
             node: NodeId(node),
             users: users.into_iter().map(|(x, rs)| (user(x), rooms(rs))).collect(),
         },
+        Ev::NodeBeat { node, users, digest } => BrokerEvent::NodeBeat { node: NodeId(node), users, digest },
+        Ev::SnapshotWanted { of } => BrokerEvent::SnapshotWanted { of: NodeId(of) },
     };
     Ok((NodeId(env.node), ev))
 }
@@ -245,6 +251,8 @@ mod tests {
             BrokerEvent::Typing { room: RoomId(3), user: alice() },
             BrokerEvent::Presence { node: NodeId(9), user: alice(), rooms: vec![RoomId(3)], online: true },
             BrokerEvent::NodeAlive { node: NodeId(9), users: vec![(alice(), vec![RoomId(3), RoomId(4)])] },
+            BrokerEvent::NodeBeat { node: NodeId(9), users: 3, digest: u64::MAX },
+            BrokerEvent::SnapshotWanted { of: NodeId(9) },
         ];
         for e in events {
             let (node, back) = decode(&encode(NodeId(5), &e)).unwrap();
