@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ops;
+pub mod proxy;
 pub mod sse;
 pub mod web;
 pub mod wire;
@@ -38,6 +40,10 @@ pub struct HttpConfig {
     pub write_timeout: Duration,
     /// How long a busy WebSocket gathers deliveries before writing them at once (zero: never waits).
     pub write_coalesce: Duration,
+    /// `/metrics` on this router (false when `--metrics-listen` gives it its own port).
+    pub metrics_on_public_port: bool,
+    /// Peers whose `X-Forwarded-For` is believed (`proxy.rs`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The client's address, as the server's connection info (plain or TLS listener alike).
@@ -126,15 +132,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
-        });
-    Router::new()
+        })
+        .route_layer(axum::middleware::from_fn(ops::tag_route));
+    let mut app = Router::new()
         .nest("/api/v1", api)
         .route("/api/docs", get(web::api_docs))
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(ready));
+    if state.config.metrics_on_public_port {
+        app = app.route("/metrics", get(ops::metrics));
+    }
+    app.route_layer(axum::middleware::from_fn(ops::tag_route))
         .fallback(web::asset)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::forwarded_client))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), json_413))
@@ -152,6 +163,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(RandomId))
         .layer(axum::middleware::map_request(drop_odd_request_id))
+        .layer(axum::middleware::from_fn(ops::record))
         .with_state(state)
 }
 
@@ -240,11 +252,6 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
         "checks": checks,
     });
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-}
-
-/// Prometheus text exposition of the process's metrics.
-async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::observe::render()).into_response()
 }
 
 #[cfg(test)]

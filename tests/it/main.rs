@@ -9,6 +9,7 @@ mod everyday;
 mod hostile;
 mod jobs;
 mod messaging;
+mod ops;
 mod production;
 mod rooms;
 mod transports;
