@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod ops;
 pub mod proxy;
 pub mod sse;
@@ -104,7 +105,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi_json))
         .route("/register", post(api::register))
         .route("/login", post(api::login))
         .route("/logout", post(api::logout))
@@ -136,9 +137,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn(ops::tag_route));
     let mut app = Router::new()
         .nest("/api/v1", api)
-        .route("/api/docs", get(web::api_docs))
+        .merge(
+            // The interactive reference, bundled into the binary (it loads nothing from other sites).
+            utoipa_swagger_ui::SwaggerUi::new("/api/docs").config(
+                utoipa_swagger_ui::Config::from("/api/v1/openapi.json")
+                    .try_it_out_enabled(true)
+                    .persist_authorization(true)
+                    // No badge from the public validator: nothing leaves this server.
+                    .validator_url("none"),
+            ),
+        )
         .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready));
     if state.config.metrics_on_public_port {
         app = app.route("/metrics", get(ops::metrics));
@@ -167,11 +177,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI description of the REST API (kept beside PROTOCOL.md; a test checks it covers every route).
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+/// The OpenAPI document, generated from the handlers (`openapi.rs`); `docs/openapi.json` is the same.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)),
+    security(()))]
+pub async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ([(header::CONTENT_TYPE, "application/json")], DOC.get_or_init(openapi::document).as_str()).into_response()
+}
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Alive",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)), security(()))]
+pub async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// Browsers send `Origin` with WebSocket handshakes and state-changing requests; another site must not
@@ -231,7 +250,13 @@ async fn json_413(
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Ready when the store and the broker answer, each within [`READY_TIMEOUT`]; the body names each check.
-async fn ready(State(app): State<Arc<AppState>>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Store and broker reachable (each within 2 s)",
+    responses(
+        (status = 200, description = "ready: `{\"status\":\"ready\",\"checks\":{\"store\":\"ok\",\"broker\":\"ok\"}}`", body = openapi::ReadyW),
+        (status = 503, description = "not ready: `error.code` is `not_ready`, `checks` names what failed", body = openapi::ReadyW),
+    ),
+    security(()))]
+pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
     async fn check<F: Future<Output = crate::core::error::Result<()>>>(f: F) -> &'static str {
         match tokio::time::timeout(READY_TIMEOUT, f).await {
             Ok(Ok(())) => "ok",

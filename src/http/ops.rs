@@ -55,6 +55,9 @@ pub async fn record(req: Request, next: Next) -> Response {
 }
 
 /// Prometheus text exposition of the process's metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (text format; README \"Operations\" lists the series). Not here with --metrics-listen",
+    responses((status = 200, description = "every series", content_type = "text/plain", body = String)), security(()))]
 pub async fn metrics() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::observe::render()).into_response()
 }

@@ -19,12 +19,6 @@ pub async fn asset(uri: Uri) -> Response {
     serve(if path.is_empty() { "index.html" } else { path })
 }
 
-/// `GET /api/docs`: the REST reference, rendered in the browser from `/api/v1/openapi.json` by
-/// `api-docs.js` (same origin only, so it works offline).
-pub async fn api_docs() -> Response {
-    serve("api-docs.html")
-}
-
 fn serve(path: &str) -> Response {
     match Assets::get(path) {
         Some(file) => {

@@ -329,3 +329,95 @@ async fn forwarded_for_is_honoured_only_from_trusted_proxies() {
     assert_eq!(logins_until_refused(&app, "198.51.100.2", 10).await, 0);
     app.stop().await;
 }
+
+/// `docs/openapi.json` is the generated document, byte for byte, and the server serves the same.
+/// After changing a handler's annotation: `PARLEY_UPDATE_OPENAPI=1 cargo test --test it openapi` rewrites it.
+#[tokio::test]
+async fn the_checked_in_openapi_document_is_the_generated_and_served_one() {
+    let generated = parley::http::openapi::document();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+    if std::env::var_os("PARLEY_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap();
+    assert!(
+        checked_in == generated,
+        "docs/openapi.json is not the generated document: run PARLEY_UPDATE_OPENAPI=1 cargo test --test it openapi"
+    );
+    let app = spawn_app().await;
+    let served = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(served.headers()["content-type"], "application/json");
+    assert_eq!(served.text().await.unwrap(), generated);
+    app.stop().await;
+}
+
+/// The routes `http/mod.rs` registers, as (METHOD, path): read from its source, so that a route added
+/// without an OpenAPI annotation fails the test below.
+fn router_routes() -> Vec<(String, String)> {
+    let src = include_str!("../../src/http/mod.rs");
+    let fn_start = src.find("pub fn router(").expect("the router function");
+    let body = &src[fn_start..];
+    let body = &body[..body.find("\n}\n").unwrap()];
+    let api_end = body.find(".fallback(").unwrap_or(body.len());
+    let mut routes = Vec::new();
+    let mut rest = body;
+    let mut offset = 0;
+    while let Some(i) = rest.find(".route(\"") {
+        let start = i + ".route(\"".len();
+        let path_end = rest[start..].find('"').unwrap() + start;
+        let path = &rest[start..path_end];
+        // The handler part: up to the closing parenthesis of `.route(`.
+        let mut depth = 1;
+        let mut end = path_end;
+        for (j, c) in rest[path_end..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = path_end + j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handlers = &rest[path_end..end];
+        let prefix = if offset + i < api_end { "/api/v1" } else { "" };
+        for method in ["get", "post", "patch", "put", "delete"] {
+            let called = handlers.match_indices(&format!("{method}(")).any(|(k, _)| {
+                k == 0 || !handlers.as_bytes()[k - 1].is_ascii_alphanumeric() && handlers.as_bytes()[k - 1] != b'_'
+            });
+            if called {
+                routes.push((method.to_uppercase(), format!("{prefix}{path}")));
+            }
+        }
+        offset += end;
+        rest = &rest[end..];
+    }
+    routes
+}
+
+#[test]
+fn every_route_of_the_router_is_in_the_openapi_document() {
+    let doc: serde_json::Value = serde_json::from_str(&parley::http::openapi::document()).unwrap();
+    let routes = router_routes();
+    assert!(routes.len() >= 30, "the route scan found {routes:?}");
+    // The WebSocket is described in docs/PROTOCOL.md §3 (OpenAPI has no words for it).
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|(_, path)| path != "/ws")
+        .filter(|(method, path)| doc["paths"][path.as_str()][method.to_lowercase()].is_null())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an OpenAPI entry (add #[utoipa::path] and list it in http/openapi.rs): {missing:?}"
+    );
+    // And nothing documented that is not routed.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let routed = routes.iter().any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path);
+            assert!(routed, "{method} {path} is documented but not routed");
+        }
+    }
+}
