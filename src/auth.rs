@@ -130,8 +130,9 @@ impl LoginThrottle {
         }
         let e = st.entry(key.to_owned()).or_insert((0, now));
         e.0 += 1;
-        if e.0 > self.free_failures {
-            let doublings = (e.0 - self.free_failures - 1).min(16);
+        // The first `free_failures` failures are free: the next attempt after them already waits.
+        if e.0 >= self.free_failures.max(1) {
+            let doublings = (e.0 - self.free_failures.max(1)).min(16);
             e.1 = now + Duration::from_secs(1u64 << doublings).min(self.max_pause);
         }
     }
@@ -196,8 +197,7 @@ mod tests {
             th.check("bob", t0).unwrap();
             th.failed("bob", t0);
         }
-        th.check("bob", t0).unwrap();
-        th.failed("bob", t0);
+        // Three free failures: the fourth attempt is already refused.
         let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t0) else { panic!("should pause") };
         assert_eq!(retry_after, Duration::from_secs(1));
         th.check("alice", t0).unwrap();

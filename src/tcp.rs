@@ -156,6 +156,10 @@ const HELP: &str = "\
 *   /go <room>                        make one of your rooms current
 *   /leave [room]                     leave a room (default: the current one)
 *   /invite <username> [room]         invite someone to a room
+*   /invites                          your pending invitations
+*   /accept <room>                    accept an invitation (joins the room)
+*   /decline <room>                   decline an invitation
+*   /owner <room> <username>          hand a room you own to one of its members
 *   /who [room]                       members and who is online
 *   /history [n]                      the last n messages of the current room (default 20, at most 200)
 *   /msg <username> <text>            a direct message
@@ -329,6 +333,7 @@ fn message_tail(m: &Message) -> String {
         MessageKind::Rename => format!("* {who} renamed the room to #{}", m.body),
         MessageKind::Topic => format!("* {who} set the topic: {}", m.body),
         MessageKind::Role => format!("* {who} made {target} {}", m.body),
+        MessageKind::OwnerChanged => format!("* {who} handed the room to {target}, its owner now"),
     };
     if m.edited_at.is_some() && !m.deleted {
         line.push_str(" (edited)");
@@ -383,6 +388,10 @@ fn write_shared(out: &mut Output, s: &mut Session, d: &Arc<Delivery>, label: &dy
             out.line(&format!("* {} is {}", user.username, if *online { "online" } else { "offline" }))
         }
         HubEvent::UserUpdated(u) if u.id == s.who.user.id => s.who.user = u.clone(),
+        HubEvent::Invited(i) => out.line(&format!(
+            "* {} invited you to #{}: /accept {} to join, /decline {} to refuse.",
+            i.invited_by.username, i.room.name, i.room.name, i.room.name
+        )),
         HubEvent::Typing { .. } | HubEvent::Read { .. } | HubEvent::UserUpdated(_) => {}
     }
 }
@@ -558,6 +567,33 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             let (user, room) = rest.split_once(' ').map_or((rest, ""), |(a, b)| (a, b));
             chat.invite(&s.who, &room_arg(s, room)?, user).await?;
             out.line(&format!("* Invited {user}."));
+        }
+        "invites" => {
+            let invites = chat.invites(&s.who).await?;
+            if invites.is_empty() {
+                out.line("* No pending invitations.");
+            }
+            for i in invites {
+                out.line(&format!("* #{} — invited by {}", i.room.name, i.invited_by.username));
+            }
+        }
+        "accept" => {
+            let room = chat.accept_invite(&s.who, &room_arg(s, rest)?).await?;
+            s.labels.insert(room.id, format!("#{}", room.name));
+            s.current = Some(room.id);
+            out.line(&format!("* Current room: #{}.", room.name));
+        }
+        "decline" => {
+            chat.decline_invite(&s.who, &room_arg(s, rest)?).await?;
+            out.line("* Invitation declined.");
+        }
+        "owner" => {
+            let mut it = rest.split_whitespace();
+            let (Some(room), Some(user)) = (it.next(), it.next()) else {
+                return Err(Error::BadRequest("usage: /owner <room> <username>".into()));
+            };
+            chat.transfer_ownership(&s.who, &room_arg(s, room)?, user).await?;
+            out.line(&format!("* {user} owns {} now.", room));
         }
         "who" => {
             let members = chat.members(&s.who, &room_arg(s, rest)?).await?;

@@ -66,6 +66,7 @@ enum Ev {
     Read { user: i64, room: i64, seq: i64 },
     UserUpdated { user: U },
     Typing { room: i64, user: U },
+    Invited { user: i64, room: R, by: U, at: i64 },
     Presence { node: u64, user: U, rooms: Vec<i64>, online: bool },
     NodeAlive { node: u64, users: Vec<(U, Vec<i64>)> },
 }
@@ -147,6 +148,9 @@ pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
         BrokerEvent::Read { user, room, seq } => Ev::Read { user: user.0, room: room.0, seq: *seq },
         BrokerEvent::UserUpdated(x) => Ev::UserUpdated { user: u(x) },
         BrokerEvent::Typing { room, user } => Ev::Typing { room: room.0, user: u(user) },
+        BrokerEvent::Invited { user, invite } => {
+            Ev::Invited { user: user.0, room: r(&invite.room), by: u(&invite.invited_by), at: invite.at }
+        }
         BrokerEvent::Presence { node, user, rooms, online } => {
             Ev::Presence { node: node.0, user: u(user), rooms: ids(rooms), online: *online }
         }
@@ -176,6 +180,10 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
         Ev::Read { user, room, seq } => BrokerEvent::Read { user: UserId(user), room: RoomId(room), seq },
         Ev::UserUpdated { user: x } => BrokerEvent::UserUpdated(user(x)),
         Ev::Typing { room, user: x } => BrokerEvent::Typing { room: RoomId(room), user: user(x) },
+        Ev::Invited { user: to, room: x, by, at } => BrokerEvent::Invited {
+            user: UserId(to),
+            invite: Invite { room: room(x).ok_or_else(bad)?, invited_by: user(by), at },
+        },
         Ev::Presence { node, user: x, rooms: rs, online } => {
             BrokerEvent::Presence { node: NodeId(node), user: user(x), rooms: rooms(rs), online }
         }
@@ -227,7 +235,11 @@ mod tests {
             BrokerEvent::Left { room: room.clone(), user: UserId(8) },
             BrokerEvent::SessionEnded(SessionId("abc".into())),
             BrokerEvent::Updated(msg),
-            BrokerEvent::RoomUpdated(room),
+            BrokerEvent::RoomUpdated(room.clone()),
+            BrokerEvent::Invited {
+                user: UserId(8),
+                invite: Invite { room, invited_by: alice(), at: 1_700_000_000_900 },
+            },
             BrokerEvent::Read { user: UserId(7), room: RoomId(3), seq: 40 },
             BrokerEvent::UserUpdated(alice()),
             BrokerEvent::Typing { room: RoomId(3), user: alice() },

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::core::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::core::error::Result;
 
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub enum BrokerEvent {
     Read { user: UserId, room: RoomId, seq: Seq },
     /// A user's profile (display name) changed.
     UserUpdated(User),
+    /// `user` was invited into a room: tell their connections.
+    Invited { user: UserId, invite: Invite },
     /// Ephemeral: `user` is typing in `room`.
     Typing { room: RoomId, user: User },
     /// `user` got their first (`online`) or lost their last connection on `node`; `rooms` are the

@@ -3,6 +3,10 @@
 //! Transports authenticate a request into an [`Identity`], parse its arguments into domain types and
 //! call one method here; they never touch the store or the broker themselves. Rules that must hold on
 //! every transport (who may see a private room, what a message may contain) live here, once.
+//!
+//! By concern: this file holds accounts, the access rules every command goes through (`visible_room`
+//! and its siblings, room references), messages, connections and the cluster resync; `rooms.rs` the
+//! rooms and their settings, `moderation.rs` moderation and ownership, `invites.rs` invitations.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,6 +23,10 @@ use super::typing::TypingTracker;
 use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::broker::{BrokerEvent, DynBroker};
 use crate::store::{DynStore, Session};
+
+mod invites;
+mod moderation;
+mod rooms;
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]
@@ -203,10 +211,18 @@ impl Chat {
 
     // ---- rooms ---------------------------------------------------------------------------------
 
-    async fn find_room(&self, r: &RoomRef) -> Result<Room> {
+    /// The room `r` names, before any access check. A direct conversation is named by its peer
+    /// (`@username`, from `who`'s side); a name of the direct form (`dm-<id>-<id>`) never resolves, so a
+    /// group room that took one before such names were refused cannot pass for a conversation.
+    async fn find_room(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
         match r {
             RoomRef::Id(id) => self.store.room(*id).await?,
+            RoomRef::Name(n) if is_direct_name(n) => None,
             RoomRef::Name(n) => self.store.room_by_name(&n.to_ascii_lowercase()).await?,
+            RoomRef::Direct(peer) => match self.store.user_by_name(&peer.to_ascii_lowercase()).await? {
+                Some(p) if p.id != who.user.id => self.store.direct_room(who.user.id, p.id).await?,
+                _ => None,
+            },
         }
         .ok_or(Error::RoomNotFound)
     }
@@ -216,7 +232,7 @@ impl Chat {
     /// else it answers `RoomNotFound`, exactly as if there were no such room. A banned user is told so
     /// by a public room and sees nothing of a private one.
     pub async fn visible_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Option<Role>)> {
-        let room = self.find_room(r).await?;
+        let room = self.find_room(who, r).await?;
         let role = self.store.role(room.id, who.user.id).await?;
         if role.is_some() {
             return Ok((room, role));
@@ -250,212 +266,18 @@ impl Chat {
         Ok((room, role))
     }
 
+    /// A group room `who` owns (for what only the owner may do).
+    async fn owned_room(&self, who: &Identity, r: &RoomRef) -> Result<(Room, Role)> {
+        let (room, role) = self.member_room(who, r).await?;
+        group_only(&room)?;
+        if role != Role::Owner {
+            return Err(Error::Forbidden("only the room's owner may do that"));
+        }
+        Ok((room, role))
+    }
+
     async fn user_named(&self, username: &str) -> Result<User> {
         self.store.user_by_name(&username.to_ascii_lowercase()).await?.ok_or(Error::UserNotFound)
-    }
-
-    pub async fn create_room(&self, who: &Identity, name: RoomName, visibility: Visibility) -> Result<Room> {
-        let room = self.store.create_room(&name, visibility, who.user.id).await?;
-        self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: who.user.id }).await?;
-        self.system(&room, who, MessageKind::Create, None, "").await?;
-        self.store.room(room.id).await?.ok_or(Error::RoomNotFound)
-    }
-
-    pub async fn public_rooms(&self) -> Result<Vec<Room>> {
-        self.store.public_rooms().await
-    }
-
-    /// `who`'s rooms and conversations, with read state and unread counts.
-    pub async fn my_rooms(&self, who: &Identity) -> Result<Vec<RoomView>> {
-        self.store.room_views(who.user.id).await
-    }
-
-    pub async fn room(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        Ok(self.visible_room(who, r).await?.0)
-    }
-
-    /// Members with their role and whether they are online.
-    pub async fn members(&self, who: &Identity, r: &RoomRef) -> Result<Vec<(Member, bool)>> {
-        let (room, _) = self.visible_room(who, r).await?;
-        let members = self.store.members(room.id).await?;
-        let online = self.hub.online(members.iter().map(|m| m.user.id));
-        Ok(members.into_iter().map(|m| (online.contains(&m.user.id), m)).map(|(o, m)| (m, o)).collect())
-    }
-
-    pub async fn join(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        let (room, role) = self.visible_room(who, r).await?;
-        if role.is_some() {
-            return Ok(room);
-        }
-        group_only(&room)?;
-        if !self.store.add_member(room.id, who.user.id, Role::Member).await? {
-            return Ok(room);
-        }
-        let room = self.store.room(room.id).await?.ok_or(Error::RoomNotFound)?;
-        // Follow first, so the joiner's own connections receive the join message.
-        self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: who.user.id }).await?;
-        self.system(&room, who, MessageKind::Join, None, "").await?;
-        Ok(room)
-    }
-
-    pub async fn leave(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        let (room, _) = self.member_room(who, r).await?;
-        group_only(&room)?;
-        if self.store.remove_member(room.id, who.user.id).await? {
-            self.system(&room, who, MessageKind::Leave, None, "").await?;
-            self.broker.publish(BrokerEvent::Left { room: room.clone(), user: who.user.id }).await?;
-        }
-        Ok(room)
-    }
-
-    /// Invites `username` into a group room (single use: joining consumes it).
-    pub async fn invite(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, _) = self.member_room(who, r).await?;
-        group_only(&room)?;
-        let invitee = self.user_named(username).await?;
-        if self.store.is_banned(room.id, invitee.id).await? {
-            return Err(Error::Forbidden("that user is banned from this room"));
-        }
-        if self.store.is_member(room.id, invitee.id).await? {
-            return Ok(());
-        }
-        self.store.add_invite(room.id, invitee.id, who.user.id).await?;
-        self.system(&room, who, MessageKind::Invite, Some(&invitee), "").await
-    }
-
-    /// Opens (or finds) the one direct conversation between `who` and `username`.
-    pub async fn open_direct(&self, who: &Identity, username: &str) -> Result<(Room, User)> {
-        let peer = self.user_named(username).await?;
-        if peer.id == who.user.id {
-            return Err(Error::BadRequest("you cannot open a conversation with yourself".into()));
-        }
-        let (room, created) = self.store.open_direct(who.user.id, peer.id).await?;
-        if created {
-            for u in [who.user.id, peer.id] {
-                self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: u }).await?;
-            }
-        }
-        Ok((room, peer))
-    }
-
-    pub async fn rename(&self, who: &Identity, r: &RoomRef, name: RoomName) -> Result<Room> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        let room = self.store.rename_room(room.id, &name).await?;
-        self.system(&room, who, MessageKind::Rename, None, room.name.as_str()).await?;
-        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
-        Ok(room)
-    }
-
-    pub async fn set_topic(&self, who: &Identity, r: &RoomRef, topic: Topic) -> Result<Room> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        let room = self.store.set_topic(room.id, &topic).await?;
-        self.system(&room, who, MessageKind::Topic, None, topic.as_str()).await?;
-        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
-        Ok(room)
-    }
-
-    /// Sets how long the room keeps messages (`None`: forever). Older ones are purged by a background
-    /// job; see `jobs::retention`.
-    pub async fn set_retention(&self, who: &Identity, r: &RoomRef, secs: Option<i64>) -> Result<Room> {
-        let secs = parse_retention(secs)?;
-        let (room, _) = self.moderated_room(who, r).await?;
-        let room = self.store.set_retention(room.id, secs).await?;
-        info!(room = room.id.0, retention_secs = ?secs, by = who.user.id.0, "retention set");
-        self.broker.publish(BrokerEvent::RoomUpdated(room.clone())).await?;
-        Ok(room)
-    }
-
-    /// Registers a webhook; the answer holds its secret, which is not shown again.
-    pub async fn add_webhook(&self, who: &Identity, r: &RoomRef, url: WebhookUrl) -> Result<Webhook> {
-        const MAX_PER_ROOM: usize = 20;
-        let (room, _) = self.moderated_room(who, r).await?;
-        if self.store.webhooks(room.id).await?.len() >= MAX_PER_ROOM {
-            return Err(Error::Forbidden("a room can have at most 20 webhooks"));
-        }
-        let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let hook = self.store.create_webhook(room.id, &url, &secret, who.user.id).await?;
-        info!(room = room.id.0, webhook = hook.id, by = who.user.id.0, "webhook added");
-        Ok(hook)
-    }
-
-    pub async fn webhooks(&self, who: &Identity, r: &RoomRef) -> Result<Vec<Webhook>> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        self.store.webhooks(room.id).await
-    }
-
-    pub async fn remove_webhook(&self, who: &Identity, r: &RoomRef, id: i64) -> Result<()> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        if !self.store.delete_webhook(room.id, id).await? {
-            return Err(Error::WebhookNotFound);
-        }
-        info!(room = room.id.0, webhook = id, by = who.user.id.0, "webhook removed");
-        Ok(())
-    }
-
-    /// The room, if `who` is one of its owner and admins (for moderator-only views).
-    pub async fn moderated(&self, who: &Identity, r: &RoomRef) -> Result<Room> {
-        Ok(self.moderated_room(who, r).await?.0)
-    }
-
-    /// The target of a moderation action, who must rank below the moderator.
-    async fn outranked(&self, room: &Room, role: Role, username: &str) -> Result<(User, Option<Role>)> {
-        let target = self.user_named(username).await?;
-        let target_role = self.store.role(room.id, target.id).await?;
-        if target_role.is_some_and(|t| t >= role) {
-            return Err(Error::Forbidden("you can only act on members ranked below you"));
-        }
-        Ok((target, target_role))
-    }
-
-    pub async fn kick(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if target_role.is_none() {
-            return Err(Error::Forbidden("that user is not a member"));
-        }
-        if self.store.remove_member(room.id, target.id).await? {
-            self.system(&room, who, MessageKind::Kick, Some(&target), "").await?;
-            self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
-        }
-        Ok(())
-    }
-
-    pub async fn ban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if self.store.ban(room.id, target.id, who.user.id).await? {
-            self.system(&room, who, MessageKind::Ban, Some(&target), "").await?;
-            if target_role.is_some() {
-                self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn unban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
-        let (room, _) = self.moderated_room(who, r).await?;
-        let target = self.user_named(username).await?;
-        if self.store.unban(room.id, target.id).await? {
-            self.system(&room, who, MessageKind::Unban, Some(&target), "").await?;
-        }
-        Ok(())
-    }
-
-    /// Makes a member an admin or a plain member again. Only the owner may.
-    pub async fn set_role(&self, who: &Identity, r: &RoomRef, username: &str, new: Role) -> Result<()> {
-        let (room, role) = self.moderated_room(who, r).await?;
-        if role != Role::Owner {
-            return Err(Error::Forbidden("only the room's owner may change roles"));
-        }
-        Role::parse_assignable(new.as_str())?; // never a second owner
-        let (target, target_role) = self.outranked(&room, role, username).await?;
-        if target_role.is_none() {
-            return Err(Error::Forbidden("that user is not a member"));
-        }
-        if target_role != Some(new) && self.store.set_role(room.id, target.id, new).await? {
-            self.system(&room, who, MessageKind::Role, Some(&target), new.as_str()).await?;
-        }
-        Ok(())
     }
 
     async fn system(
@@ -504,7 +326,7 @@ impl Chat {
         self.message_rate.take(who.user.id, submitted)?;
         let room = match r {
             RoomRef::Id(id) => *id,
-            RoomRef::Name(_) => self.visible_room(who, r).await?.0.id,
+            RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
         };
         let mentions = self.resolve_mentions(room, body.as_str()).await?;
         self.typing.stop(room, who.user.id);
@@ -562,8 +384,13 @@ impl Chat {
         if msg.sender.as_ref().map(|u| u.id) != Some(who.user.id) {
             return Err(Error::Forbidden("you can only edit your own messages"));
         }
-        let m =
-            self.store.edit_message(room.id, seq, body.as_str(), now_millis()).await?.ok_or(Error::MessageNotFound)?;
+        // The new text's mentions replace the old ones (and with them the members' mention counts).
+        let mentions = self.resolve_mentions(room.id, body.as_str()).await?;
+        let m = self
+            .store
+            .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
+            .await?
+            .ok_or(Error::MessageNotFound)?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
         Ok(m)
     }
@@ -592,13 +419,14 @@ impl Chat {
         Ok((room.id, seq))
     }
 
-    /// `who` is typing in a room: forwarded to the other members, at most once per interval.
+    /// `who` is typing in a room: forwarded to the other members, at most once per interval. Access is
+    /// checked first, every time: a refused call records nothing, and a private room answers a
+    /// non-member exactly as a room that does not exist, however often it is asked.
     pub async fn typing(&self, who: &Identity, r: &RoomRef) -> Result<()> {
-        let room = self.find_room(r).await?;
+        let (room, _) = self.member_room(who, r).await?;
         if !self.typing.accept(room.id, who.user.id) {
             return Ok(());
         }
-        let (room, _) = self.member_room(who, &RoomRef::Id(room.id)).await?;
         self.broker.publish(BrokerEvent::Typing { room: room.id, user: who.user.clone() }).await
     }
 

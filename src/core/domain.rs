@@ -115,15 +115,27 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A display name: 1–64 characters after trimming, no control characters.
+/// A display name: 1–64 characters after trimming; no control characters, and none of the invisible
+/// ones that let a name pass for another ([`is_invisible`]: bidi controls, zero-width characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
+
+/// Characters that change how text around them is shown, or show as nothing: bidi embeddings,
+/// overrides, isolates and marks (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), zero-width
+/// characters (U+200B–U+200D, U+2060–U+2064, U+FEFF), the soft hyphen U+00AD, the combining grapheme
+/// joiner U+034F, and the Hangul fillers (U+115F, U+1160, U+3164, U+FFA0). Documented in PROTOCOL.md §1.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}')
+}
 
 impl DisplayName {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let t = s.trim();
         let len = t.chars().count();
-        if (1..=64).contains(&len) && !t.chars().any(char::is_control) {
+        if (1..=64).contains(&len) && !t.chars().any(|c| c.is_control() || is_invisible(c)) {
             Ok(DisplayName(t.to_owned()))
         } else {
             Err(Error::InvalidDisplayName)
@@ -134,13 +146,30 @@ impl DisplayName {
     }
 }
 
-/// A room name: 1–48 of `[A-Za-z0-9_-]`, starting with a letter; unique ignoring case.
+/// A room name: 1–48 of `[A-Za-z0-9_-]`, starting with a letter; unique ignoring case. Never of the
+/// form direct conversations were once named by (`dm-<id>-<id>`, see [`is_direct_name`]): those are
+/// addressed as `@peer` ([`RoomRef::Direct`]), and a group room must not pass for one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName(String);
 
+/// `dm-<digits>-<digits>`, ignoring case: the names direct conversations carry, which no group room may
+/// take, and which name lookups never resolve (a room that took such a name before this rule is reachable
+/// by its id only).
+pub fn is_direct_name(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("dm-") else { return false };
+    let Some((a, b)) = rest.split_once('-') else { return false };
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_digit());
+    digits(a) && digits(b)
+}
+
 impl RoomName {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if check_name(s, 1, 48) { Ok(RoomName(s.to_owned())) } else { Err(Error::InvalidRoomName) }
+        if check_name(s, 1, 48) && !is_direct_name(s) {
+            Ok(RoomName(s.to_owned()))
+        } else {
+            Err(Error::InvalidRoomName)
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -150,16 +179,22 @@ impl RoomName {
     }
 }
 
-/// How a client names a room in a request: by id or by name. Names start with a letter, ids are
-/// digits, so a string form is never ambiguous.
+/// How a client names a room in a request: by id, by name, or a direct conversation as `@peer` (the
+/// other person's username). Names start with a letter, ids are digits and direct conversations `@`, so a
+/// string form is never ambiguous.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomRef {
     Id(RoomId),
     Name(String),
+    /// The direct conversation with this user (their username, any case).
+    Direct(String),
 }
 
 impl RoomRef {
     pub fn parse(s: &str) -> RoomRef {
+        if let Some(peer) = s.strip_prefix('@') {
+            return RoomRef::Direct(peer.to_owned());
+        }
         match s.parse::<i64>() {
             Ok(id) => RoomRef::Id(RoomId(id)),
             Err(_) => RoomRef::Name(s.to_owned()),
@@ -186,16 +221,16 @@ impl MessageBody {
     }
 }
 
-/// The sender's idempotency key for one message: 1–64 printable ASCII characters.
+/// The sender's idempotency key for one message: 1–64 printable ASCII characters (space included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientMsgId(String);
 
 impl ClientMsgId {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+        if (1..=64).contains(&s.len()) && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
             Ok(ClientMsgId(s.to_owned()))
         } else {
-            Err(Error::BadRequest("client_id must be 1-64 printable ASCII characters".into()))
+            Err(Error::BadRequest("client_id must be 1-64 printable ASCII characters (0x20-0x7E)".into()))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -239,10 +274,12 @@ pub enum MessageKind {
     Rename,
     Topic,
     Role,
+    /// The sender (the previous owner, now an admin) handed the room to `target`.
+    OwnerChanged,
 }
 
 impl MessageKind {
-    const ALL: [(MessageKind, &'static str); 11] = [
+    const ALL: [(MessageKind, &'static str); 12] = [
         (MessageKind::Text, "text"),
         (MessageKind::Create, "create"),
         (MessageKind::Join, "join"),
@@ -254,6 +291,7 @@ impl MessageKind {
         (MessageKind::Rename, "rename"),
         (MessageKind::Topic, "topic"),
         (MessageKind::Role, "role"),
+        (MessageKind::OwnerChanged, "owner_changed"),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(k, _)| *k == self).map_or("text", |(_, s)| s)
@@ -310,7 +348,8 @@ impl Role {
             _ => None,
         }
     }
-    /// A role as given to `set_role`: `admin` or `member` (a room has one owner, its creator).
+    /// A role as given to `set_role`: `admin` or `member` (a room has one owner; ownership is handed
+    /// over by a transfer, never by `set_role`).
     pub fn parse_assignable(s: &str) -> Result<Self, Error> {
         match s {
             "admin" => Ok(Role::Admin),
@@ -432,6 +471,21 @@ pub struct RoomView {
     /// For a direct conversation: the other person.
     pub peer: Option<User>,
     pub last_message: Option<Arc<Message>>,
+}
+
+/// An invitation into a group room, as the invitee sees it (until they accept or decline it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub room: Room,
+    pub invited_by: User,
+    pub at: Millis,
+}
+
+/// A ban, as the room's moderators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub user: User,
+    pub banned_at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -587,6 +641,21 @@ mod tests {
         assert!(DisplayName::parse("a\u{7}b").is_err());
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(65)).is_err());
+        // Impersonation: bidi overrides and isolates, zero-width characters.
+        for bad in ["adm\u{202E}nimda", "al\u{200B}ice", "a\u{2066}b\u{2069}", "\u{FEFF}bob", "x\u{200D}y", "\u{200F}r"]
+        {
+            assert!(matches!(DisplayName::parse(bad), Err(Error::InvalidDisplayName)), "{bad:?}");
+        }
+        assert!(DisplayName::parse("Zoë 🎉 日本").is_ok());
+    }
+
+    #[test]
+    fn client_ids_are_printable_ascii_with_space() {
+        assert!(ClientMsgId::parse("c 1").is_ok(), "a space is printable ASCII");
+        assert!(ClientMsgId::parse("~!x").is_ok());
+        for bad in ["", "a\tb", "é", "a\nb", &"x".repeat(65)] {
+            assert!(ClientMsgId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -632,5 +701,16 @@ mod tests {
     fn room_refs_are_ids_or_names() {
         assert_eq!(RoomRef::parse("12"), RoomRef::Id(RoomId(12)));
         assert_eq!(RoomRef::parse("general"), RoomRef::Name("general".into()));
+        assert_eq!(RoomRef::parse("@Bob"), RoomRef::Direct("Bob".into()));
+    }
+
+    #[test]
+    fn group_rooms_cannot_take_direct_names() {
+        for bad in ["dm-3-4", "DM-10-2", "dm-1-1", "@bob"] {
+            assert!(RoomName::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["dm", "dm-3", "dm-3-x", "dmx-1-2", "dm-1-2-3"] {
+            assert!(RoomName::parse(ok).is_ok(), "{ok}");
+        }
     }
 }

@@ -12,7 +12,7 @@ pub enum Error {
     InvalidUsername,
     #[error("password must be 8-256 bytes")]
     InvalidPassword,
-    #[error("display name must be 1-64 characters without control characters")]
+    #[error("display name must be 1-64 characters without control, bidi-control or zero-width characters")]
     InvalidDisplayName,
     #[error("room name must be 1-48 letters, digits, '_' or '-', starting with a letter")]
     InvalidRoomName,
@@ -48,6 +48,8 @@ pub enum Error {
     MessageNotFound,
     #[error("no such webhook")]
     WebhookNotFound,
+    #[error("you have no invitation into that room")]
+    InviteNotFound,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -84,6 +86,7 @@ impl Error {
             Error::Banned => "banned",
             Error::MessageNotFound => "message_not_found",
             Error::WebhookNotFound => "webhook_not_found",
+            Error::InviteNotFound => "invite_not_found",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

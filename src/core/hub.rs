@@ -28,7 +28,7 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::domain::{Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use super::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::broker::{BrokerEvent, BrokerSink};
 
 pub type ConnId = u64;
@@ -71,6 +71,8 @@ pub enum HubEvent {
     },
     /// A user who shares a room with this connection (or its own user) changed their display name.
     UserUpdated(User),
+    /// This connection's user was invited into a room.
+    Invited(Invite),
 }
 
 /// One event shared by all its recipients, with a slot per wire format for its encoding.
@@ -587,6 +589,7 @@ impl BrokerSink for Hub {
             BrokerEvent::Updated(m) => self.fan_out(m.room, Delivery::new(HubEvent::Updated(m))),
             BrokerEvent::RoomUpdated(r) => self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r))),
             BrokerEvent::Read { user, room, seq } => self.to_user(user, Delivery::new(HubEvent::Read { room, seq })),
+            BrokerEvent::Invited { user, invite } => self.to_user(user, Delivery::new(HubEvent::Invited(invite))),
             BrokerEvent::UserUpdated(user) => self.user_updated(user),
             BrokerEvent::Typing { room, user } => {
                 let uid = user.id;

@@ -16,10 +16,10 @@ use super::ClientAddr;
 use super::auth::{Auth, COOKIE};
 use super::error::{ApiResult, error_response};
 use super::openapi::{
-    ConversationsW, DeadDeliveriesW, DirectW, ErrorW, LoginW, MembersW, MessagePath, ReadW, RoomPath, RoomViewsW,
-    RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
+    BansW, ConversationsW, DeadDeliveriesW, DirectW, ErrorW, InvitesW, LoginW, MembersW, MessagePath, ReadW, RoomPath,
+    RoomViewsW, RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
 };
-use super::wire::{AckW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -289,6 +289,8 @@ pub async fn send(
 pub struct PatchRoom {
     name: Option<String>,
     topic: Option<String>,
+    /// `public` or `private` (owner only).
+    visibility: Option<String>,
     /// Absent: unchanged; `null`: keep forever; a number: seconds.
     #[serde(default, deserialize_with = "present")]
     retention_secs: Option<Option<i64>>,
@@ -319,10 +321,16 @@ pub async fn patch_room(
     if let Some(secs) = req.retention_secs {
         out = Some(app.chat.set_retention(&who, &r, secs).await?);
     }
+    if let Some(vis) = req.visibility.as_deref() {
+        out = Some(app.chat.set_visibility(&who, &r, Visibility::parse(vis)?).await?);
+    }
     let room = match out {
         Some(room) => room,
         None => {
-            return Err(crate::core::error::Error::BadRequest("give a name, a topic or retention_secs".into()).into());
+            return Err(crate::core::error::Error::BadRequest(
+                "give a name, a topic, retention_secs or visibility".into(),
+            )
+            .into());
         }
     };
     Ok(Json(RoomW::from(&room)).into_response())
@@ -364,6 +372,53 @@ pub async fn unban(
     Body(t): Body<Target>,
 ) -> ApiResult<Response> {
     app.chat.unban(&who, &room_ref(&room), &t.username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/owner", tag = "rooms", summary = "Hand the room to a current member (owner only); the previous owner becomes an admin", description = "Recorded as an `owner_changed` system message (sender: the previous owner, target: the new one).", params(RoomPath), request_body = Target, responses((status = 204, description = "done")))]
+/// Hands the room to another member (owner only); the previous owner becomes an admin.
+pub async fn transfer_owner(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+    Body(t): Body<Target>,
+) -> ApiResult<Response> {
+    app.chat.transfer_ownership(&who, &room_ref(&room), &t.username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/bans", tag = "rooms", summary = "The room's bans (owner and admins)", params(RoomPath), responses((status = 200, description = "bans", body = BansW)))]
+/// The room's bans (owner and admins).
+pub async fn bans(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
+    let bans = app.chat.bans(&who, &room_ref(&room)).await?;
+    Ok(Json(serde_json::json!({ "bans": bans.iter().map(BanW::from).collect::<Vec<_>>() })).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/me/invites", tag = "rooms", summary = "Your pending invitations, oldest first", responses((status = 200, description = "invitations", body = InvitesW)))]
+/// The caller's pending invitations, oldest first.
+pub async fn my_invites(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
+    let invites = app.chat.invites(&who).await?;
+    Ok(Json(serde_json::json!({ "invites": invites.iter().map(InviteW::from).collect::<Vec<_>>() })).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/me/invites/{room}/accept", tag = "rooms", summary = "Accept an invitation: you join the room", params(RoomPath), responses((status = 200, description = "the room joined", body = RoomW), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
+/// Accepts an invitation: the caller joins the room.
+pub async fn accept_invite(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    let room = app.chat.accept_invite(&who, &room_ref(&room)).await?;
+    Ok(Json(RoomW::from(&room)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/me/invites/{room}/decline", tag = "rooms", summary = "Decline an invitation", params(RoomPath), responses((status = 204, description = "declined"), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
+pub async fn decline_invite(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(room): Path<String>,
+) -> ApiResult<Response> {
+    app.chat.decline_invite(&who, &room_ref(&room)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -32,7 +32,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::UsernameTaken | Error::RoomNameTaken => StatusCode::CONFLICT,
         Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
         Error::NotAMember | Error::Forbidden(_) | Error::Banned => StatusCode::FORBIDDEN,
-        Error::MessageNotFound | Error::WebhookNotFound => StatusCode::NOT_FOUND,
+        Error::MessageNotFound | Error::WebhookNotFound | Error::InviteNotFound => StatusCode::NOT_FOUND,
         Error::ShuttingDown | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -111,6 +111,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/logout", post(api::logout))
         .route("/me", get(api::me).patch(api::patch_me))
         .route("/me/rooms", get(api::my_rooms))
+        .route("/me/invites", get(api::my_invites))
+        .route("/me/invites/{room}/accept", post(api::accept_invite))
+        .route("/me/invites/{room}/decline", post(api::decline_invite))
         .route("/events", get(sse::events))
         .route("/dms", get(api::my_dms).post(api::open_dm))
         .route("/rooms", get(api::public_rooms).post(api::create_room))
@@ -123,6 +126,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/ban", post(api::ban))
         .route("/rooms/{room}/unban", post(api::unban))
         .route("/rooms/{room}/roles", post(api::set_role))
+        .route("/rooms/{room}/owner", post(api::transfer_owner))
+        .route("/rooms/{room}/bans", get(api::bans))
         .route("/rooms/{room}/read", post(api::mark_read))
         .route("/rooms/{room}/typing", get(api::typing_now).post(api::typing))
         .route("/rooms/{room}/messages", get(api::history).post(api::send))
@@ -158,7 +163,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::forwarded_client))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), json_413))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json_refusals))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -226,24 +231,46 @@ pub fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
     same || allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
 }
 
-/// Any 413 (a body over `--max-body-bytes`, however it was found out) as the documented JSON error.
-async fn json_413(
+/// Every refusal is JSON: a non-JSON error answer from anywhere below (an extractor's rejection — a path
+/// segment that is not UTF-8 once decoded, a bad query string, a refused WebSocket upgrade — or a 413
+/// for a body over `--max-body-bytes`, however it was found out) becomes the documented JSON error with a
+/// code chosen by its status, keeping the library's text as the message.
+async fn json_refusals(
     State(app): State<Arc<AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let resp = next.run(req).await;
+    let status = resp.status();
     let is_json =
         resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        let max = app.config.max_body_bytes;
-        return error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("request body is larger than {max} bytes"),
-        );
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
     }
-    resp
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let max = app.config.max_body_bytes;
+        return error_response(status, "payload_too_large", &format!("request body is larger than {max} bytes"));
+    }
+    let code = refusal_code(status);
+    // The library's own explanation, when short and textual; otherwise the status's reason.
+    let text = axum::body::to_bytes(resp.into_body(), 1024).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok());
+    let message = match text.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => status.canonical_reason().unwrap_or("request refused").to_ascii_lowercase(),
+    };
+    error_response(status, code, &message)
+}
+
+/// The stable code for a refusal that did not come from the chat core (documented in PROTOCOL.md §1).
+fn refusal_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
 }
 
 /// How long a readiness check waits for the store or the broker.

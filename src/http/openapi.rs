@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::wire::{AckW, ErrorBodyW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, BanW, ErrorBodyW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
 
 /// A room named in the path.
 #[derive(IntoParams)]
@@ -97,6 +97,16 @@ pub struct MembersW<'a> {
     pub members: Vec<MemberW<'a>>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct BansW<'a> {
+    pub bans: Vec<BanW<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitesW<'a> {
+    pub invites: Vec<InviteW<'a>>,
+}
+
 /// The read marker after the update (it never moves back).
 #[derive(Serialize, ToSchema)]
 pub struct ReadW {
@@ -167,6 +177,9 @@ pub struct ReadyChecksW {
         super::api::me,
         super::api::patch_me,
         super::api::my_rooms,
+        super::api::my_invites,
+        super::api::accept_invite,
+        super::api::decline_invite,
         super::api::my_dms,
         super::api::open_dm,
         super::sse::events,
@@ -182,6 +195,8 @@ pub struct ReadyChecksW {
         super::api::ban,
         super::api::unban,
         super::api::set_role,
+        super::api::transfer_owner,
+        super::api::bans,
         super::api::mark_read,
         super::api::typing_now,
         super::api::typing,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::core::chat::Ack;
-use crate::core::domain::{HistoryPage, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
+use crate::core::domain::{Ban, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
 
@@ -75,6 +75,35 @@ impl<'a> From<&'a Room> for RoomW<'a> {
             member_count: r.member_count,
             retention_secs: r.retention_secs,
         }
+    }
+}
+
+/// An invitation, as its invitee sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Invite)]
+pub struct InviteW<'a> {
+    pub room: RoomW<'a>,
+    pub invited_by: UserW<'a>,
+    pub at: i64,
+}
+
+impl<'a> From<&'a Invite> for InviteW<'a> {
+    fn from(i: &'a Invite) -> Self {
+        InviteW { room: RoomW::from(&i.room), invited_by: UserW::from(&i.invited_by), at: i.at }
+    }
+}
+
+/// A ban, as the room's moderators see it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Ban)]
+pub struct BanW<'a> {
+    pub user: UserW<'a>,
+    pub banned_at: i64,
+}
+
+impl<'a> From<&'a Ban> for BanW<'a> {
+    fn from(b: &'a Ban) -> Self {
+        BanW { user: UserW::from(&b.user), banned_at: b.banned_at }
     }
 }
 
@@ -230,6 +259,17 @@ pub enum ServerFrame<'a> {
     UserUpdated {
         user: UserW<'a>,
     },
+    /// You were invited into a room.
+    Invited {
+        #[serde(flatten)]
+        invite: InviteW<'a>,
+    },
+    /// Your pending invitations (reply to `invites`).
+    Invites {
+        invites: Vec<InviteW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
     Recovered {
         room: i64,
         seq: i64,
@@ -318,6 +358,7 @@ pub fn encode_event(e: &HubEvent) -> Bytes {
         .encode(),
         HubEvent::Read { room, seq } => ServerFrame::Read { room: room.0, seq: *seq, req: None }.encode(),
         HubEvent::UserUpdated(u) => ServerFrame::UserUpdated { user: UserW::from(u) }.encode(),
+        HubEvent::Invited(i) => ServerFrame::Invited { invite: InviteW::from(i) }.encode(),
     }
 }
 
@@ -365,6 +406,10 @@ pub enum ClientFrame {
     SetRole { room: RoomRefW, username: String, role: String, req: Option<String> },
     Rename { room: RoomRefW, name: String, req: Option<String> },
     Topic { room: RoomRefW, topic: String, req: Option<String> },
+    Transfer { room: RoomRefW, username: String, req: Option<String> },
+    Invites { req: Option<String> },
+    AcceptInvite { room: RoomRefW, req: Option<String> },
+    DeclineInvite { room: RoomRefW, req: Option<String> },
 }
 
 /// Where a reconnecting client stands in one room.
@@ -376,8 +421,28 @@ pub struct ResumeW {
 }
 
 pub const CLIENT_FRAME_TYPES: &[&str] = &[
-    "send", "join", "leave", "history", "ping", "resume", "typing", "read", "edit", "delete", "dm", "invite", "kick",
-    "ban", "unban", "set_role", "rename", "topic",
+    "send",
+    "join",
+    "leave",
+    "history",
+    "ping",
+    "resume",
+    "typing",
+    "read",
+    "edit",
+    "delete",
+    "dm",
+    "invite",
+    "kick",
+    "ban",
+    "unban",
+    "set_role",
+    "rename",
+    "topic",
+    "transfer",
+    "invites",
+    "accept_invite",
+    "decline_invite",
 ];
 
 impl ClientFrame {
@@ -400,7 +465,11 @@ impl ClientFrame {
             | ClientFrame::Unban { req, .. }
             | ClientFrame::SetRole { req, .. }
             | ClientFrame::Rename { req, .. }
-            | ClientFrame::Topic { req, .. } => req.as_deref(),
+            | ClientFrame::Topic { req, .. }
+            | ClientFrame::Transfer { req, .. }
+            | ClientFrame::Invites { req }
+            | ClientFrame::AcceptInvite { req, .. }
+            | ClientFrame::DeclineInvite { req, .. } => req.as_deref(),
         }
     }
 }

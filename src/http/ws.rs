@@ -392,6 +392,22 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
                 let room = chat.set_topic(who, &room.into(), Topic::parse(&topic)?).await?;
                 one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
             }
+            ClientFrame::Transfer { room, username, .. } => {
+                chat.transfer_ownership(who, &room.into(), &username).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Invites { .. } => {
+                let invites = chat.invites(who).await?;
+                one(ServerFrame::Invites { invites: invites.iter().map(InviteW::from).collect(), req: req_s }.encode())
+            }
+            ClientFrame::AcceptInvite { room, .. } => {
+                let room = chat.accept_invite(who, &room.into()).await?;
+                one(ServerFrame::Joined { room: RoomW::from(&room), req: req_s }.encode())
+            }
+            ClientFrame::DeclineInvite { room, .. } => {
+                chat.decline_invite(who, &room.into()).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
         }
     }
     .await;

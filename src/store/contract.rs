@@ -54,6 +54,111 @@ pub async fn run_all(store: DynStore) {
     history_pages(&store).await;
     retention_purges_old_messages_only(&store).await;
     webhooks_belong_to_rooms(&store).await;
+    edits_replace_mentions(&store).await;
+    invitations_are_listed_and_declined(&store).await;
+    bans_are_listed(&store).await;
+    ownership_moves_and_returns(&store).await;
+    direct_rooms_are_found_by_pair(&store).await;
+}
+
+async fn invitations_are_listed_and_declined(store: &DynStore) {
+    let a = user(store, "inv").await;
+    let b = user(store, "inv").await;
+    let p1 = room(store, &a, Visibility::Private).await;
+    let p2 = room(store, &a, Visibility::Public).await;
+    assert!(store.invites_of(b.id).await.unwrap().is_empty());
+    assert!(store.add_invite(p2.id, b.id, a.id, 2000).await.unwrap());
+    assert!(store.add_invite(p1.id, b.id, a.id, 1000).await.unwrap());
+    let list = store.invites_of(b.id).await.unwrap();
+    let got: Vec<(RoomId, UserId, Millis)> = list.iter().map(|i| (i.room.id, i.invited_by.id, i.at)).collect();
+    assert_eq!(got, vec![(p1.id, a.id, 1000), (p2.id, a.id, 2000)], "oldest first, with who and when");
+    assert_eq!(list[0].room.name, p1.name);
+    assert!(store.remove_invite(p1.id, b.id).await.unwrap());
+    assert!(!store.remove_invite(p1.id, b.id).await.unwrap(), "declined once");
+    assert!(!store.is_invited(p1.id, b.id).await.unwrap());
+    assert_eq!(store.invites_of(b.id).await.unwrap().len(), 1);
+    assert!(store.invites_of(a.id).await.unwrap().is_empty(), "only the invitee's");
+}
+
+async fn bans_are_listed(store: &DynStore) {
+    let a = user(store, "ban").await;
+    let b = user(store, "ban").await;
+    let c = user(store, "ban").await;
+    let r = room(store, &a, Visibility::Public).await;
+    assert!(store.bans(r.id).await.unwrap().is_empty());
+    store.ban(r.id, b.id, a.id).await.unwrap();
+    store.ban(r.id, c.id, a.id).await.unwrap();
+    let bans = store.bans(r.id).await.unwrap();
+    let mut users: Vec<UserId> = bans.iter().map(|x| x.user.id).collect();
+    users.sort();
+    assert_eq!(users, vec![b.id, c.id]);
+    assert!(bans.iter().all(|x| x.banned_at > 0));
+    store.unban(r.id, b.id).await.unwrap();
+    assert_eq!(store.bans(r.id).await.unwrap().iter().map(|x| x.user.id).collect::<Vec<_>>(), vec![c.id]);
+}
+
+async fn ownership_moves_and_returns(store: &DynStore) {
+    let a = user(store, "own").await;
+    let b = user(store, "own").await;
+    let c = user(store, "own").await;
+    let r = room(store, &a, Visibility::Public).await;
+    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    assert!(!store.transfer_owner(r.id, a.id, c.id).await.unwrap(), "only to a member");
+    assert!(!store.transfer_owner(r.id, b.id, a.id).await.unwrap(), "only from the owner");
+    assert!(!store.transfer_owner(r.id, a.id, a.id).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Owner), "a refused transfer changes nothing");
+    assert_eq!(store.role(r.id, b.id).await.unwrap(), Some(Role::Member));
+    assert!(store.transfer_owner(r.id, a.id, b.id).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Admin), "the old owner becomes an admin");
+    assert_eq!(store.role(r.id, b.id).await.unwrap(), Some(Role::Owner));
+
+    // A room left without members goes to whoever joins next.
+    store.remove_member(r.id, a.id).await.unwrap();
+    store.remove_member(r.id, b.id).await.unwrap();
+    assert!(store.add_member(r.id, c.id, Role::Member).await.unwrap());
+    assert_eq!(store.role(r.id, c.id).await.unwrap(), Some(Role::Owner));
+    assert!(store.add_member(r.id, a.id, Role::Member).await.unwrap());
+    assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Member), "only the first");
+
+    let v = store.set_visibility(r.id, Visibility::Private).await.unwrap();
+    assert_eq!(v.visibility, Visibility::Private);
+    assert!(!store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));
+}
+
+async fn direct_rooms_are_found_by_pair(store: &DynStore) {
+    let a = user(store, "dr").await;
+    let b = user(store, "dr").await;
+    let c = user(store, "dr").await;
+    assert_eq!(store.direct_room(a.id, b.id).await.unwrap(), None);
+    let (d, _) = store.open_direct(b.id, a.id).await.unwrap();
+    assert_eq!(store.direct_room(a.id, b.id).await.unwrap().map(|r| r.id), Some(d.id));
+    assert_eq!(store.direct_room(b.id, a.id).await.unwrap().map(|r| r.id), Some(d.id));
+    assert_eq!(store.direct_room(a.id, c.id).await.unwrap(), None);
+}
+
+async fn edits_replace_mentions(store: &DynStore) {
+    let a = user(store, "em").await;
+    let b = user(store, "em").await;
+    let c = user(store, "em").await;
+    let r = room(store, &a, Visibility::Public).await;
+    for u in [&b, &c] {
+        store.add_member(r.id, u.id, Role::Member).await.unwrap();
+    }
+    let mut m = text(r.id, &a, "hi @b", None);
+    m.mentions = vec![b.id];
+    let seq = stored(&store.append(&[m]).await.unwrap()[0]).seq;
+    let mentions_of = |vs: Vec<RoomView>| vs.into_iter().find(|v| v.room.id == r.id).unwrap().mentions;
+    assert_eq!(mentions_of(store.room_views(b.id).await.unwrap()), 1);
+    // The mention moves from b to c.
+    let edited = store.edit_message(r.id, seq, "hi @c", &[c.id], 7).await.unwrap().unwrap();
+    assert_eq!(edited.mentions, vec![c.id]);
+    assert_eq!(store.message(r.id, seq).await.unwrap().unwrap().mentions, vec![c.id]);
+    assert_eq!(mentions_of(store.room_views(b.id).await.unwrap()), 0, "the removed mention no longer counts");
+    assert_eq!(mentions_of(store.room_views(c.id).await.unwrap()), 1, "the added one does");
+    // And is gone altogether.
+    let edited = store.edit_message(r.id, seq, "hi all", &[], 8).await.unwrap().unwrap();
+    assert!(edited.mentions.is_empty());
+    assert_eq!(mentions_of(store.room_views(c.id).await.unwrap()), 0);
 }
 
 async fn retention_purges_old_messages_only(store: &DynStore) {
@@ -101,7 +206,7 @@ async fn retention_purges_old_messages_only(store: &DynStore) {
     let views = store.room_views(u.id).await.unwrap();
     let v = views.iter().find(|v| v.room.id == r.id).unwrap();
     assert_eq!(v.mentions, 0, "the mentions went with the old messages: {v:?}");
-    assert_eq!(store.edit_message(r.id, seqs[0], "x", 1).await.unwrap(), None);
+    assert_eq!(store.edit_message(r.id, seqs[0], "x", &[], 1).await.unwrap(), None);
     // A purged client_id may be used again (the idempotency window is the retention period).
     let again = store.append(&[text(r.id, &u, "again", Some("c0"))]).await.unwrap();
     assert!(matches!(again[0], Appended::Stored(_)), "{again:?}");
@@ -190,8 +295,8 @@ async fn rooms_and_membership(store: &DynStore) {
     assert!(store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));
     assert!(!store.public_rooms().await.unwrap().iter().any(|x| x.id == p.id), "private rooms are not listed");
     assert!(!store.is_invited(p.id, b.id).await.unwrap());
-    store.add_invite(p.id, b.id, a.id).await.unwrap();
-    store.add_invite(p.id, b.id, a.id).await.unwrap();
+    assert!(store.add_invite(p.id, b.id, a.id, 1000).await.unwrap());
+    assert!(!store.add_invite(p.id, b.id, a.id, 2000).await.unwrap(), "the first invitation stays");
     assert!(store.is_invited(p.id, b.id).await.unwrap());
     assert!(store.add_member(p.id, b.id, Role::Member).await.unwrap());
     assert!(!store.is_invited(p.id, b.id).await.unwrap(), "joining uses the invitation up");
@@ -248,11 +353,11 @@ async fn read_state_edits_and_deletes(store: &DynStore) {
 
     let m = store.message(r.id, 2).await.unwrap().unwrap();
     assert_eq!(m.mentions, vec![b.id]);
-    let edited = store.edit_message(r.id, 1, "one, edited", 42).await.unwrap().unwrap();
+    let edited = store.edit_message(r.id, 1, "one, edited", &[], 42).await.unwrap().unwrap();
     assert_eq!((edited.body.as_str(), edited.edited_at), ("one, edited", Some(42)));
     let deleted = store.delete_message(r.id, 2).await.unwrap().unwrap();
     assert!(deleted.deleted && deleted.body.is_empty() && deleted.mentions.is_empty());
-    assert_eq!(store.edit_message(r.id, 2, "resurrect", 43).await.unwrap(), None, "tombstones cannot be edited");
+    assert_eq!(store.edit_message(r.id, 2, "resurrect", &[], 43).await.unwrap(), None, "tombstones cannot be edited");
     let page = store.history(r.id, HistoryQuery::Latest { limit: 10 }).await.unwrap();
     assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3], "a tombstone keeps its place");
     assert!(page.messages[1].deleted);

@@ -1,7 +1,7 @@
 //! An in-memory store: the reference implementation of the contract, used by unit tests and by
 //! `--database-url memory:` for throwaway servers. Nothing survives a restart.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,8 +16,8 @@ struct Inner {
     users: Vec<(User, String, String)>, // user, username key, password hash
     sessions: HashMap<SessionId, Session>,
     rooms: Vec<RoomRow>,
-    invites: HashSet<(RoomId, UserId)>,
-    bans: HashSet<(RoomId, UserId)>,
+    invites: HashMap<(RoomId, UserId), (UserId, Millis)>, // invited by, at
+    bans: HashMap<(RoomId, UserId), Millis>,              // banned at
     webhooks: Vec<Webhook>,
     next_webhook: i64,
 }
@@ -292,6 +292,7 @@ impl Store for MemoryStore {
         if r.members.contains_key(&user) {
             return Ok(false);
         }
+        let role = if r.members.is_empty() && r.room.kind == RoomKind::Group { Role::Owner } else { role };
         r.members.insert(user, (role, 0));
         Ok(true)
     }
@@ -311,13 +312,71 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn add_invite(&self, room: RoomId, user: UserId, _by: UserId) -> Result<()> {
-        self.inner.lock().invites.insert((room, user));
-        Ok(())
+    async fn add_invite(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool> {
+        let mut g = self.inner.lock();
+        if g.invites.contains_key(&(room, user)) {
+            return Ok(false);
+        }
+        g.invites.insert((room, user), (by, at));
+        Ok(true)
     }
 
     async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
-        Ok(self.inner.lock().invites.contains(&(room, user)))
+        Ok(self.inner.lock().invites.contains_key(&(room, user)))
+    }
+
+    async fn invites_of(&self, user: UserId) -> Result<Vec<Invite>> {
+        let g = self.inner.lock();
+        let mut out: Vec<Invite> = g
+            .invites
+            .iter()
+            .filter(|((_, u), _)| *u == user)
+            .filter_map(|((r, _), (by, at))| {
+                Some(Invite { room: g.room(g.row(*r)?), invited_by: g.user(*by)?.clone(), at: *at })
+            })
+            .collect();
+        out.sort_by_key(|i| (i.at, i.room.id));
+        Ok(out)
+    }
+
+    async fn remove_invite(&self, room: RoomId, user: UserId) -> Result<bool> {
+        Ok(self.inner.lock().invites.remove(&(room, user)).is_some())
+    }
+
+    async fn bans(&self, room: RoomId) -> Result<Vec<Ban>> {
+        let g = self.inner.lock();
+        let mut out: Vec<Ban> = g
+            .bans
+            .iter()
+            .filter(|((r, _), _)| *r == room)
+            .filter_map(|((_, u), at)| Some(Ban { user: g.user(*u)?.clone(), banned_at: *at }))
+            .collect();
+        out.sort_by_key(|b| (b.banned_at, b.user.id));
+        Ok(out)
+    }
+
+    async fn transfer_owner(&self, room: RoomId, from: UserId, to: UserId) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let Some(r) = g.row_mut(room) else { return Ok(false) };
+        if from == to || r.members.get(&from).map(|m| m.0) != Some(Role::Owner) || !r.members.contains_key(&to) {
+            return Ok(false);
+        }
+        r.members.entry(from).and_modify(|m| m.0 = Role::Admin);
+        r.members.entry(to).and_modify(|m| m.0 = Role::Owner);
+        Ok(true)
+    }
+
+    async fn set_visibility(&self, room: RoomId, visibility: Visibility) -> Result<Room> {
+        let mut g = self.inner.lock();
+        g.row_mut(room).ok_or(Error::RoomNotFound)?.room.visibility = visibility;
+        Ok(g.room(g.row(room).expect("exists")))
+    }
+
+    async fn direct_room(&self, a: UserId, b: UserId) -> Result<Option<Room>> {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let key = format!("@dm:{lo}:{hi}");
+        let g = self.inner.lock();
+        Ok(g.rooms.iter().find(|r| r.name_key == key).map(|r| g.room(r)))
     }
 
     async fn ban(&self, room: RoomId, user: UserId, _by: UserId) -> Result<bool> {
@@ -326,15 +385,19 @@ impl Store for MemoryStore {
         if let Some(r) = g.row_mut(room) {
             r.members.remove(&user);
         }
-        Ok(g.bans.insert((room, user)))
+        if g.bans.contains_key(&(room, user)) {
+            return Ok(false);
+        }
+        g.bans.insert((room, user), now_millis());
+        Ok(true)
     }
 
     async fn unban(&self, room: RoomId, user: UserId) -> Result<bool> {
-        Ok(self.inner.lock().bans.remove(&(room, user)))
+        Ok(self.inner.lock().bans.remove(&(room, user)).is_some())
     }
 
     async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool> {
-        Ok(self.inner.lock().bans.contains(&(room, user)))
+        Ok(self.inner.lock().bans.contains_key(&(room, user)))
     }
 
     async fn mark_read(&self, room: RoomId, user: UserId, seq: Seq) -> Result<Seq> {
@@ -412,13 +475,21 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().message(room, seq))
     }
 
-    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>> {
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        body: &str,
+        mentions: &[UserId],
+        at: Millis,
+    ) -> Result<Option<Arc<Message>>> {
         let mut g = self.inner.lock();
         let Some(m) = g.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) else { return Ok(None) };
         if m.kind != MessageKind::Text || m.deleted || m.purged {
             return Ok(None);
         }
         m.body = body.to_owned();
+        m.mentions = mentions.to_vec();
         m.edited_at = Some(at);
         Ok(g.message(room, seq))
     }

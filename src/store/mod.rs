@@ -80,12 +80,28 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Adds a member with `role`, using up any invitation; returns false when they already were one
     /// (their role unchanged).
+    /// A group room left without members gets its owner back this way: whoever joins it first becomes
+    /// its owner, whatever `role` says.
     async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
     /// Removes a member; returns false when they were not one.
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool>;
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
-    async fn add_invite(&self, room: RoomId, user: UserId, by: UserId) -> Result<()>;
+    /// Invites `user` (made by `by` at `at`); false when they were invited already (the first
+    /// invitation stays as it was).
+    async fn add_invite(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool>;
     async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool>;
+    /// `user`'s pending invitations, oldest first.
+    async fn invites_of(&self, user: UserId) -> Result<Vec<Invite>>;
+    /// Drops an invitation (declined); false when there was none.
+    async fn remove_invite(&self, room: RoomId, user: UserId) -> Result<bool>;
+    /// The room's bans, oldest first.
+    async fn bans(&self, room: RoomId) -> Result<Vec<Ban>>;
+    /// Makes member `to` the owner and the owner `from` an admin, in one transaction; false (and nothing
+    /// changed) unless `from` is the owner and `to` a member.
+    async fn transfer_owner(&self, room: RoomId, from: UserId, to: UserId) -> Result<bool>;
+    async fn set_visibility(&self, room: RoomId, visibility: Visibility) -> Result<Room>;
+    /// The direct conversation between `a` and `b`, if it was opened.
+    async fn direct_room(&self, a: UserId, b: UserId) -> Result<Option<Room>>;
     /// Bans `user` (also removing membership and invitation); returns false when already banned.
     async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool>;
     async fn unban(&self, room: RoomId, user: UserId) -> Result<bool>;
@@ -101,8 +117,16 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
     async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage>;
     async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
-    /// Replaces a message's text and sets `edited_at`; `None` when there is no such live text message.
-    async fn edit_message(&self, room: RoomId, seq: Seq, body: &str, at: Millis) -> Result<Option<Arc<Message>>>;
+    /// Replaces a message's text and its mentions (the members its new text names) and sets `edited_at`;
+    /// `None` when there is no such live text message.
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        body: &str,
+        mentions: &[UserId],
+        at: Millis,
+    ) -> Result<Option<Arc<Message>>>;
     /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
 

@@ -44,7 +44,7 @@ macro_rules! impl_sql_store {
             use $crate::core::domain::*;
             use $crate::core::error::{Error, Result};
             use $crate::store::rows::{
-                MSG_SELECT, ROOM_COLS, is_unique_violation, message_from, role_from, room_from, user_from, webhook_from,
+                MSG_SELECT, ROOM_COLS, is_unique_violation, mentions_to_text, message_from, role_from, room_from, user_from, webhook_from,
             };
             use $crate::store::shared::Dialect;
             use $crate::store::{Credentials, Session, Store};
@@ -382,12 +382,17 @@ macro_rules! impl_sql_store {
                 async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
                     // Joining uses up an invitation.
                     self.pair_changes("DELETE FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await?;
+                    // The first to join a group room left without members becomes its owner.
                     let res = sqlx::query(
-                        "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT DO NOTHING",
+                        "INSERT INTO members (room_id, user_id, role, joined_at) \
+                         SELECT $1, $2, CASE WHEN EXISTS (SELECT 1 FROM members WHERE room_id = $3) \
+                           OR (SELECT kind FROM rooms WHERE id = $4) <> 'group' THEN $5 ELSE 'owner' END, $6 \
+                         WHERE TRUE ON CONFLICT DO NOTHING",
                     )
                     .bind(room.0)
                     .bind(user.0)
+                    .bind(room.0)
+                    .bind(room.0)
                     .bind(role.as_str())
                     .bind(now_millis())
                     .execute(&self.pool)
@@ -411,23 +416,106 @@ macro_rules! impl_sql_store {
                     Ok(res.rows_affected() > 0)
                 }
 
-                async fn add_invite(&self, room: RoomId, user: UserId, by: UserId) -> Result<()> {
-                    sqlx::query(
+                async fn add_invite(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool> {
+                    let res = sqlx::query(
                         "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(room.0)
                     .bind(user.0)
                     .bind(by.0)
-                    .bind(now_millis())
+                    .bind(at)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    Ok(())
+                    Ok(res.rows_affected() > 0)
                 }
 
                 async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
                     self.pair_exists("SELECT 1 FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn invites_of(&self, user: UserId) -> Result<Vec<Invite>> {
+                    let rows = sqlx::query(
+                        "SELECT i.room_id, i.created_at, u.id, u.username, u.display_name \
+                         FROM invites i JOIN users u ON u.id = i.invited_by \
+                         WHERE i.user_id = $1 ORDER BY i.created_at, i.room_id",
+                    )
+                    .bind(user.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let room_id: i64 = row.try_get("room_id").map_err(db_err)?;
+                        let Some(room) = self.room(RoomId(room_id)).await? else { continue };
+                        out.push(Invite {
+                            room,
+                            invited_by: user_from(row)?,
+                            at: row.try_get("created_at").map_err(db_err)?,
+                        });
+                    }
+                    Ok(out)
+                }
+
+                async fn remove_invite(&self, room: RoomId, user: UserId) -> Result<bool> {
+                    self.pair_changes("DELETE FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await
+                }
+
+                async fn bans(&self, room: RoomId) -> Result<Vec<Ban>> {
+                    let rows = sqlx::query(
+                        "SELECT u.id, u.username, u.display_name, b.created_at \
+                         FROM bans b JOIN users u ON u.id = b.user_id \
+                         WHERE b.room_id = $1 ORDER BY b.created_at, u.id",
+                    )
+                    .bind(room.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter()
+                        .map(|r| Ok(Ban { user: user_from(r)?, banned_at: r.try_get("created_at").map_err(db_err)? }))
+                        .collect()
+                }
+
+                async fn transfer_owner(&self, room: RoomId, from: UserId, to: UserId) -> Result<bool> {
+                    if from == to {
+                        return Ok(false);
+                    }
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    let demoted = sqlx::query(
+                        "UPDATE members SET role = 'admin' WHERE room_id = $1 AND user_id = $2 AND role = 'owner'",
+                    )
+                    .bind(room.0)
+                    .bind(from.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let promoted = sqlx::query("UPDATE members SET role = 'owner' WHERE room_id = $1 AND user_id = $2")
+                        .bind(room.0)
+                        .bind(to.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if demoted.rows_affected() == 0 || promoted.rows_affected() == 0 {
+                        return Ok(false); // dropping the transaction rolls it back
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
+                }
+
+                async fn set_visibility(&self, room: RoomId, visibility: Visibility) -> Result<Room> {
+                    sqlx::query("UPDATE rooms SET visibility = $1 WHERE id = $2 AND kind = 'group'")
+                        .bind(visibility.as_str())
+                        .bind(room.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    self.room(room).await?.ok_or(Error::RoomNotFound)
+                }
+
+                async fn direct_room(&self, a: UserId, b: UserId) -> Result<Option<Room>> {
+                    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                    self.room_by_key(&format!("@dm:{lo}:{hi}")).await
                 }
 
                 async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool> {
@@ -520,22 +608,41 @@ macro_rules! impl_sql_store {
                     room: RoomId,
                     seq: Seq,
                     body: &str,
+                    mentions: &[UserId],
                     at: Millis,
                 ) -> Result<Option<Arc<Message>>> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
                     let res = sqlx::query(
-                        "UPDATE messages SET body = $1, edited_at = $2 \
-                         WHERE room_id = $3 AND seq = $4 AND kind = 'text' AND NOT deleted",
+                        "UPDATE messages SET body = $1, mentions = $2, edited_at = $3 \
+                         WHERE room_id = $4 AND seq = $5 AND kind = 'text' AND NOT deleted",
                     )
                     .bind(body)
+                    .bind(mentions_to_text(mentions))
                     .bind(at)
                     .bind(room.0)
                     .bind(seq)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
                     if res.rows_affected() == 0 {
-                        return Ok(None);
+                        return Ok(None); // dropping the transaction rolls it back
                     }
+                    sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
+                        .bind(room.0)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    for u in mentions {
+                        sqlx::query("INSERT INTO mentions (room_id, seq, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                            .bind(room.0)
+                            .bind(seq)
+                            .bind(u.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
                     self.message_by_seq(room, seq).await
                 }
 

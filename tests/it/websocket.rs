@@ -19,7 +19,7 @@ async fn bad_frames_get_documented_errors_and_the_server_keeps_serving() {
         (r#"{"type":"send","room":1}"#, "bad_frame"),
         (r#"{"type":"teleport","room":1}"#, "unknown_type"),
         (r#"{"type":"send","room":"frames","body":""}"#, "empty_message"),
-        (r#"{"type":"send","room":"frames","body":"x","client_id":"has space"}"#, "bad_request"),
+        (r#"{"type":"send","room":"frames","body":"x","client_id":"has\ttab"}"#, "bad_request"),
         (r#"{"type":"history","room":"frames","limit":0}"#, "bad_request"),
     ];
     for (frame, code) in cases {
