@@ -33,7 +33,7 @@ enum Command {
     /// Chat from the terminal with a running server.
     Chat(parley_tui::ChatArgs),
     /// Load-test a running server.
-    Bench(parley_bench::BenchArgs),
+    Bench(Box<parley_bench::BenchArgs>),
     /// Exit 0 when a node's `/readyz` answers 200, 1 otherwise (for container healthchecks).
     Healthcheck(parley::healthcheck::HealthcheckArgs),
 }
@@ -76,7 +76,7 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Bench(args)) => parley_bench::run(args).await.map(|_| ExitCode::SUCCESS),
+        Some(Command::Bench(args)) => parley_bench::run(*args).await.map(|_| ExitCode::SUCCESS),
         Some(Command::Chat(args)) => parley_tui::run(args).await.map(|_| ExitCode::SUCCESS),
         Some(Command::Healthcheck(args)) => Ok(parley::healthcheck::run(args).await),
         Some(Command::Serve(config)) => Ok(serve(*config).await),
