@@ -5,6 +5,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod core;
+pub mod healthcheck;
 pub mod http;
 pub mod jobs;
 pub mod observe;

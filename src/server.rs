@@ -13,6 +13,7 @@
 //!    run stay queued (Redis) or are lost with the process (in-process queue);
 //! 5. the store closes. Steps 2–5 are bounded by [`SHUTDOWN_GRACE`] each.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
         }
         // The URL may hold a password: it stays out of the error message.
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            probe_postgres(url).await?;
             Arc::new(PgStore::connect(url).await.context("connecting to PostgreSQL")?)
         }
         Some(other) => {
@@ -65,6 +67,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
             anyhow::bail!("unsupported database URL scheme {scheme:?}: use sqlite:PATH, postgres://… or memory:")
         }
     })
+}
+
+/// One connection attempt before the pool is built, so that a server that cannot be reached (refused,
+/// unknown host, bad password) is reported at once with its cause, not as the pool's timeout after
+/// retrying for seconds.
+async fn probe_postgres(url: &str) -> anyhow::Result<()> {
+    use sqlx::ConnectOptions;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().context("parsing the PostgreSQL URL")?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), options.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL: no answer within 10 s"))?
+        .context("connecting to PostgreSQL")?;
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(())
 }
 
 /// How often webhooks are checked for messages no dispatcher queued (after a crash, a failure).
@@ -135,11 +151,34 @@ impl Listeners {
     }
 }
 
+/// What a node serves, told once it is ready (see [`run_with`]).
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub http: SocketAddr,
+    /// The TCP line protocol, if enabled.
+    pub tcp: Option<SocketAddr>,
+    /// The metrics and profiling listener (`--metrics-listen`), if any.
+    pub metrics: Option<SocketAddr>,
+    /// HTTPS/WSS and TLS on the line protocol.
+    pub tls: bool,
+}
+
 /// Runs a node on `listeners` until `shutdown` completes, then shuts down as described above.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, listeners, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `on_ready` once the store, Redis, the job queue, TLS and the metrics listener are
+/// set up, just before serving; a start-up that fails returns its error without calling it.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
     let Listeners { http: listener, tcp } = listeners;
     config.validate()?;
@@ -249,9 +288,27 @@ pub async fn run(
             keepalive: config.keepalive(),
             write_timeout: config.write_timeout(),
             write_coalesce: Duration::from_millis(config.write_coalesce_ms),
+            metrics_on_public_port: config.metrics_listen.is_none(),
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     });
     let app = crate::http::router(state);
+    // Metrics and profiles on their own port, if asked; it closes when this function returns.
+    let (metrics_addr, _metrics_server) = match config.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?;
+            let bound = l.local_addr()?;
+            let serve = axum::serve(l, crate::http::ops::router()).into_future();
+            (Some(bound), Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(serve))))
+        }
+        None => (None, None),
+    };
+    let ready = Ready {
+        http: listener.local_addr()?,
+        tcp: tcp.as_ref().map(|t| t.local_addr()).transpose()?,
+        metrics: metrics_addr,
+        tls: tls.is_some(),
+    };
     let stop_tcp = tokio_util::sync::CancellationToken::new();
     if let Some(tcp) = tcp {
         let cfg = TcpConfig {
@@ -292,6 +349,7 @@ pub async fn run(
         .with_graceful_shutdown(graceful)
         .into_future(),
     };
+    on_ready(&ready);
     let server = async move {
         // Once shutdown begins, requests still running get the grace period, not forever.
         let mut server = std::pin::pin!(server);

@@ -703,7 +703,7 @@ mod tests {
         let room = store.create_room(&RoomName::parse("late").unwrap(), Visibility::Public, owner.id).await.unwrap();
         let other = store.create_room(&RoomName::parse("other").unwrap(), Visibility::Public, owner.id).await.unwrap();
         store.add_member(room.id, bob.id, Role::Member).await.unwrap();
-        let who = Identity { user: bob.clone(), session: SessionId::generate() };
+        let who = Identity { user: bob.clone(), session: SessionId::generate(), expires_at: i64::MAX };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
         let msg = NewMessage {
             room: room.id,

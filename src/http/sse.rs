@@ -65,6 +65,12 @@ fn event(kind: &str, data: &Bytes) -> Event {
     Event::default().event(kind).data(std::str::from_utf8(data).unwrap_or("{}"))
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", summary = "Server-Sent Events stream of your rooms (docs/PROTOCOL.md §5)",
+    params(super::openapi::LastEventId),
+    responses(
+        (status = 200, description = "`text/event-stream`: the same events as the WebSocket (docs/PROTOCOL.md §5)", content_type = "text/event-stream", body = String),
+        (status = 429, description = "`too_many_connections`", body = super::openapi::ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again"))),
+    ))]
 pub async fn events(State(app): State<Arc<AppState>>, parts: Parts) -> Response {
     let mut parts = parts;
     let who = match Auth::from_request_parts(&mut parts, &app).await {

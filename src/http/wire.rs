@@ -12,7 +12,8 @@ use crate::core::hub::HubEvent;
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const SUBPROTOCOL: &str = "parley.v1";
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserW<'a> {
     pub id: i64,
     pub username: &'a str,
@@ -25,10 +26,13 @@ impl<'a> From<&'a User> for UserW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberW<'a> {
     #[serde(flatten)]
     pub user: UserW<'a>,
+    #[schema(value_type = String, example = "member")]
+    /// `owner`, `admin` or `member`.
     pub role: &'static str,
     pub online: bool,
 }
@@ -39,16 +43,22 @@ impl<'a> From<&'a (Member, bool)> for MemberW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomW<'a> {
     pub id: i64,
     pub name: &'a str,
+    /// `group` or `direct`.
+    #[schema(value_type = String, example = "group")]
     pub kind: &'static str,
+    /// `public` or `private`.
+    #[schema(value_type = String, example = "public")]
     pub visibility: &'static str,
     pub topic: &'a str,
     pub created_by: i64,
     pub last_seq: i64,
     pub member_count: i64,
+    /// Messages older than this many seconds are purged; `null` keeps everything.
     pub retention_secs: Option<i64>,
 }
 
@@ -69,7 +79,8 @@ impl<'a> From<&'a Room> for RoomW<'a> {
 }
 
 /// An invitation, as its invitee sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Invite)]
 pub struct InviteW<'a> {
     pub room: RoomW<'a>,
     pub invited_by: UserW<'a>,
@@ -83,7 +94,8 @@ impl<'a> From<&'a Invite> for InviteW<'a> {
 }
 
 /// A ban, as the room's moderators see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Ban)]
 pub struct BanW<'a> {
     pub user: UserW<'a>,
     pub banned_at: i64,
@@ -96,10 +108,13 @@ impl<'a> From<&'a Ban> for BanW<'a> {
 }
 
 /// A room as one member sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RoomView)]
 pub struct RoomViewW<'a> {
     #[serde(flatten)]
     pub room: RoomW<'a>,
+    /// Your role: `owner`, `admin` or `member`.
+    #[schema(value_type = String, example = "member")]
     pub role: &'static str,
     pub last_read: i64,
     pub unread: i64,
@@ -123,11 +138,16 @@ impl<'a> From<&'a RoomView> for RoomViewW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Message)]
 pub struct MessageW<'a> {
     pub room: i64,
     pub seq: i64,
+    /// `text`, or a system kind (`create`, `join`, `leave`, `invite`, `kick`, `ban`, `unban`, `role`, `rename`,
+    /// `topic`, …; docs/PROTOCOL.md §2).
+    #[schema(value_type = String, example = "text")]
     pub kind: &'static str,
+    /// `null` for system messages without an actor.
     pub sender: Option<UserW<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<UserW<'a>>,
@@ -160,7 +180,8 @@ impl<'a> From<&'a Message> for MessageW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Ack)]
 pub struct AckW<'a> {
     pub room: i64,
     pub seq: i64,
@@ -175,7 +196,8 @@ impl<'a> From<&'a Ack> for AckW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = History)]
 pub struct HistoryW<'a> {
     pub messages: Vec<MessageW<'a>>,
     pub has_more: bool,
@@ -187,7 +209,8 @@ impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 pub struct ErrorBodyW<'a> {
     pub code: &'a str,
     pub message: &'a str,

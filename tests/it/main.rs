@@ -12,6 +12,7 @@ mod hostile;
 mod jobs;
 mod lifecycle;
 mod messaging;
+mod ops;
 mod production;
 mod rooms;
 mod transports;
