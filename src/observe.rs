@@ -65,6 +65,7 @@ fn describe() {
         "parley_ephemeral_dropped_total",
         "Typing and presence events not queued because a connection's queue was half full."
     );
+    describe_counter!("parley_send_timeouts_total", "Sends answered `unavailable` because --send-timeout-ms passed.");
     describe_counter!("parley_rate_limited_total", "Requests refused by an abuse limit, by limit.");
     describe_gauge!("parley_jobs_queued", "Background jobs waiting to run.");
     describe_counter!("parley_jobs_completed_total", "Background jobs that ran to completion, by kind.");
@@ -88,7 +89,9 @@ fn describe() {
     .set(1.0);
     process().describe();
     // Series that should show from the start, at zero.
-    for limit in [Limit::Auth, Limit::Messages, Limit::ConnectionsPerUser, Limit::ConnectionsTotal] {
+    for limit in
+        [Limit::Auth, Limit::Messages, Limit::ConnectionsPerUser, Limit::ConnectionsTotal, Limit::PasswordHashing]
+    {
         metrics::counter!("parley_rate_limited_total", "limit" => limit.as_str()).increment(0);
     }
     for kind in [crate::jobs::retention::KIND, crate::jobs::webhook::KIND] {
@@ -104,6 +107,9 @@ fn describe() {
     metrics::counter!("parley_messages_delivered_total").increment(0);
     metrics::counter!("parley_slow_client_disconnects_total").increment(0);
     metrics::counter!("parley_ephemeral_dropped_total").increment(0);
+    metrics::counter!("parley_broker_received_total").increment(0);
+    metrics::counter!("parley_presence_snapshots_wanted_total").increment(0);
+    metrics::counter!("parley_send_timeouts_total").increment(0);
     metrics::gauge!("parley_jobs_queued").set(0.0);
 }
 
