@@ -31,6 +31,9 @@ fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessag
         client_id: cid.map(|c| ClientMsgId::parse(c).unwrap()),
         mentions: vec![],
         ts: now_millis(),
+        reply_to: None,
+        thread: None,
+        quote: None,
     }
 }
 
