@@ -168,6 +168,8 @@ const HELP: &str = "\
 * Anything else is said in the current room.
 ";
 
+mod convo;
+
 struct Session {
     who: Identity,
     reg: Registration,
@@ -444,7 +446,7 @@ async fn command(chat: &Arc<Chat>, peer: IpAddr, session: &mut Option<Session>, 
     let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
-        ("help", _) => HELP.lines().for_each(|l| out.line(l)),
+        ("help", _) => HELP.lines().chain(convo::HELP.lines()).for_each(|l| out.line(l)),
         ("register", _) => {
             let mut it = rest.split_whitespace();
             let (Some(u), Some(p)) = (it.next(), it.next()) else {
@@ -661,6 +663,14 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             out.line(&format!("* You are now shown as {}.", s.who.user.display_name));
         }
         "register" | "login" => out.line("ERR bad_request you are logged in already"),
+        c if convo::COMMANDS.contains(&c) => {
+            for r in convo::command(chat, &s.who, s.current, c, rest).await? {
+                match r {
+                    convo::Reply::Line(l) => out.line(&l),
+                    convo::Reply::Message(m) => write_out(out, s, Out::Stored(m)),
+                }
+            }
+        }
         other => {
             debug!(command = other, "unknown tcp command");
             out.line(&format!(
