@@ -116,21 +116,62 @@ fn convo(x: C) -> Option<ConvoEvent> {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 enum Ev {
-    Message { m: M },
-    Joined { room: R, user: i64 },
-    Left { room: R, user: i64 },
-    SessionEnded { session: String },
-    Updated { m: M },
-    RoomUpdated { room: R },
-    Read { user: i64, room: i64, seq: i64 },
-    UserUpdated { user: U },
-    Typing { room: i64, user: U },
-    Invited { user: i64, room: R, by: U, at: i64 },
-    Presence { node: u64, user: U, rooms: Vec<i64>, online: bool },
-    NodeAlive { node: u64, users: Vec<(U, Vec<i64>)> },
+    Message {
+        m: M,
+    },
+    Joined {
+        room: R,
+        user: i64,
+    },
+    Left {
+        room: R,
+        user: i64,
+    },
+    SessionEnded {
+        session: String,
+    },
+    Updated {
+        m: M,
+    },
+    RoomUpdated {
+        room: R,
+    },
+    Read {
+        user: i64,
+        room: i64,
+        seq: i64,
+    },
+    UserUpdated {
+        user: U,
+    },
+    Typing {
+        room: i64,
+        user: U,
+    },
+    Invited {
+        user: i64,
+        room: R,
+        by: U,
+        at: i64,
+    },
+    Presence {
+        node: u64,
+        user: U,
+        rooms: Vec<i64>,
+        online: bool,
+    },
+    NodeAlive {
+        node: u64,
+        users: Vec<(U, Vec<i64>)>,
+    },
     /// Issue 14: reactions, thread summaries (to a room); notification settings (to a user).
-    Convo { c: C },
-    UserConvo { user: i64, c: C },
+    Convo {
+        c: C,
+    },
+    UserConvo {
+        user: i64,
+        c: C,
+    },
 }
 
 fn u(x: &User) -> U {
@@ -204,7 +245,12 @@ fn message(x: M) -> Option<Arc<Message>> {
         reply_to: x.reply_to,
         thread: x.thread,
         extras: MessageExtras {
-            quote: x.quote.map(|q| Quote { seq: q.seq, sender: q.sender.map(user), excerpt: q.excerpt, deleted: q.deleted }),
+            quote: x.quote.map(|q| Quote {
+                seq: q.seq,
+                sender: q.sender.map(user),
+                excerpt: q.excerpt,
+                deleted: q.deleted,
+            }),
             ..Default::default()
         },
     }))
@@ -270,9 +316,7 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
             users: users.into_iter().map(|(x, rs)| (user(x), rooms(rs))).collect(),
         },
         Ev::Convo { c: x } => BrokerEvent::Convo(convo(x).ok_or_else(bad)?),
-        Ev::UserConvo { user, c: x } => {
-            BrokerEvent::UserConvo { user: UserId(user), event: convo(x).ok_or_else(bad)? }
-        }
+        Ev::UserConvo { user, c: x } => BrokerEvent::UserConvo { user: UserId(user), event: convo(x).ok_or_else(bad)? },
     };
     Ok((NodeId(env.node), ev))
 }

@@ -401,11 +401,7 @@ impl Chat {
         Ok(members
             .iter()
             .filter(|m| {
-                if everyone {
-                    m.user.id != who.user.id
-                } else {
-                    names.contains(&m.user.username.to_ascii_lowercase())
-                }
+                if everyone { m.user.id != who.user.id } else { names.contains(&m.user.username.to_ascii_lowercase()) }
             })
             .map(|m| m.user.id)
             .collect())

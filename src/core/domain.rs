@@ -558,7 +558,11 @@ impl Quote {
         Quote {
             seq: parent.seq,
             sender: parent.sender.clone(),
-            excerpt: if parent.deleted { String::new() } else { parent.body.chars().take(Self::EXCERPT_CHARS).collect() },
+            excerpt: if parent.deleted {
+                String::new()
+            } else {
+                parent.body.chars().take(Self::EXCERPT_CHARS).collect()
+            },
             deleted: parent.deleted,
         }
     }

@@ -16,7 +16,14 @@ use super::error::ApiResult;
 use super::wire::{HistoryW, MessageW, PinW, ThreadSummaryW, reactions_w};
 use crate::core::domain::*;
 
-async fn react(app: &AppState, who: &crate::core::chat::Identity, room: &str, seq: &str, emoji: &str, add: bool) -> ApiResult<Response> {
+async fn react(
+    app: &AppState,
+    who: &crate::core::chat::Identity,
+    room: &str,
+    seq: &str,
+    emoji: &str,
+    add: bool,
+) -> ApiResult<Response> {
     let seq = seq_param(seq)?;
     let emoji = Emoji::parse(emoji)?;
     let (room, reactions) = app.chat.react(who, &room_ref(room), seq, &emoji, add).await?;
@@ -52,8 +59,10 @@ pub async fn thread(
     let q = HistoryQuery::new(p.before, p.after, p.limit)?;
     let (_, root, page) = app.chat.thread(&who, &room_ref(&room), seq, q).await?;
     let page = HistoryW::from(&page);
-    Ok(Json(serde_json::json!({ "root": MessageW::from(&*root), "messages": page.messages, "has_more": page.has_more }))
-        .into_response())
+    Ok(Json(
+        serde_json::json!({ "root": MessageW::from(&*root), "messages": page.messages, "has_more": page.has_more }),
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]

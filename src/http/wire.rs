@@ -514,35 +514,151 @@ impl From<RoomRefW> for RoomRef {
 #[derive(Deserialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    Send { room: RoomRefW, body: String, client_id: Option<String>, reply_to: Option<Seq>, req: Option<String> },
-    Join { room: RoomRefW, req: Option<String> },
-    Leave { room: RoomRefW, req: Option<String> },
-    History { room: RoomRefW, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },
-    Ping { req: Option<String> },
-    Resume { rooms: Vec<ResumeW>, req: Option<String> },
-    Typing { room: RoomRefW, req: Option<String> },
-    Read { room: RoomRefW, seq: Seq, req: Option<String> },
-    Edit { room: RoomRefW, seq: Seq, body: String, req: Option<String> },
-    Delete { room: RoomRefW, seq: Seq, req: Option<String> },
-    Dm { username: String, req: Option<String> },
-    Invite { room: RoomRefW, username: String, req: Option<String> },
-    Kick { room: RoomRefW, username: String, req: Option<String> },
-    Ban { room: RoomRefW, username: String, req: Option<String> },
-    Unban { room: RoomRefW, username: String, req: Option<String> },
-    SetRole { room: RoomRefW, username: String, role: String, req: Option<String> },
-    Rename { room: RoomRefW, name: String, req: Option<String> },
-    Topic { room: RoomRefW, topic: String, req: Option<String> },
-    Transfer { room: RoomRefW, username: String, req: Option<String> },
-    Invites { req: Option<String> },
-    AcceptInvite { room: RoomRefW, req: Option<String> },
-    DeclineInvite { room: RoomRefW, req: Option<String> },
-    React { room: RoomRefW, seq: Seq, emoji: String, req: Option<String> },
-    Unreact { room: RoomRefW, seq: Seq, emoji: String, req: Option<String> },
-    Thread { room: RoomRefW, seq: Seq, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },
-    Pin { room: RoomRefW, seq: Seq, req: Option<String> },
-    Unpin { room: RoomRefW, seq: Seq, req: Option<String> },
-    Pins { room: RoomRefW, req: Option<String> },
-    Notify { room: RoomRefW, level: Option<String>, muted: Option<bool>, req: Option<String> },
+    Send {
+        room: RoomRefW,
+        body: String,
+        client_id: Option<String>,
+        reply_to: Option<Seq>,
+        req: Option<String>,
+    },
+    Join {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Leave {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    History {
+        room: RoomRefW,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Ping {
+        req: Option<String>,
+    },
+    Resume {
+        rooms: Vec<ResumeW>,
+        req: Option<String>,
+    },
+    Typing {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Read {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Edit {
+        room: RoomRefW,
+        seq: Seq,
+        body: String,
+        req: Option<String>,
+    },
+    Delete {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Dm {
+        username: String,
+        req: Option<String>,
+    },
+    Invite {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Kick {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Ban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Unban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    SetRole {
+        room: RoomRefW,
+        username: String,
+        role: String,
+        req: Option<String>,
+    },
+    Rename {
+        room: RoomRefW,
+        name: String,
+        req: Option<String>,
+    },
+    Topic {
+        room: RoomRefW,
+        topic: String,
+        req: Option<String>,
+    },
+    Transfer {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Invites {
+        req: Option<String>,
+    },
+    AcceptInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    DeclineInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    React {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Unreact {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Thread {
+        room: RoomRefW,
+        seq: Seq,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Pin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Unpin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Pins {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Notify {
+        room: RoomRefW,
+        level: Option<String>,
+        muted: Option<bool>,
+        req: Option<String>,
+    },
 }
 
 /// Where a reconnecting client stands in one room.

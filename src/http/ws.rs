@@ -437,7 +437,8 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             }
             ClientFrame::Pins { room, .. } => {
                 let (room, pins) = chat.pins(who, &room.into()).await?;
-                one(ServerFrame::Pins { room: room.0, pins: pins.iter().map(PinW::from).collect(), req: req_s }.encode())
+                one(ServerFrame::Pins { room: room.0, pins: pins.iter().map(PinW::from).collect(), req: req_s }
+                    .encode())
             }
             ClientFrame::Notify { room, level, muted, .. } => {
                 let level = level.as_deref().map(NotifyLevel::parse).transpose()?;

@@ -613,12 +613,13 @@ impl Store for MemoryStore {
         let g = self.inner.lock();
         let Some(r) = g.row(room) else { return Ok(HistoryPage { messages: vec![], has_more: false }) };
         let limit = query.limit() as usize;
-        let replies = (1..=r.messages.len() as i64).filter(|s| {
-            idx(*s).and_then(|i| r.messages.get(i)).is_some_and(|m| !m.purged && m.thread == Some(root))
-        });
+        let replies = (1..=r.messages.len() as i64)
+            .filter(|s| idx(*s).and_then(|i| r.messages.get(i)).is_some_and(|m| !m.purged && m.thread == Some(root)));
         let (mut seqs, forward): (Vec<i64>, bool) = match query {
             HistoryQuery::Latest { .. } => (replies.rev().take(limit + 1).collect(), false),
-            HistoryQuery::Before { before, .. } => (replies.rev().filter(|s| *s < before).take(limit + 1).collect(), false),
+            HistoryQuery::Before { before, .. } => {
+                (replies.rev().filter(|s| *s < before).take(limit + 1).collect(), false)
+            }
             HistoryQuery::After { after, .. } => (replies.filter(|s| *s > after).take(limit + 1).collect(), true),
         };
         let has_more = seqs.len() > limit;

@@ -20,7 +20,8 @@ impl Chat {
             return Err(Error::BadRequest("give level, muted or both".into()));
         }
         let (room, _) = self.member_room(who, r).await?;
-        let (level, muted) = self.store.set_notify(room.id, who.user.id, level, muted).await?.ok_or(Error::NotAMember)?;
+        let (level, muted) =
+            self.store.set_notify(room.id, who.user.id, level, muted).await?.ok_or(Error::NotAMember)?;
         let event = ConvoEvent::Notify { room: room.id, level, muted };
         self.broker.publish(BrokerEvent::UserConvo { user: who.user.id, event }).await?;
         Ok((room.id, level, muted))

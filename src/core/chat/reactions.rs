@@ -12,7 +12,14 @@ use crate::core::error::{Error, Result};
 
 impl Chat {
     /// Adds (`add`) or removes `who`'s `emoji` on message `seq`; the message's reactions after.
-    pub async fn react(&self, who: &Identity, r: &RoomRef, seq: Seq, emoji: &Emoji, add: bool) -> Result<(RoomId, Vec<Reaction>)> {
+    pub async fn react(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        seq: Seq,
+        emoji: &Emoji,
+        add: bool,
+    ) -> Result<(RoomId, Vec<Reaction>)> {
         let (room, _) = self.member_room(who, r).await?;
         match self.store.message(room.id, seq).await? {
             Some(m) if m.kind == MessageKind::Text && !m.deleted => {}

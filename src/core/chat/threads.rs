@@ -58,11 +58,8 @@ impl Chat {
         parents.sort_unstable();
         parents.dedup();
         // A parent on the same page is not read again.
-        let mut quoted: HashMap<Seq, Quote> = messages
-            .iter()
-            .filter(|m| parents.contains(&m.seq))
-            .map(|m| (m.seq, Quote::of(m)))
-            .collect();
+        let mut quoted: HashMap<Seq, Quote> =
+            messages.iter().filter(|m| parents.contains(&m.seq)).map(|m| (m.seq, Quote::of(m))).collect();
         parents.retain(|p| !quoted.contains_key(p));
         for p in self.store.messages_at(room, &parents).await? {
             quoted.insert(p.seq, Quote::of(&p));
@@ -71,7 +68,12 @@ impl Chat {
             let extras = MessageExtras {
                 // A parent purged by retention is shown as a tombstone.
                 quote: m.reply_to.map(|p| {
-                    quoted.get(&p).cloned().unwrap_or(Quote { seq: p, sender: None, excerpt: String::new(), deleted: true })
+                    quoted.get(&p).cloned().unwrap_or(Quote {
+                        seq: p,
+                        sender: None,
+                        excerpt: String::new(),
+                        deleted: true,
+                    })
                 }),
                 reply_count: stats.get(&m.seq).map_or(0, |s| s.0),
                 last_reply_ts: stats.get(&m.seq).map(|s| s.1),

@@ -20,7 +20,8 @@ async fn replies_keep_their_thread(store: &DynStore) {
     let r = room(store, &a, Visibility::Public).await;
     let root = stored(&store.append(&[text(r.id, &a, "root", None)]).await.unwrap()[0]).seq;
     let other = stored(&store.append(&[text(r.id, &a, "other root", None)]).await.unwrap()[0]).seq;
-    let batch = [reply(r.id, &a, "r1", root, root), text(r.id, &a, "plain", None), reply(r.id, &a, "r2", root + 2, root)];
+    let batch =
+        [reply(r.id, &a, "r1", root, root), text(r.id, &a, "plain", None), reply(r.id, &a, "r2", root + 2, root)];
     let out = store.append(&batch).await.unwrap();
     let (r1, r2) = (stored(&out[0]).clone(), stored(&out[2]).clone());
     assert_eq!((r1.reply_to, r1.thread), (Some(root), Some(root)), "the append answers them");
@@ -40,7 +41,11 @@ async fn replies_keep_their_thread(store: &DynStore) {
     let stats = store.thread_stats(r.id, &[root, other]).await.unwrap();
     assert_eq!(stats, vec![(root, 2, r2.ts.max(r1.ts))], "roots without replies are left out");
     store.delete_message(r.id, r2.seq).await.unwrap();
-    assert_eq!(store.thread_stats(r.id, &[root]).await.unwrap(), vec![(root, 1, r1.ts)], "deleted replies do not count");
+    assert_eq!(
+        store.thread_stats(r.id, &[root]).await.unwrap(),
+        vec![(root, 1, r1.ts)],
+        "deleted replies do not count"
+    );
     let got = store.messages_at(r.id, &[root, other, 999]).await.unwrap();
     let mut seqs: Vec<Seq> = got.iter().map(|m| m.seq).collect();
     seqs.sort_unstable();
@@ -96,7 +101,10 @@ async fn pins_are_listed_newest_first(store: &DynStore) {
     assert!(!store.pin(r.id, s1, a.id, 150).await.unwrap(), "pinned once");
     assert!(store.pin(r.id, s2, a.id, 200).await.unwrap());
     let pins = store.pins(r.id).await.unwrap();
-    assert_eq!(pins.iter().map(|(s, u, at)| (*s, u.id, *at)).collect::<Vec<_>>(), vec![(s2, a.id, 200), (s1, a.id, 100)]);
+    assert_eq!(
+        pins.iter().map(|(s, u, at)| (*s, u.id, *at)).collect::<Vec<_>>(),
+        vec![(s2, a.id, 200), (s1, a.id, 100)]
+    );
     assert!(store.unpin(r.id, s1).await.unwrap());
     assert!(!store.unpin(r.id, s1).await.unwrap());
     assert_eq!(store.pins(r.id).await.unwrap().len(), 1);
@@ -114,13 +122,23 @@ async fn notify_settings_shape_room_views(store: &DynStore) {
     };
     let v = view(store.clone()).await;
     assert_eq!((v.notify, v.muted, v.unread, v.mentions), (NotifyLevel::All, false, 2, 1), "defaults");
-    assert_eq!(store.set_notify(r.id, b.id, Some(NotifyLevel::Mentions), None).await.unwrap(), Some((NotifyLevel::Mentions, false)));
+    assert_eq!(
+        store.set_notify(r.id, b.id, Some(NotifyLevel::Mentions), None).await.unwrap(),
+        Some((NotifyLevel::Mentions, false))
+    );
     let v = view(store.clone()).await;
     assert_eq!((v.notify, v.unread, v.mentions), (NotifyLevel::Mentions, 0, 1), "mentions only");
-    assert_eq!(store.set_notify(r.id, b.id, Some(NotifyLevel::All), Some(true)).await.unwrap(), Some((NotifyLevel::All, true)));
+    assert_eq!(
+        store.set_notify(r.id, b.id, Some(NotifyLevel::All), Some(true)).await.unwrap(),
+        Some((NotifyLevel::All, true))
+    );
     let v = view(store.clone()).await;
     assert_eq!((v.muted, v.unread, v.mentions), (true, 0, 1), "muted");
-    assert_eq!(store.set_notify(r.id, b.id, None, Some(false)).await.unwrap(), Some((NotifyLevel::All, false)), "level kept");
+    assert_eq!(
+        store.set_notify(r.id, b.id, None, Some(false)).await.unwrap(),
+        Some((NotifyLevel::All, false)),
+        "level kept"
+    );
     let outsider = user(store, "ntf").await;
     assert_eq!(store.set_notify(r.id, outsider.id, Some(NotifyLevel::None), None).await.unwrap(), None);
 }
@@ -148,7 +166,10 @@ async fn followed_threads_count_unread_replies(store: &DynStore) {
     let a_answers = stored(&out[1]).seq;
     let b_threads = store.followed_threads(b.id).await.unwrap();
     assert_eq!(b_threads.len(), 1, "b wrote in one thread: {b_threads:?}");
-    assert_eq!((b_threads[0].room, b_threads[0].root, b_threads[0].reply_count, b_threads[0].unread), (r.id, root, 4, 3));
+    assert_eq!(
+        (b_threads[0].room, b_threads[0].root, b_threads[0].reply_count, b_threads[0].unread),
+        (r.id, root, 4, 3)
+    );
     assert_eq!(store.mark_thread_read(r.id, root, b.id, a_answers).await.unwrap(), a_answers);
     assert_eq!(store.mark_thread_read(r.id, root, b.id, 1).await.unwrap(), a_answers, "never back");
     assert_eq!(store.followed_threads(b.id).await.unwrap()[0].unread, 2);
