@@ -358,7 +358,27 @@ mod tests {
             member_count: 2,
             retention_secs: Some(3600),
         };
+        let mut reply = (*msg).clone();
+        reply.reply_to = Some(40);
+        reply.thread = Some(39);
+        reply.extras.quote = Some(Quote { seq: 40, sender: Some(alice()), excerpt: "hi".into(), deleted: false });
         let events = vec![
+            BrokerEvent::Message(Arc::new(reply)),
+            BrokerEvent::Convo(ConvoEvent::Reactions {
+                room: RoomId(3),
+                seq: 42,
+                reactions: vec![Reaction { emoji: "👍".into(), users: vec![UserId(7), UserId(8)] }],
+            }),
+            BrokerEvent::Convo(ConvoEvent::ThreadUpdated {
+                room: RoomId(3),
+                seq: 39,
+                reply_count: 2,
+                last_reply_ts: Some(5),
+            }),
+            BrokerEvent::UserConvo {
+                user: UserId(7),
+                event: ConvoEvent::Notify { room: RoomId(3), level: NotifyLevel::Mentions, muted: true },
+            },
             BrokerEvent::Message(msg.clone()),
             BrokerEvent::Joined { room: room.clone(), user: UserId(8) },
             BrokerEvent::Left { room: room.clone(), user: UserId(8) },

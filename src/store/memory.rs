@@ -553,6 +553,13 @@ impl Store for MemoryStore {
             }
             n += 1;
         }
+        // Reactions and pins go with their messages.
+        let gone: std::collections::HashSet<Seq> =
+            r.messages.iter().enumerate().filter(|(_, m)| m.purged).map(|(i, _)| i as Seq + 1).collect();
+        g.reactions.retain(|(rm, s), _| *rm != room || !gone.contains(s));
+        if let Some(pins) = g.pins.get_mut(&room) {
+            pins.retain(|(s, _, _)| !gone.contains(s));
+        }
         Ok(n)
     }
 

@@ -715,6 +715,21 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                    // Reactions and pins go with their messages.
+                    for table in [
+                        "DELETE FROM reactions WHERE room_id = $1 AND seq IN \
+                         (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
+                        "DELETE FROM pins WHERE room_id = $1 AND seq IN \
+                         (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
+                    ] {
+                        sqlx::query(table)
+                            .bind(room.0)
+                            .bind(room.0)
+                            .bind(cutoff)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
                     let res = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND created_at < $2")
                         .bind(room.0)
                         .bind(cutoff)

@@ -9,6 +9,25 @@ pub(super) async fn run_all(store: &DynStore) {
     pins_are_listed_newest_first(store).await;
     notify_settings_shape_room_views(store).await;
     followed_threads_count_unread_replies(store).await;
+    retention_takes_reactions_and_pins_along(store).await;
+}
+
+async fn retention_takes_reactions_and_pins_along(store: &DynStore) {
+    let a = user(store, "ret").await;
+    let r = room(store, &a, Visibility::Public).await;
+    let old = NewMessage { ts: 1_000, ..text(r.id, &a, "old", None) };
+    let out = store.append(&[old, text(r.id, &a, "new", None)]).await.unwrap();
+    let (s_old, s_new) = (stored(&out[0]).seq, stored(&out[1]).seq);
+    let up = Emoji::parse("👍").unwrap();
+    for s in [s_old, s_new] {
+        store.add_reaction(r.id, s, a.id, &up, 1).await.unwrap();
+        store.pin(r.id, s, a.id, s).await.unwrap();
+    }
+    assert_eq!(store.purge_before(r.id, 2_000).await.unwrap(), 1);
+    let left: Vec<Seq> = store.reactions(r.id, &[s_old, s_new]).await.unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(left, vec![s_new]);
+    let pins: Vec<Seq> = store.pins(r.id).await.unwrap().into_iter().map(|(s, _, _)| s).collect();
+    assert_eq!(pins, vec![s_new]);
 }
 
 fn reply(room: RoomId, sender: &User, body: &str, parent: Seq, thread: Seq) -> NewMessage {
