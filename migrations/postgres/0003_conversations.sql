@@ -1,6 +1,9 @@
 -- Issue 14: replies and threads, reactions, pins, notification levels.
 ALTER TABLE messages ADD COLUMN reply_to BIGINT;   -- the parent's seq (same room), for replies
 ALTER TABLE messages ADD COLUMN thread   BIGINT;   -- the thread root's seq, for replies
+-- When the message's reactions last changed: a resuming client is sent those changed since it left.
+ALTER TABLE messages ADD COLUMN reactions_at BIGINT;
+CREATE INDEX messages_by_reactions_at ON messages (room_id, reactions_at) WHERE reactions_at IS NOT NULL;
 CREATE INDEX messages_by_thread ON messages (room_id, thread, seq) WHERE thread IS NOT NULL;
 
 -- One row per (message, emoji, user); `id` gives first-reaction order.

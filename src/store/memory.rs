@@ -50,6 +50,8 @@ struct StoredRow {
     deleted: bool,
     reply_to: Option<Seq>,
     thread: Option<Seq>,
+    /// When its reactions last changed.
+    reactions_at: Option<Millis>,
     /// Removed by retention: absent from every read, but its slot keeps later `seq`s in place.
     purged: bool,
 }
@@ -69,7 +71,31 @@ fn idx(id: i64) -> Option<usize> {
     usize::try_from(id.checked_sub(1)?).ok()
 }
 
+impl MemoryStore {
+    /// Adds `user`'s `emoji` to a message's list; false when it was there.
+    fn add_to(list: &mut Vec<Reaction>, user: UserId, emoji: &Emoji) -> Result<bool> {
+        let distinct = list.len();
+        match list.iter_mut().find(|r| r.emoji == emoji.as_str()) {
+            Some(r) if r.users.contains(&user) => Ok(false),
+            Some(r) => {
+                r.users.push(user);
+                Ok(true)
+            }
+            None if distinct >= Emoji::MAX_PER_MESSAGE => Err(Error::TooManyReactions),
+            None => {
+                list.push(Reaction { emoji: emoji.as_str().to_owned(), users: vec![user] });
+                Ok(true)
+            }
+        }
+    }
+}
+
 impl Inner {
+    fn touch_reactions(&mut self, room: RoomId, seq: Seq, at: Millis) {
+        if let Some(m) = self.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) {
+            m.reactions_at = Some(at);
+        }
+    }
     fn user(&self, id: UserId) -> Option<&User> {
         self.users.get(idx(id.0)?).map(|(u, _, _)| u)
     }
@@ -458,6 +484,7 @@ impl Store for MemoryStore {
                 deleted: false,
                 reply_to: m.reply_to,
                 thread: m.thread,
+                reactions_at: None,
                 purged: false,
             });
             let seq = r.messages.len() as Seq;
@@ -693,28 +720,19 @@ impl Store for MemoryStore {
         Ok(*e)
     }
 
-    async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, _at: Millis) -> Result<bool> {
+    async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
         let mut g = self.inner.lock();
         if g.message(room, seq).is_none() {
             return Err(Error::MessageNotFound);
         }
-        let list = g.reactions.entry((room, seq)).or_default();
-        let distinct = list.len();
-        match list.iter_mut().find(|r| r.emoji == emoji.as_str()) {
-            Some(r) if r.users.contains(&user) => Ok(false),
-            Some(r) => {
-                r.users.push(user);
-                Ok(true)
-            }
-            None if distinct >= Emoji::MAX_PER_MESSAGE => Err(Error::TooManyReactions),
-            None => {
-                list.push(Reaction { emoji: emoji.as_str().to_owned(), users: vec![user] });
-                Ok(true)
-            }
+        let added = Self::add_to(g.reactions.entry((room, seq)).or_default(), user, emoji)?;
+        if added {
+            g.touch_reactions(room, seq, at);
         }
+        Ok(added)
     }
 
-    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji) -> Result<bool> {
+    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
         let mut g = self.inner.lock();
         let Some(list) = g.reactions.get_mut(&(room, seq)) else { return Ok(false) };
         let Some(i) = list.iter().position(|r| r.emoji == emoji.as_str()) else { return Ok(false) };
@@ -725,9 +743,32 @@ impl Store for MemoryStore {
             // The emoji goes, and with it its place in first-reaction order (as in the SQL stores).
             list.remove(i);
         }
+        if removed {
+            g.touch_reactions(room, seq, at);
+        }
         Ok(removed)
     }
 
+    async fn reactions_changed(
+        &self,
+        room: RoomId,
+        through: Seq,
+        since: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Seq, Vec<Reaction>)>> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(vec![]) };
+        let mut seqs: Vec<Seq> = r
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| !m.purged && (*i as Seq) < through && m.reactions_at.is_some_and(|t| t > since))
+            .map(|(i, _)| i as Seq + 1)
+            .collect();
+        let skip = seqs.len().saturating_sub(limit as usize);
+        seqs.drain(..skip);
+        Ok(seqs.into_iter().map(|s| (s, g.reactions.get(&(room, s)).cloned().unwrap_or_default())).collect())
+    }
     async fn reactions(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<(Seq, Vec<Reaction>)>> {
         let g = self.inner.lock();
         let mut out: Vec<(Seq, Vec<Reaction>)> = seqs

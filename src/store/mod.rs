@@ -181,8 +181,17 @@ pub trait Store: Send + Sync + 'static {
     /// `Error::TooManyReactions` when it would be the message's 21st distinct emoji; the check and the
     /// insert are one transaction, serialised per message.
     async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool>;
-    /// Removes it; false when it was not there.
-    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji) -> Result<bool>;
+    /// Removes it; false when it was not there. Both record `at` as the message's last reaction change.
+    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool>;
+    /// The messages of `room` up to `through` whose reactions changed after `since`, with their current
+    /// reactions (an empty list when the last one was taken back), ascending, at most `limit` (the newest).
+    async fn reactions_changed(
+        &self,
+        room: RoomId,
+        through: Seq,
+        since: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Seq, Vec<Reaction>)>>;
     /// The reactions of each of `seqs` that has any, emoji in first-reaction order.
     async fn reactions(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<(Seq, Vec<Reaction>)>>;
 

@@ -54,6 +54,23 @@ macro_rules! impl_sql_store {
             use $crate::store::{Credentials, Session, Store};
 
             impl $store {
+                /// Records `at` as the message's last reaction change.
+                async fn reactions_touched(
+                    tx: &mut sqlx::Transaction<'static, <Self as Dialect>::Db>,
+                    room: RoomId,
+                    seq: Seq,
+                    at: Millis,
+                ) -> Result<()> {
+                    sqlx::query("UPDATE messages SET reactions_at = $1 WHERE room_id = $2 AND seq = $3")
+                        .bind(at)
+                        .bind(room.0)
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
                 async fn message_by_seq(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
                     let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
                     let row =
@@ -1011,11 +1028,20 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                    Self::reactions_touched(&mut tx, room, seq, at).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(res.rows_affected() > 0)
                 }
 
-                async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji) -> Result<bool> {
+                async fn remove_reaction(
+                    &self,
+                    room: RoomId,
+                    seq: Seq,
+                    user: UserId,
+                    emoji: &Emoji,
+                    at: Millis,
+                ) -> Result<bool> {
+                    let mut tx = <Self as Dialect>::begin(self).await?;
                     let res = sqlx::query(
                         "DELETE FROM reactions WHERE room_id = $1 AND seq = $2 AND emoji = $3 AND user_id = $4",
                     )
@@ -1023,10 +1049,40 @@ macro_rules! impl_sql_store {
                     .bind(seq)
                     .bind(emoji.as_str())
                     .bind(user.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                    Ok(res.rows_affected() > 0)
+                    if res.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    Self::reactions_touched(&mut tx, room, seq, at).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(true)
+                }
+
+                async fn reactions_changed(
+                    &self,
+                    room: RoomId,
+                    through: Seq,
+                    since: Millis,
+                    limit: u32,
+                ) -> Result<Vec<(Seq, Vec<Reaction>)>> {
+                    let rows = sqlx::query(
+                        "SELECT seq FROM messages WHERE room_id = $1 AND reactions_at > $2 AND seq <= $3 \
+                         ORDER BY seq DESC LIMIT $4",
+                    )
+                    .bind(room.0)
+                    .bind(since)
+                    .bind(through)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    let mut seqs = rows.iter().map(|r| r.try_get::<i64, _>(0).map_err(db_err)).collect::<Result<Vec<_>>>()?;
+                    seqs.reverse();
+                    let mut current: std::collections::HashMap<Seq, Vec<Reaction>> =
+                        self.reactions(room, &seqs).await?.into_iter().collect();
+                    Ok(seqs.into_iter().map(|s| (s, current.remove(&s).unwrap_or_default())).collect())
                 }
 
                 async fn reactions(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<(Seq, Vec<Reaction>)>> {

@@ -459,15 +459,19 @@ async fn reactions_pins_and_replies_survive_a_restart_and_reach_a_resuming_clien
     let mut ws = app.ws_resuming(&b).await;
     let room_id = find(&h, seq)["room"].as_i64().unwrap();
     ws.send(json!({"type": "resume", "rooms": [{"room": room_id, "after": seq}]})).await;
-    let mut got = Vec::new();
+    let (mut got, mut reacted) = (Vec::new(), Vec::new());
     loop {
         let f = ws.next_json().await;
         match f["type"].as_str() {
             Some("message") => got.push(f["message"].clone()),
+            Some("reactions") => reacted.push(f),
             Some("recovered") => break,
             _ => {}
         }
     }
+    // The reaction on a message it already had comes as a `reactions` event, before `recovered`.
+    assert_eq!(reacted.len(), 1, "{reacted:?}");
+    assert_eq!((reacted[0]["seq"].as_i64(), reacted[0]["reactions"][0]["count"].as_i64()), (Some(seq), Some(1)));
     assert_eq!(got[0]["kind"], "pin");
     assert_eq!(got[0]["body"], seq.to_string());
     let m = got.iter().find(|m| m["seq"] == reply).unwrap();

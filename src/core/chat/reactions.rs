@@ -28,7 +28,7 @@ impl Chat {
         let changed = if add {
             self.store.add_reaction(room.id, seq, who.user.id, emoji, now_millis()).await?
         } else {
-            self.store.remove_reaction(room.id, seq, who.user.id, emoji).await?
+            self.store.remove_reaction(room.id, seq, who.user.id, emoji, now_millis()).await?
         };
         let reactions = self.store.reactions(room.id, &[seq]).await?.pop().map(|(_, r)| r).unwrap_or_default();
         if changed {
@@ -37,4 +37,25 @@ impl Chat {
         }
         Ok((room.id, reactions))
     }
+
+    /// For a client resuming `room` after `after`: the reactions of earlier messages that changed since
+    /// it had `after` (taken as the time `after` was sent), as `reactions` events with the current lists
+    /// (at most [`MISSED_REACTIONS`], the newest). Changes it did see come again; applying one is
+    /// idempotent.
+    pub async fn missed_reactions(&self, who: &Identity, room: RoomId, after: Seq) -> Result<Vec<ConvoEvent>> {
+        let (room, _) = self.visible_room(who, &RoomRef::Id(room)).await?;
+        if after <= 0 {
+            return Ok(Vec::new());
+        }
+        // A message purged by retention: everything still kept up to `after` is older than it anyway.
+        let since = self.store.message(room.id, after).await?.map_or(0, |m| m.ts);
+        let changed = self.store.reactions_changed(room.id, after, since, MISSED_REACTIONS).await?;
+        Ok(changed
+            .into_iter()
+            .map(|(seq, reactions)| ConvoEvent::Reactions { room: room.id, seq, reactions })
+            .collect())
+    }
 }
+
+/// At most this many `reactions` events per room in a resume.
+pub const MISSED_REACTIONS: u32 = 500;

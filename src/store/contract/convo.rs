@@ -93,8 +93,17 @@ async fn reactions_are_idempotent_ordered_and_capped(store: &DynStore) {
         )],
         "first-reaction order, users in reaction order"
     );
-    assert!(store.remove_reaction(r.id, seq, b.id, &party).await.unwrap());
-    assert!(!store.remove_reaction(r.id, seq, b.id, &party).await.unwrap(), "removing twice changes nothing");
+    assert!(store.remove_reaction(r.id, seq, b.id, &party, 5).await.unwrap());
+    assert!(!store.remove_reaction(r.id, seq, b.id, &party, 9).await.unwrap(), "removing twice changes nothing");
+    // What changed after a time: current lists, an emptied one included.
+    let other = stored(&store.append(&[text(r.id, &a, "other", None)]).await.unwrap()[0]).seq;
+    assert!(store.add_reaction(r.id, other, a.id, &party, 6).await.unwrap());
+    assert!(store.remove_reaction(r.id, other, a.id, &party, 7).await.unwrap());
+    let changed = store.reactions_changed(r.id, other, 4, 10).await.unwrap();
+    assert_eq!(changed.iter().map(|(s, l)| (*s, l.len())).collect::<Vec<_>>(), vec![(seq, 1), (other, 0)]);
+    assert_eq!(store.reactions_changed(r.id, other, 6, 10).await.unwrap().len(), 1, "only after `since`");
+    assert_eq!(store.reactions_changed(r.id, seq, 4, 10).await.unwrap().len(), 1, "only through `through`");
+    assert_eq!(store.reactions_changed(r.id, other, 4, 1).await.unwrap()[0].0, other, "the newest");
     assert_eq!(store.reactions(r.id, &[seq]).await.unwrap()[0].1.len(), 1, "an emoji nobody uses is gone");
     assert!(matches!(store.add_reaction(r.id, 9999, a.id, &up, 5).await, Err(Error::MessageNotFound)));
 
