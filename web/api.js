@@ -67,6 +67,22 @@ export const api = {
   dms: () => request('GET', '/dms'),
   openDm: (username) => request('POST', '/dms', { username }),
   invite: (ref, username) => request('POST', `/rooms/${enc(ref)}/invites`, { username }),
+  config: () => request('GET', '/config'),
+  invites: () => request('GET', '/me/invites'),
+  acceptInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/accept`),
+  declineInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/decline`),
+  // moderation and settings (owner and admins; `transfer` and `setVisibility` the owner only)
+  kick: (ref, username) => request('POST', `/rooms/${enc(ref)}/kick`, { username }),
+  ban: (ref, username) => request('POST', `/rooms/${enc(ref)}/ban`, { username }),
+  unban: (ref, username) => request('POST', `/rooms/${enc(ref)}/unban`, { username }),
+  setRole: (ref, username, role) => request('POST', `/rooms/${enc(ref)}/roles`, { username, role }),
+  transfer: (ref, username) => request('POST', `/rooms/${enc(ref)}/owner`, { username }),
+  bans: (ref) => request('GET', `/rooms/${enc(ref)}/bans`),
+  updateRoom: (ref, changes) => request('PATCH', `/rooms/${enc(ref)}`, changes),
+  webhooks: (ref) => request('GET', `/rooms/${enc(ref)}/webhooks`),
+  addWebhook: (ref, url) => request('POST', `/rooms/${enc(ref)}/webhooks`, { url }),
+  deleteWebhook: (ref, id) => request('DELETE', `/rooms/${enc(ref)}/webhooks/${enc(id)}`),
+  deadDeliveries: (ref) => request('GET', `/rooms/${enc(ref)}/webhooks/dead`),
   messages: (ref, params = {}) => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v));

@@ -197,7 +197,8 @@ export function renderMessage(m, ctx = {}) {
   const stored = !ctx.pending && typeof m.seq === 'number' && !m.deleted && !ctx.editing;
   if (stored && (ctx.canEdit || ctx.canDelete)) {
     const what = `message from ${who}`;
-    const bar = el('div', { class: 'msg-actions', role: 'group', 'aria-label': `Actions for ${what}` });
+    // One Tab stop per message: a toolbar whose buttons are reached with ←/→ (roving tabindex).
+    const bar = el('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': `Actions for ${what}`, onkeydown: rove });
     if (ctx.canEdit) {
       bar.append(el('button', { class: 'icon-btn icon-btn-sm', type: 'button', 'aria-label': 'Edit message', title: 'Edit',
         dataset: { action: 'edit' }, onclick: () => ctx.onEdit?.(m) }, icon('i-pencil', 'icon icon-sm')));
@@ -206,9 +207,23 @@ export function renderMessage(m, ctx = {}) {
       bar.append(el('button', { class: 'icon-btn icon-btn-sm icon-btn-danger', type: 'button', 'aria-label': 'Delete message', title: 'Delete',
         dataset: { action: 'delete' }, onclick: () => ctx.onDelete?.(m) }, icon('i-trash', 'icon icon-sm')));
     }
+    [...bar.children].forEach((b, i) => b.setAttribute('tabindex', i === 0 ? '0' : '-1'));
     li.append(bar);
   }
   return li;
+}
+
+/** ←/→ (and Home/End) move focus between the buttons of a toolbar; Tab leaves it. */
+function rove(ev) {
+  const buttons = [...ev.currentTarget.querySelectorAll('button')];
+  const i = buttons.indexOf(document.activeElement);
+  if (i < 0) return;
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: buttons.length - 1 }[ev.key];
+  if (next === undefined) return;
+  ev.preventDefault();
+  const target = buttons[(next + buttons.length) % buttons.length];
+  for (const b of buttons) b.setAttribute('tabindex', b === target ? '0' : '-1');
+  target.focus();
 }
 
 /** In-place editor: Enter saves, Shift+Enter is a new line, Escape cancels. */
@@ -236,7 +251,7 @@ function renderEditor(m, ctx) {
 }
 
 export function renderDayDivider(ts) {
-  return el('li', { class: 'day-divider', role: 'separator' }, el('span', { text: dayLabel(ts) }));
+  return el('li', { class: 'day-divider' }, el('span', { text: dayLabel(ts) }));
 }
 
 /**

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_config;
 pub mod convo;
 pub mod error;
 pub mod sse;
@@ -100,6 +101,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi))
+        .route("/config", get(client_config::config))
         .route("/register", post(api::register))
         .route("/login", post(api::login))
         .route("/logout", post(api::logout))

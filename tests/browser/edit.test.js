@@ -58,9 +58,11 @@ test('edit and delete one\'s own message; the other page follows live; reload ke
   assert.equal(await owners.getByRole('button', { name: 'Edit message' }).count(), 0);
   assert.equal(await owners.getByRole('button', { name: 'Delete message' }).count(), 0);
 
-  // Delete, from the keyboard: Tab reaches the button, the dialog confirms.
+  // Delete, from the keyboard: one Tab stop per message (a toolbar), → reaches Delete, the dialog confirms.
+  assert.deepEqual(await mine.locator('.msg-actions button').evaluateAll((bs) => bs.map((b) => b.tabIndex)), [0, -1],
+    'one focus stop per message');
   await mine.getByRole('button', { name: 'Edit message' }).focus();
-  await b.page.keyboard.press('Tab');
+  await b.page.keyboard.press('ArrowRight');
   assert.equal(await b.page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Delete message');
   assert.equal(await mine.locator('.msg-actions').evaluate((n) => getComputedStyle(n).opacity), '1', 'visible with keyboard focus');
   await b.page.keyboard.press('Enter');

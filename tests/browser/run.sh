@@ -5,7 +5,7 @@
 #   PARLEY_BIN=path/to/parley run.sh         use that binary instead of building
 #   run.sh chat.test.js                      run only some test files
 #
-# Installs what it needs when missing (Debian's chromium, playwright-core through npm ci),
+# Installs what it needs when missing (Debian's chromium, playwright-core and axe-core through npm ci),
 # starts one `parley serve` on a free loopback port with a throw-away data dir, runs the tests
 # with node's test runner, and always stops the server. Screenshots go to target/browser/.
 set -euo pipefail
@@ -20,8 +20,8 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y chromium
 fi
 
-if [ ! -d "$HERE/node_modules/playwright-core" ]; then
-  echo "== npm ci (playwright-core)"
+if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/axe-core" ]; then
+  echo "== npm ci (playwright-core, axe-core)"
   (cd "$HERE" && npm ci --no-audit --no-fund)
 fi
 

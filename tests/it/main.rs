@@ -14,4 +14,5 @@ mod messaging;
 mod production;
 mod rooms;
 mod transports;
+mod web;
 mod websocket;

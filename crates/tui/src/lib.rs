@@ -2,12 +2,18 @@
 //!
 //! The pieces, from the inside out:
 //! - [`proto`]: the v1 wire shapes;
-//! - [`state::ChatState`]: rooms, messages keyed by `seq`, pending sends, input and scroll, changed only by
-//!   pure methods that return the [`state::Action`]s to perform;
+//! - [`model`]: what the client holds (rooms, messages keyed by `seq`, unsent messages, text panels);
+//! - [`command`]: the slash commands and `/help`;
+//! - [`layout`]: messages as wrapped, styled terminal lines;
+//! - [`state::ChatState`]: the state machine — frames, network events and keys in, the
+//!   [`state::Action`]s to perform out, no I/O;
 //! - [`net`]: REST calls and the WebSocket task that reconnects by itself;
 //! - [`ui::render`]: draws a `ChatState` with ratatui;
 //! - [`run`]: the terminal loop that ties them together.
 
+pub mod command;
+pub mod layout;
+pub mod model;
 pub mod net;
 pub mod proto;
 pub mod state;

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::proto::{ClientFrame, Room, ServerFrame, User};
+use crate::proto::{ClientFrame, Member, Room, ServerFrame, User};
 use crate::state::{Action, NetEvent};
 
 /// A refused REST request: the protocol's error body.
@@ -139,6 +139,34 @@ impl Api {
         self.call(self.http.patch(self.url("/me")).bearer_auth(token).json(&body)).await
     }
 
+    pub async fn members(&self, token: &str, room: i64) -> anyhow::Result<Vec<Member>> {
+        #[derive(Deserialize)]
+        struct Members {
+            members: Vec<Member>,
+        }
+        let m: Members =
+            self.call(self.http.get(self.url(&format!("/rooms/{room}/members"))).bearer_auth(token)).await?;
+        Ok(m.members)
+    }
+
+    pub async fn public_rooms(&self, token: &str) -> anyhow::Result<Vec<Room>> {
+        #[derive(Deserialize)]
+        struct Rooms {
+            rooms: Vec<Room>,
+        }
+        let r: Rooms = self.call(self.http.get(self.url("/rooms")).bearer_auth(token)).await?;
+        Ok(r.rooms)
+    }
+
+    pub async fn dms(&self, token: &str) -> anyhow::Result<Vec<Room>> {
+        #[derive(Deserialize)]
+        struct Dms {
+            conversations: Vec<Room>,
+        }
+        let d: Dms = self.call(self.http.get(self.url("/dms")).bearer_auth(token)).await?;
+        Ok(d.conversations)
+    }
+
     /// Ends the session; errors are ignored (the token expires anyway).
     pub async fn logout(&self, token: &str) {
         let _ = self.http.post(self.url("/logout")).bearer_auth(token).send().await;
@@ -214,9 +242,41 @@ impl Network {
                         let _ = events.send(ev);
                     });
                 }
+                Action::LoadMembers { room } => self.rest(
+                    move |api, token| async move { api.members(&token, room).await },
+                    move |members| NetEvent::Members { room, members },
+                    "cannot list the members",
+                ),
+                Action::LoadPublicRooms => self.rest(
+                    |api, token| async move { api.public_rooms(&token).await },
+                    NetEvent::PublicRooms,
+                    "cannot list rooms",
+                ),
+                Action::LoadDms => self.rest(
+                    |api, token| async move { api.dms(&token).await },
+                    NetEvent::Dms,
+                    "cannot list conversations",
+                ),
                 Action::Quit => {}
             }
         }
+    }
+
+    /// Runs one REST call on its own task and reports its answer (or failure) as an event.
+    fn rest<T, F, Fut>(&self, call: F, ok: impl FnOnce(T) -> NetEvent + Send + 'static, what: &'static str)
+    where
+        T: Send + 'static,
+        F: FnOnce(Api, String) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    {
+        let (api, token, events) = (self.api.clone(), self.token(), self.events.clone());
+        tokio::spawn(async move {
+            let ev = match call(api, token).await {
+                Ok(v) => ok(v),
+                Err(e) => NetEvent::RestError { what: what.to_owned(), error: e.to_string() },
+            };
+            let _ = events.send(ev);
+        });
     }
 
     /// The current session token (it changes when the client has to log in again).

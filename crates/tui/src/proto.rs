@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -20,7 +20,18 @@ impl User {
     }
 }
 
+/// A member of a room, as `GET /rooms/{room}/members` lists them.
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    #[serde(flatten)]
+    pub user: User,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub online: bool,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct Room {
     pub id: i64,
     pub name: String,
@@ -32,9 +43,40 @@ pub struct Room {
     pub last_seq: i64,
     #[serde(default)]
     pub member_count: i64,
+    /// `group` or `direct` (a one-to-one conversation).
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub topic: String,
+    /// The user's role (`owner`, `admin`, `member`); only in RoomViews (`hello`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The other user of a direct conversation; only in RoomViews.
+    #[serde(default)]
+    pub peer: Option<User>,
+    #[serde(default)]
+    pub last_read: i64,
+    #[serde(default)]
+    pub unread: i64,
 }
 
-#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+impl Room {
+    pub fn is_direct(&self) -> bool {
+        self.kind == "direct"
+    }
+
+    /// How the room is named on screen: `#name`, `~name` when private, `@peer` for a conversation.
+    pub fn label(&self) -> String {
+        match (&self.peer, self.is_direct()) {
+            (Some(p), true) => format!("@{}", p.username),
+            (None, true) => "@…".to_owned(),
+            _ if self.visibility == "private" => format!("~{}", self.name),
+            _ => format!("#{}", self.name),
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
     pub room: i64,
     pub seq: i64,
@@ -48,6 +90,16 @@ pub struct Message {
     pub client_id: Option<String>,
     #[serde(default)]
     pub ts: i64,
+    /// Who a system message acted on (kick, ban, role, …).
+    #[serde(default)]
+    pub target: Option<User>,
+    /// Ids of the users the text mentions.
+    #[serde(default)]
+    pub mentions: Vec<i64>,
+    #[serde(default)]
+    pub edited_at: Option<i64>,
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 fn text_kind() -> String {
@@ -73,6 +125,38 @@ pub enum ServerFrame {
     },
     Message {
         message: Message,
+    },
+    MessageUpdated {
+        message: Message,
+    },
+    RoomUpdated {
+        room: Room,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    Typing {
+        room: i64,
+        user: User,
+        #[serde(default)]
+        expires_ms: u64,
+    },
+    Read {
+        room: i64,
+        seq: i64,
+    },
+    UserUpdated {
+        user: User,
+    },
+    /// Someone invited the user into a (private) room.
+    Invited {
+        room: Room,
+        invited_by: User,
+        #[serde(default)]
+        at: i64,
+    },
+    Ok {
+        #[serde(default)]
+        req: Option<String>,
     },
     Ack {
         room: i64,
@@ -117,7 +201,7 @@ pub enum ServerFrame {
         #[serde(default)]
         req: Option<String>,
     },
-    /// A frame type this client does not know (direct messages, presence, …): ignored.
+    /// A frame type this client does not use (presence, recovered, …): ignored.
     #[serde(other)]
     Unknown,
 }
@@ -174,6 +258,62 @@ pub enum ClientFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<String>,
     },
+    Typing {
+        room: RoomRef,
+    },
+    Read {
+        room: RoomRef,
+        seq: i64,
+    },
+    Dm {
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Invite {
+        room: RoomRef,
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Kick {
+        room: RoomRef,
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Ban {
+        room: RoomRef,
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Unban {
+        room: RoomRef,
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    SetRole {
+        room: RoomRef,
+        username: String,
+        role: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    /// Hand the room over to `username` (owner only).
+    Transfer {
+        room: RoomRef,
+        username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Topic {
+        room: RoomRef,
+        topic: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
 }
 
 impl ClientFrame {
@@ -198,7 +338,20 @@ mod tests {
         }
         let sys = r#"{"type":"message","message":{"room":1,"seq":1,"kind":"create","sender":{"id":1,"username":"a","display_name":"a"},"body":"","client_id":null,"ts":5}}"#;
         assert!(matches!(ServerFrame::decode(sys), Some(ServerFrame::Message { message }) if message.is_system()));
-        assert_eq!(ServerFrame::decode(r#"{"type":"typing","room":1,"user":2}"#), Some(ServerFrame::Unknown));
+        assert_eq!(
+            ServerFrame::decode(r#"{"type":"presence","user":{"id":2,"username":"b"},"online":true}"#),
+            Some(ServerFrame::Unknown)
+        );
+        let upd = r#"{"type":"message_updated","message":{"room":1,"seq":4,"kind":"text","sender":null,"body":"","ts":5,"deleted":true}}"#;
+        assert!(matches!(ServerFrame::decode(upd), Some(ServerFrame::MessageUpdated { message }) if message.deleted));
+        let dm = r#"{"type":"hello","v":1,"user":{"id":1,"username":"alice"},"rooms":[{"id":4,"name":"dm-1-2","kind":"direct","visibility":"private","peer":{"id":2,"username":"bob","display_name":"Bob"},"unread":3,"last_read":7}]}"#;
+        match ServerFrame::decode(dm) {
+            Some(ServerFrame::Hello { rooms, .. }) => {
+                assert_eq!(rooms[0].label(), "@bob");
+                assert_eq!((rooms[0].unread, rooms[0].last_read), (3, 7));
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(ServerFrame::decode("not json"), None);
     }
 

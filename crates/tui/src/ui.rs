@@ -1,163 +1,54 @@
-//! Drawing [`ChatState`] with ratatui. Pure: the same state always draws the same screen.
+//! Drawing [`ChatState`] with ratatui. The same state always draws the same screen (typing indicators
+//! aside, which expire with the clock).
+//!
+//! Wide terminals show the room list beside the messages; narrow ones (under [`NARROW`] columns) give
+//! the messages the whole width and show the room list over them on F2 / Ctrl-R.
+
+use std::time::Instant;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph};
-use unicode_width::UnicodeWidthChar;
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
 
-use crate::proto::Message;
-use crate::state::{ChatState, Connection, RoomView};
+use crate::layout::{one_line, room_lines};
+use crate::state::{ChatState, Connection};
 
 const ROOMS_WIDTH: u16 = 22;
-const NAME_COLORS: [Color; 6] =
-    [Color::Cyan, Color::Green, Color::Magenta, Color::Yellow, Color::Blue, Color::LightRed];
-
-/// `HH:MM` (UTC) of a millisecond timestamp.
-pub fn clock(ts_ms: i64) -> String {
-    let mins = ts_ms.div_euclid(60_000).rem_euclid(24 * 60);
-    format!("{:02}:{:02}", mins / 60, mins % 60)
-}
-
-/// Text safe to put on a terminal: control characters become spaces or `�`.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\t' => ' ',
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect()
-}
-
-fn width_of(s: &str) -> usize {
-    s.chars().map(|c| c.width().unwrap_or(0)).sum()
-}
-
-/// Splits `text` into lines: the first at most `first` columns wide, the others at most `rest`, breaking
-/// at spaces where possible.
-pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for para in text.split('\n') {
-        let mut line = String::new();
-        let mut w = 0usize;
-        let limit = |out: &Vec<String>| if out.is_empty() { first.max(1) } else { rest.max(1) };
-        for word in para.split_inclusive(' ') {
-            let ww = width_of(word);
-            let lim = limit(&out);
-            if w + ww.saturating_sub(usize::from(word.ends_with(' '))) <= lim {
-                line.push_str(word);
-                w += ww;
-                continue;
-            }
-            if !line.is_empty() && ww <= rest.max(1) {
-                out.push(std::mem::take(&mut line).trim_end().to_owned());
-                w = 0;
-                line.push_str(word);
-                w += ww;
-                continue;
-            }
-            // A word longer than a line: break it wherever it does not fit.
-            for c in word.chars() {
-                let cw = c.width().unwrap_or(0);
-                if w + cw > limit(&out) && !line.is_empty() {
-                    out.push(std::mem::take(&mut line));
-                    w = 0;
-                }
-                line.push(c);
-                w += cw;
-            }
-        }
-        out.push(line.trim_end().to_owned());
-    }
-    out
-}
-
-fn name_style(id: i64) -> Style {
-    Style::new().fg(NAME_COLORS[id.rem_euclid(NAME_COLORS.len() as i64) as usize]).add_modifier(Modifier::BOLD)
-}
-
-fn message_lines(m: &Message, width: usize, out: &mut Vec<Line<'static>>) {
-    let time = format!("{} ", clock(m.ts));
-    let name = m.sender.as_ref().map(|u| sanitize(u.shown_name())).unwrap_or_else(|| "someone".to_owned());
-    if m.is_system() {
-        let what = match m.kind.as_str() {
-            "join" => "joined".to_owned(),
-            "leave" => "left".to_owned(),
-            "create" => "created the room".to_owned(),
-            other => format!("({})", sanitize(other)),
-        };
-        let text = format!("{time}— {name} {what}");
-        let dim = Style::new().add_modifier(Modifier::DIM);
-        for l in wrap(&text, width, width) {
-            out.push(Line::styled(l, dim));
-        }
-        return;
-    }
-    text_lines(
-        &time,
-        &name,
-        name_style(m.sender.as_ref().map_or(0, |u| u.id)),
-        &sanitize(&m.body),
-        Style::new(),
-        width,
-        out,
-    );
-}
-
-fn text_lines(
-    time: &str,
-    name: &str,
-    name_style: Style,
-    body: &str,
-    body_style: Style,
-    width: usize,
-    out: &mut Vec<Line<'static>>,
-) {
-    let head = width_of(time) + width_of(name) + 2;
-    let indent = width_of(time);
-    let wrapped = wrap(body, width.saturating_sub(head), width.saturating_sub(indent));
-    for (i, part) in wrapped.into_iter().enumerate() {
-        if i == 0 {
-            out.push(Line::from(vec![
-                Span::styled(time.to_owned(), Style::new().add_modifier(Modifier::DIM)),
-                Span::styled(name.to_owned(), name_style),
-                Span::raw(": "),
-                Span::styled(part, body_style),
-            ]));
-        } else {
-            out.push(Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(part, body_style)]));
-        }
-    }
-}
-
-/// Every line of a room's message pane at `width` columns: held messages, then the user's unsent ones.
-pub fn room_lines(state: &ChatState, room: &RoomView, width: u16) -> Vec<Line<'static>> {
-    let width = width.max(10) as usize;
-    let mut out = Vec::new();
-    for m in room.messages.values() {
-        let mut lines = Vec::new();
-        message_lines(m, width, &mut lines);
-        out.extend(lines);
-    }
-    let me = state.me.as_ref().map(|u| sanitize(u.shown_name())).unwrap_or_default();
-    let pending = Style::new().add_modifier(Modifier::DIM | Modifier::ITALIC);
-    for p in state.pending.iter().filter(|p| p.room == room.room.id) {
-        text_lines("--:-- ", &me, pending, &format!("{} (sending…)", sanitize(&p.body)), pending, width, &mut out);
-    }
-    out
-}
+/// Below this width the room list is hidden behind a key.
+pub const NARROW: u16 = 60;
+/// The composer grows with its lines up to this many.
+const COMPOSER_LINES: usize = 5;
 
 /// Draws the whole screen, and records the message pane's size in `state` for scrolling.
 pub fn render(frame: &mut Frame, state: &mut ChatState) {
+    let composer_h = state.composer.lines().len().clamp(1, COMPOSER_LINES) as u16 + 2;
     let [main, input_area, status_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)]).areas(frame.area());
-    let [rooms_area, pane_area] =
-        Layout::horizontal([Constraint::Length(ROOMS_WIDTH), Constraint::Min(10)]).areas(main);
-
-    draw_rooms(frame, state, rooms_area);
-    draw_messages(frame, state, pane_area);
+        Layout::vertical([Constraint::Min(3), Constraint::Length(composer_h), Constraint::Length(1)])
+            .areas(frame.area());
+    let narrow = main.width < NARROW;
+    let pane_area = if narrow {
+        main
+    } else {
+        let [rooms_area, pane_area] =
+            Layout::horizontal([Constraint::Length(ROOMS_WIDTH), Constraint::Min(10)]).areas(main);
+        draw_rooms(frame, state, rooms_area);
+        pane_area
+    };
+    draw_messages(frame, state, pane_area, narrow);
+    if let Some(panel) = &state.panel {
+        let inner_h = pane_area.height.saturating_sub(2) as usize;
+        let lines: Vec<Line> =
+            panel.lines.iter().skip(panel.scroll).take(inner_h).map(|l| Line::raw(one_line(l))).collect();
+        frame.render_widget(Clear, pane_area);
+        let block = Block::new().borders(Borders::ALL).title(format!(" {} ", one_line(&panel.title)));
+        frame.render_widget(Paragraph::new(lines).block(block), pane_area);
+    }
+    if state.show_rooms {
+        frame.render_widget(Clear, main);
+        draw_rooms(frame, state, main);
+    }
     draw_input(frame, state, input_area);
     draw_status(frame, state, status_area);
 }
@@ -167,16 +58,19 @@ fn draw_rooms(frame: &mut Frame, state: &ChatState, area: Rect) {
         .rooms
         .iter()
         .map(|r| {
-            let mark = if r.room.visibility == "private" { "~" } else { "#" };
-            let mut spans = vec![Span::raw(format!("{mark}{}", sanitize(&r.room.name)))];
+            let mut spans = vec![Span::raw(one_line(&r.room.label()))];
+            if r.mentions > 0 {
+                spans.push(Span::styled(format!(" @{}", r.mentions), Style::new().fg(Color::LightRed)));
+            }
             if r.unread > 0 {
                 spans.push(Span::styled(format!(" ({})", r.unread), Style::new().fg(Color::Yellow)));
             }
             ListItem::new(Line::from(spans))
         })
         .collect();
+    let title = if state.show_rooms { " Rooms (↑/↓, Enter) " } else { " Rooms " };
     let list = List::new(items)
-        .block(Block::new().borders(Borders::ALL).title(" Rooms "))
+        .block(Block::new().borders(Borders::ALL).title(title))
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD))
         .highlight_symbol(">");
     let mut ls = ListState::default();
@@ -186,7 +80,7 @@ fn draw_rooms(frame: &mut Frame, state: &ChatState, area: Rect) {
     frame.render_stateful_widget(list, area, &mut ls);
 }
 
-fn draw_messages(frame: &mut Frame, state: &mut ChatState, area: Rect) {
+fn draw_messages(frame: &mut Frame, state: &mut ChatState, area: Rect, narrow: bool) {
     let inner_w = area.width.saturating_sub(2);
     let inner_h = area.height.saturating_sub(2);
     state.pane_width = inner_w;
@@ -195,20 +89,27 @@ fn draw_messages(frame: &mut Frame, state: &mut ChatState, area: Rect) {
         let block = Block::new().borders(Borders::ALL).title(" no room ");
         let hint = Paragraph::new(vec![
             Line::raw("You are in no room yet."),
-            Line::raw("/join NAME joins one, /create NAME [private] makes one."),
+            Line::raw("/join NAME joins one, /create NAME [private] makes one, /msg USER starts a conversation."),
         ])
+        .wrap(ratatui::widgets::Wrap { trim: true })
         .block(block);
         frame.render_widget(hint, area);
         return;
     };
-    let lines = room_lines(state, room, inner_w);
+    let mut lines = room_lines(state.me.as_ref(), &state.pending, room, inner_w);
+    let typing = room.typing_names(Instant::now());
+    if !typing.is_empty() {
+        let who = typing.iter().map(|n| one_line(n)).collect::<Vec<_>>().join(", ");
+        let verb = if typing.len() == 1 { "is" } else { "are" };
+        lines.push(Line::styled(format!("{who} {verb} typing…"), Style::new().add_modifier(Modifier::DIM)));
+    }
     let height = inner_h as usize;
     let max = lines.len().saturating_sub(height);
     let scroll = room.scroll.min(max);
     let end = lines.len() - scroll;
     let start = end.saturating_sub(height);
     let mut title =
-        vec![Span::styled(format!(" #{} ", sanitize(&room.room.name)), Style::new().add_modifier(Modifier::BOLD))];
+        vec![Span::styled(format!(" {} ", one_line(&room.room.label())), Style::new().add_modifier(Modifier::BOLD))];
     if scroll > 0 {
         title.push(Span::styled(format!("· ↑{scroll} "), Style::new().fg(Color::Yellow)));
     }
@@ -217,7 +118,24 @@ fn draw_messages(frame: &mut Frame, state: &mut ChatState, area: Rect) {
     } else if start == 0 && lines.len() > height && !room.has_older() {
         title.push(Span::styled("· start of history ", Style::new().add_modifier(Modifier::DIM)));
     }
-    title.push(Span::raw(format!("· {} · {} members ", room.room.visibility, room.room.member_count)));
+    if narrow {
+        let others: usize = state.rooms.iter().filter(|r| r.room.id != room.room.id).map(|r| r.unread).sum();
+        if others > 0 {
+            title.push(Span::styled(format!("· F2 rooms ({others}) "), Style::new().fg(Color::Yellow)));
+        } else {
+            title.push(Span::raw("· F2 rooms "));
+        }
+    } else if room.room.is_direct() {
+        title.push(Span::raw("· direct conversation "));
+    } else {
+        title.push(Span::raw(format!("· {} · {} members ", room.room.visibility, room.room.member_count)));
+        if !room.room.topic.is_empty() {
+            title.push(Span::styled(
+                format!("· {} ", one_line(&room.room.topic)),
+                Style::new().add_modifier(Modifier::DIM),
+            ));
+        }
+    }
     let visible: Vec<Line> = lines[start..end].to_vec();
     let para = Paragraph::new(visible).block(Block::new().borders(Borders::ALL).title(Line::from(title)));
     frame.render_widget(para, area);
@@ -226,22 +144,12 @@ fn draw_messages(frame: &mut Frame, state: &mut ChatState, area: Rect) {
     }
 }
 
-fn draw_input(frame: &mut Frame, state: &ChatState, area: Rect) {
-    let who = state.me.as_ref().map(|u| sanitize(u.shown_name())).unwrap_or_default();
-    let target = state.current_room().map(|r| format!(" to #{}", r.room.name)).unwrap_or_default();
-    let block = Block::new().borders(Borders::ALL).title(format!(" {who}{target} "));
-    let inner_w = area.width.saturating_sub(2).max(1) as usize;
-    let chars: Vec<char> = state.input.chars().collect();
-    let cursor = state.cursor.min(chars.len());
-    // Scroll the input horizontally so the cursor stays visible.
-    let mut start = 0;
-    while width_of(&chars[start..cursor].iter().collect::<String>()) >= inner_w {
-        start += 1;
-    }
-    let shown: String = sanitize(&chars[start..].iter().collect::<String>());
-    frame.render_widget(Paragraph::new(shown).block(block), area);
-    let x = width_of(&chars[start..cursor].iter().collect::<String>()) as u16;
-    frame.set_cursor_position((area.x + 1 + x, area.y + 1));
+fn draw_input(frame: &mut Frame, state: &mut ChatState, area: Rect) {
+    let who = state.me.as_ref().map(|u| one_line(u.shown_name())).unwrap_or_default();
+    let target = state.current_room().map(|r| format!(" to {}", one_line(&r.room.label()))).unwrap_or_default();
+    let hint = if state.composer.lines().len() > 1 { " · Enter sends, Alt-Enter new line" } else { "" };
+    state.composer.set_block(Block::new().borders(Borders::ALL).title(format!(" {who}{target}{hint} ")));
+    frame.render_widget(&state.composer, area);
 }
 
 fn draw_status(frame: &mut Frame, state: &ChatState, area: Rect) {
@@ -255,8 +163,8 @@ fn draw_status(frame: &mut Frame, state: &ChatState, area: Rect) {
         spans.push(Span::styled(format!("[{} unsent] ", state.pending.len()), Style::new().fg(Color::Yellow)));
     }
     match &state.status {
-        Some(s) if s.error => spans.push(Span::styled(sanitize(&s.text), Style::new().fg(Color::Red))),
-        Some(s) => spans.push(Span::raw(sanitize(&s.text))),
+        Some(s) if s.error => spans.push(Span::styled(one_line(&s.text), Style::new().fg(Color::Red))),
+        Some(s) => spans.push(Span::raw(one_line(&s.text))),
         None => spans.push(Span::styled("/help for commands", Style::new().add_modifier(Modifier::DIM))),
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -265,7 +173,7 @@ fn draw_status(frame: &mut Frame, state: &ChatState, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Room, ServerFrame, User};
+    use crate::proto::{Message, Room, ServerFrame, User};
     use crate::state::ChatState;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -297,6 +205,7 @@ mod tests {
             body: body.into(),
             client_id: None,
             ts: 1_763_812_345_678 + seq * 60_000,
+            ..Message::default()
         }
     }
 
@@ -310,6 +219,8 @@ mod tests {
             created_by: 1,
             last_seq: 0,
             member_count: 2,
+            kind: "group".into(),
+            ..Room::default()
         };
         s.apply(ServerFrame::Hello { v: 1, user: alice.clone(), rooms: vec![room(1, "general"), room(2, "random")] });
         s.apply(ServerFrame::History {
@@ -356,7 +267,7 @@ mod tests {
         let text = screen(&mut s, 80, 14);
         assert!(text.contains("alice: on its way (sending…)"), "{text}");
         assert!(text.contains("[1 unsent]"), "{text}");
-        let lines = room_lines(&s, s.current_room().unwrap(), 60);
+        let lines = room_lines(s.me.as_ref(), &s.pending, s.current_room().unwrap(), 60);
         assert!(lines[0].style.add_modifier.contains(Modifier::DIM));
         assert!(!lines[2].style.add_modifier.contains(Modifier::DIM));
     }
@@ -380,14 +291,122 @@ mod tests {
         assert!(text.contains("start of history"), "{text}");
     }
 
+    fn type_text(s: &mut ChatState, text: &str) {
+        for c in text.chars() {
+            s.on_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char(c),
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
+    }
+
     #[test]
-    fn wraps_words_and_breaks_long_ones() {
-        assert_eq!(wrap("aaa bbb ccc", 7, 7), vec!["aaa bbb", "ccc"]);
-        assert_eq!(wrap("abcdefghij", 4, 4), vec!["abcd", "efgh", "ij"]);
-        assert_eq!(wrap("one\ntwo", 10, 10), vec!["one", "two"]);
-        assert_eq!(wrap("", 10, 10), vec![""]);
-        assert_eq!(clock(0), "00:00");
-        assert_eq!(clock(1_763_812_345_678), "11:52");
-        assert_eq!(sanitize("a\x1b[31mb\tc"), "a\u{fffd}[31mb c");
+    fn newlines_edits_deletions_mentions_and_actions_read_right() {
+        let mut s = sample();
+        let bob = user(2, "bob");
+        let mut multi = message(5, "text", &bob, "first line\nsecond line");
+        multi.client_id = Some("x".into());
+        s.apply(ServerFrame::Message { message: multi });
+        s.apply(ServerFrame::Message { message: message(6, "text", &bob, "/me waves at @alice") });
+        let mut edited = message(3, "text", &user(1, "alice"), "hi bob, edited");
+        edited.edited_at = Some(1);
+        s.apply(ServerFrame::MessageUpdated { message: edited });
+        let mut gone = message(4, "text", &bob, "");
+        gone.deleted = true;
+        s.apply(ServerFrame::MessageUpdated { message: gone });
+        let text = screen(&mut s, 100, 20);
+        assert!(text.contains("bob: first line"), "{text}");
+        assert!(text.contains("      second line"), "the next line is indented under the text: {text}");
+        assert!(!text.contains('\u{fffd}'), "no replacement character for a newline: {text}");
+        assert!(text.contains("alice: hi bob, edited (edited)"), "{text}");
+        assert!(text.contains("bob: (message deleted)"), "{text}");
+        assert!(!text.contains("a long line that has to wrap"), "the deleted text is gone: {text}");
+        assert!(text.contains("* bob waves at @alice"), "{text}");
+        let lines = room_lines(s.me.as_ref(), &s.pending, s.current_room().unwrap(), 90);
+        let action = lines.iter().find(|l| l.to_string().contains("waves")).unwrap();
+        assert_eq!(action.spans[1].style.fg, Some(Color::Yellow), "a mention of the user stands out");
+    }
+
+    #[test]
+    fn a_direct_conversation_is_named_by_its_peer_and_typing_shows() {
+        let mut s = ChatState::new("t", None);
+        let bob = user(2, "bob");
+        let dm = Room {
+            id: 9,
+            name: "dm-1-2".into(),
+            kind: "direct".into(),
+            visibility: "private".into(),
+            peer: Some(bob.clone()),
+            ..Room::default()
+        };
+        s.apply(ServerFrame::Hello { v: 1, user: user(1, "alice"), rooms: vec![dm] });
+        s.apply(ServerFrame::Typing { room: 9, user: bob, expires_ms: 5000 });
+        let text = screen(&mut s, 80, 12);
+        assert!(text.contains(">@bob"), "{text}");
+        assert!(text.contains(" @bob · direct conversation"), "{text}");
+        assert!(!text.contains("dm-1-2"), "{text}");
+        assert!(text.contains("bob is typing…"), "{text}");
+    }
+
+    #[test]
+    fn a_narrow_terminal_hides_the_room_list_behind_f2() {
+        let mut s = sample();
+        let text = screen(&mut s, 44, 14);
+        assert!(!text.contains("Rooms"), "{text}");
+        assert!(text.contains("#general · F2 rooms"), "{text}");
+        assert!(text.contains("alice: hi bob"), "{text}");
+        assert_eq!(s.pane_width, 42, "the messages get the whole width");
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::F(2),
+            crossterm::event::KeyModifiers::NONE,
+        ));
+        let text = screen(&mut s, 44, 14);
+        assert!(text.contains("Rooms"), "{text}");
+        assert!(text.contains(">#general"), "{text}");
+        assert!(text.contains("#random"), "{text}");
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Down,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Enter,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+        let text = screen(&mut s, 44, 14);
+        assert!(!text.contains("Rooms"), "{text}");
+        assert!(text.contains("#random · F2 rooms"), "{text}");
+    }
+
+    #[test]
+    fn the_composer_grows_with_its_lines_and_help_is_a_scrollable_panel() {
+        let mut s = sample();
+        type_text(&mut s, "one");
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Enter,
+            crossterm::event::KeyModifiers::ALT,
+        ));
+        type_text(&mut s, "two");
+        let text = screen(&mut s, 80, 16);
+        assert!(text.contains("│one"), "{text}");
+        assert!(text.contains("│two"), "{text}");
+        assert!(text.contains("Alt-Enter new line"), "{text}");
+        s.composer = ratatui_textarea::TextArea::default();
+        s.submit("/help");
+        let text = screen(&mut s, 80, 16);
+        assert!(text.contains("help (PgUp/PgDn scroll, Esc closes)"), "{text}");
+        assert!(text.contains("/join NAME"), "{text}");
+        assert!(!text.contains("Ctrl-C quit"), "the end is below: {text}");
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::PageDown,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+        s.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::PageDown,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+        let text = screen(&mut s, 80, 16);
+        assert!(text.contains("Ctrl-C quit"), "{text}");
+        s.on_key(crossterm::event::KeyEvent::new(crossterm::event::KeyCode::Esc, crossterm::event::KeyModifiers::NONE));
+        assert!(s.panel.is_none());
     }
 }

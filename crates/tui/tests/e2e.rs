@@ -316,3 +316,149 @@ async fn login_join_send_receive_and_recover_after_reconnects() {
     c.net.shutdown().await;
     server.child.kill().await.unwrap();
 }
+
+/// The real `parley chat` in a pseudo-terminal, its screen read back through a terminal emulator.
+struct Pty {
+    screen: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn std::io::Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Pty {
+    fn spawn(bin: &Path, args: &[&str], rows: u16, cols: u16) -> Pty {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let pair = native_pty_system()
+            .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+            .expect("opening a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(bin);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).expect("starting parley chat");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let writer = pair.master.take_writer().unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).unwrap(),
+            std::num::NonZeroU16::new(cols).unwrap(),
+            0,
+        )));
+        let feed = screen.clone();
+        std::thread::spawn(move || {
+            let _master = pair.master; // kept open while the client runs
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                feed.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        Pty { screen, writer, child }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen satisfies `cond` (panics with the screen after [`DEADLINE`]).
+    async fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let text = self.contents();
+            if cond(&text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_terminal_kick_and_msg_work_end_to_end() {
+    let Some(bin) = parley_bin() else {
+        eprintln!("SKIPPED in_a_terminal_kick_and_msg_work_end_to_end: set PARLEY_BIN (see the test above)");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start_server(&bin, data.path(), "127.0.0.1:0").await;
+    let base = format!("http://{}", server.addr);
+    let api = Api::new(&base).unwrap();
+    let alice = Credentials { username: "alice".into(), password: "alice-password".into() };
+    let bob = Credentials { username: "bob".into(), password: "bob-password".into() };
+    api.register(&alice).await.unwrap();
+    api.register(&bob).await.unwrap();
+    let alice_token = api.login(&alice).await.unwrap().token;
+    let bob_token = api.login(&bob).await.unwrap().token;
+    api.create_room(&alice_token, "lobby", false).await.unwrap();
+    let http = reqwest::Client::new();
+    let joined = http.post(format!("{base}/api/v1/rooms/lobby/join")).bearer_auth(&bob_token).send().await.unwrap();
+    assert_eq!(joined.status().as_u16(), 200);
+    post_message(&http, &base, &bob_token, "lobby", "two lines:\nsecond line").await;
+
+    let mut pty = Pty::spawn(
+        &bin,
+        &["chat", &base, "--username", "alice", "--password", "alice-password", "--room", "lobby"],
+        30,
+        100,
+    );
+    pty.wait_for("the chat screen", |s| s.contains("● online") && s.contains("bob: two lines:")).await;
+    assert!(pty.contents().contains("second line"), "a newline is a new line:\n{}", pty.contents());
+
+    // A moderation command: alice (the owner) removes bob.
+    pty.type_keys("/kick bob\r");
+    pty.wait_for("the kick", |s| s.contains("removed bob from #lobby") && s.contains("— alice removed bob")).await;
+    let members: Value = http
+        .get(format!("{base}/api/v1/rooms/lobby/members"))
+        .bearer_auth(&alice_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> =
+        members["members"].as_array().unwrap().iter().filter_map(|m| m["username"].as_str()).collect();
+    assert_eq!(names, vec!["alice"], "bob is no longer a member");
+
+    // A direct conversation, named by the peer, with a first message.
+    pty.type_keys("/msg bob hello bob\r");
+    // Acknowledged: shown without "(sending…)".
+    pty.wait_for("the conversation", |s| {
+        s.contains(" @bob ") && s.contains("alice: hello bob") && !s.contains("sending…")
+    })
+    .await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let dms: Value =
+            http.get(format!("{base}/api/v1/dms")).bearer_auth(&bob_token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(dms["conversations"][0]["peer"]["username"], "alice", "{dms}");
+        if dms["conversations"][0]["last_message"]["body"] == "hello bob" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob's conversation never showed alice's message: {dms}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    pty.type_keys("\x03"); // Ctrl-C
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if pty.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "parley chat did not quit on Ctrl-C");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.child.kill().await.unwrap();
+}

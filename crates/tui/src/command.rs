@@ -1,0 +1,190 @@
+//! The slash commands typed in the composer: parsing, and the `/help` text.
+
+/// A slash command typed in the input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Join(String),
+    Leave,
+    Create {
+        name: String,
+        private: bool,
+    },
+    Nick(String),
+    /// Open (or go to) the direct conversation with a user, optionally saying something there.
+    Msg {
+        username: String,
+        text: Option<String>,
+    },
+    Invite(String),
+    Who,
+    List,
+    /// Set the topic (`None`: show it).
+    Topic(Option<String>),
+    /// An action: sent as a text starting with `/me `.
+    Me(String),
+    Kick(String),
+    Ban(String),
+    Unban(String),
+    /// Make an admin (`true`) or a plain member again (`false`).
+    Op {
+        username: String,
+        admin: bool,
+    },
+    /// Hand the room over to another member (the owner becomes an admin).
+    Owner(String),
+    Quit,
+    Help,
+}
+
+/// The `/help` panel.
+pub const HELP: &[&str] = &[
+    "Commands",
+    "  /join NAME              join a room (or go to it)",
+    "  /leave                  leave the current room",
+    "  /create NAME [private]  create a room",
+    "  /msg USER [TEXT]        open the direct conversation with USER",
+    "  /invite USER            invite USER to the current room",
+    "  /who                    members of the current room, with roles",
+    "  /list                   public rooms",
+    "  /topic [TEXT]           show or set the topic (owner and admins)",
+    "  /me TEXT                an action: * you TEXT",
+    "  /kick USER · /ban USER · /unban USER   moderation (owner and admins)",
+    "  /op USER · /deop USER   make USER an admin or a member again (owner)",
+    "  /owner USER             hand the room over to USER (owner)",
+    "  /nick DISPLAY NAME      change your display name",
+    "  /quit                   leave the program",
+    "  //text                  send a message starting with /",
+    "",
+    "Keys",
+    "  Enter send · Alt-Enter new line · ↑/↓ input history (on the first/last line)",
+    "  Tab / Ctrl-N / Ctrl-P next or previous room · F2 or Ctrl-R room list (narrow terminals)",
+    "  PgUp / PgDn or Ctrl-↑ / Ctrl-↓ scroll · Esc back to the newest message, or close this panel",
+    "  Ctrl-W delete word · Ctrl-U clear · Ctrl-C quit",
+];
+
+fn user_arg(words: &[&str], usage: &str) -> Result<String, String> {
+    match words {
+        [u] => Ok(u.trim_start_matches('@').to_owned()),
+        _ => Err(format!("usage: {usage}")),
+    }
+}
+
+/// Parses a line starting with `/`.
+pub fn parse_command(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let rest = line.strip_prefix('/').ok_or_else(|| "a command starts with /".to_owned())?;
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((n, a)) => (n, a.trim()),
+        None => (rest, ""),
+    };
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let room_name = |r: &str| r.trim_start_matches('#').to_owned();
+    match name.to_ascii_lowercase().as_str() {
+        "join" | "j" => match words.as_slice() {
+            [room] => Ok(Command::Join(room_name(room))),
+            _ => Err("usage: /join NAME".into()),
+        },
+        "leave" | "part" => {
+            if words.is_empty() {
+                Ok(Command::Leave)
+            } else {
+                Err("usage: /leave (leaves the current room)".into())
+            }
+        }
+        "create" => match words.as_slice() {
+            [room] => Ok(Command::Create { name: room_name(room), private: false }),
+            [room, vis] if vis.eq_ignore_ascii_case("private") => {
+                Ok(Command::Create { name: room_name(room), private: true })
+            }
+            [room, vis] if vis.eq_ignore_ascii_case("public") => {
+                Ok(Command::Create { name: room_name(room), private: false })
+            }
+            _ => Err("usage: /create NAME [private]".into()),
+        },
+        "nick" => {
+            if args.is_empty() {
+                Err("usage: /nick DISPLAY NAME".into())
+            } else {
+                Ok(Command::Nick(args.to_owned()))
+            }
+        }
+        "msg" | "query" | "dm" => {
+            let (user, text) = match args.split_once(char::is_whitespace) {
+                Some((u, t)) => (u, Some(t.trim().to_owned()).filter(|t| !t.is_empty())),
+                None => (args, None),
+            };
+            if user.is_empty() {
+                return Err("usage: /msg USER [TEXT]".into());
+            }
+            Ok(Command::Msg { username: user.trim_start_matches('@').to_owned(), text })
+        }
+        "invite" => user_arg(&words, "/invite USER").map(Command::Invite),
+        "who" | "members" => Ok(Command::Who),
+        "list" | "rooms" => Ok(Command::List),
+        "topic" => Ok(Command::Topic(Some(args.to_owned()).filter(|t| !t.is_empty()))),
+        "me" => {
+            if args.is_empty() {
+                Err("usage: /me TEXT".into())
+            } else {
+                Ok(Command::Me(args.to_owned()))
+            }
+        }
+        "kick" => user_arg(&words, "/kick USER").map(Command::Kick),
+        "ban" => user_arg(&words, "/ban USER").map(Command::Ban),
+        "unban" => user_arg(&words, "/unban USER").map(Command::Unban),
+        "op" => user_arg(&words, "/op USER").map(|username| Command::Op { username, admin: true }),
+        "deop" => user_arg(&words, "/deop USER").map(|username| Command::Op { username, admin: false }),
+        "owner" => user_arg(&words, "/owner USER").map(Command::Owner),
+        "quit" | "exit" | "q" => Ok(Command::Quit),
+        "help" | "h" | "?" => Ok(Command::Help),
+        other => Err(format!("unknown command /{other} (try /help)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_command("/join general"), Ok(Command::Join("general".into())));
+        assert_eq!(parse_command("/join #general"), Ok(Command::Join("general".into())));
+        assert!(parse_command("/join").is_err());
+        assert!(parse_command("/join a b").is_err());
+        assert_eq!(parse_command("/leave"), Ok(Command::Leave));
+        assert_eq!(parse_command("/create ops"), Ok(Command::Create { name: "ops".into(), private: false }));
+        assert_eq!(parse_command("/create ops private"), Ok(Command::Create { name: "ops".into(), private: true }));
+        assert_eq!(parse_command("/CREATE ops PRIVATE"), Ok(Command::Create { name: "ops".into(), private: true }));
+        assert!(parse_command("/create ops secret").is_err());
+        assert_eq!(parse_command("/nick  Alice Liddell "), Ok(Command::Nick("Alice Liddell".into())));
+        assert!(parse_command("/nick").is_err());
+        assert_eq!(parse_command("/quit"), Ok(Command::Quit));
+        assert_eq!(parse_command("/help"), Ok(Command::Help));
+        assert_eq!(parse_command("/shout x"), Err("unknown command /shout (try /help)".into()));
+    }
+
+    #[test]
+    fn parses_the_commands_of_the_line_protocol() {
+        assert_eq!(parse_command("/msg bob"), Ok(Command::Msg { username: "bob".into(), text: None }));
+        assert_eq!(
+            parse_command("/msg @bob  hi there "),
+            Ok(Command::Msg { username: "bob".into(), text: Some("hi there".into()) })
+        );
+        assert!(parse_command("/msg").is_err());
+        assert_eq!(parse_command("/invite carol"), Ok(Command::Invite("carol".into())));
+        assert!(parse_command("/invite").is_err());
+        assert_eq!(parse_command("/who"), Ok(Command::Who));
+        assert_eq!(parse_command("/list"), Ok(Command::List));
+        assert_eq!(parse_command("/topic"), Ok(Command::Topic(None)));
+        assert_eq!(parse_command("/topic  Release day "), Ok(Command::Topic(Some("Release day".into()))));
+        assert_eq!(parse_command("/me waves"), Ok(Command::Me("waves".into())));
+        assert!(parse_command("/me").is_err());
+        assert_eq!(parse_command("/kick @bob"), Ok(Command::Kick("bob".into())));
+        assert_eq!(parse_command("/ban bob"), Ok(Command::Ban("bob".into())));
+        assert_eq!(parse_command("/unban bob"), Ok(Command::Unban("bob".into())));
+        assert!(parse_command("/kick a b").is_err());
+        assert_eq!(parse_command("/op bob"), Ok(Command::Op { username: "bob".into(), admin: true }));
+        assert_eq!(parse_command("/deop bob"), Ok(Command::Op { username: "bob".into(), admin: false }));
+        assert_eq!(parse_command("/owner bob"), Ok(Command::Owner("bob".into())));
+    }
+}

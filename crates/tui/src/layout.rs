@@ -1,0 +1,238 @@
+//! Messages as terminal lines: sanitising, wrapping, and how each kind of message reads. Pure functions of
+//! what the client holds, used by the renderer ([`crate::ui`]) and by scrolling ([`crate::state`]).
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use unicode_width::UnicodeWidthChar;
+
+use crate::model::{PendingSend, RoomView};
+use crate::proto::{Message, User};
+
+const NAME_COLORS: [Color; 6] =
+    [Color::Cyan, Color::Green, Color::Magenta, Color::Yellow, Color::Blue, Color::LightRed];
+
+/// `HH:MM` (UTC) of a millisecond timestamp.
+pub fn clock(ts_ms: i64) -> String {
+    let mins = ts_ms.div_euclid(60_000).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", mins / 60, mins % 60)
+}
+
+/// Text safe to put on a terminal: line breaks stay (the wrapper breaks lines there), tabs become spaces,
+/// other control characters `�`.
+pub fn sanitize(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            '\n' => '\n',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
+/// A one-line version of `s` (line breaks become spaces), for titles and lists.
+pub fn one_line(s: &str) -> String {
+    sanitize(s).replace('\n', " ")
+}
+
+pub fn width_of(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// Splits `text` into lines: the first at most `first` columns wide, the others at most `rest`, breaking
+/// at line breaks, and at spaces where possible.
+pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for para in text.split('\n') {
+        let mut line = String::new();
+        let mut w = 0usize;
+        let limit = |out: &Vec<String>| if out.is_empty() { first.max(1) } else { rest.max(1) };
+        for word in para.split_inclusive(' ') {
+            let ww = width_of(word);
+            let lim = limit(&out);
+            if w + ww.saturating_sub(usize::from(word.ends_with(' '))) <= lim {
+                line.push_str(word);
+                w += ww;
+                continue;
+            }
+            if !line.is_empty() && ww <= rest.max(1) {
+                out.push(std::mem::take(&mut line).trim_end().to_owned());
+                line.push_str(word);
+                w = ww;
+                continue;
+            }
+            // A word longer than a line: break it wherever it does not fit.
+            for c in word.chars() {
+                let cw = c.width().unwrap_or(0);
+                if w + cw > limit(&out) && !line.is_empty() {
+                    out.push(std::mem::take(&mut line));
+                    w = 0;
+                }
+                line.push(c);
+                w += cw;
+            }
+        }
+        out.push(line.trim_end().to_owned());
+    }
+    out
+}
+
+fn name_style(id: i64) -> Style {
+    Style::new().fg(NAME_COLORS[id.rem_euclid(NAME_COLORS.len() as i64) as usize]).add_modifier(Modifier::BOLD)
+}
+
+/// Whether `m` mentions `me` (the server's `mentions`, or `@username` in the text).
+pub fn mentions(m: &Message, me: &User) -> bool {
+    if m.mentions.contains(&me.id) {
+        return true;
+    }
+    let at = format!("@{}", me.username.to_ascii_lowercase());
+    m.body
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '@'))
+        .any(|w| w.to_ascii_lowercase() == at)
+}
+
+/// What a system message says, after the actor's name.
+fn system_text(m: &Message) -> String {
+    let target = m.target.as_ref().map(|u| one_line(u.shown_name())).unwrap_or_else(|| "someone".to_owned());
+    let body = one_line(&m.body);
+    match m.kind.as_str() {
+        "join" => "joined".to_owned(),
+        "leave" => "left".to_owned(),
+        "create" => "created the room".to_owned(),
+        "invite" => format!("invited {target}"),
+        "kick" => format!("removed {target}"),
+        "ban" => format!("banned {target}"),
+        "unban" => format!("unbanned {target}"),
+        "role" => format!("made {target} {body}"),
+        "rename" => format!("renamed the room to {body}"),
+        "topic" if body.is_empty() => "cleared the topic".to_owned(),
+        "topic" => format!("set the topic: {body}"),
+        "owner_changed" => format!("handed the room over to {target}"),
+        other => format!("({})", one_line(other)),
+    }
+}
+
+fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Line<'static>>) {
+    let time = format!("{} ", clock(m.ts));
+    let name = m.sender.as_ref().map(|u| one_line(u.shown_name())).unwrap_or_else(|| "someone".to_owned());
+    let dim = Style::new().add_modifier(Modifier::DIM);
+    if m.is_system() {
+        let text = format!("{time}— {name} {}", system_text(m));
+        for l in wrap(&text, width, width) {
+            out.push(Line::styled(l, dim));
+        }
+        return;
+    }
+    let sender_style = name_style(m.sender.as_ref().map_or(0, |u| u.id));
+    if m.deleted {
+        let style = dim.add_modifier(Modifier::ITALIC);
+        text_lines(&time, &name, sender_style, "(message deleted)", style, width, out);
+        return;
+    }
+    let mut body = sanitize(&m.body);
+    if m.edited_at.is_some() {
+        body.push_str(" (edited)");
+    }
+    let body_style = match me {
+        Some(me) if mentions(m, me) => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        _ => Style::new(),
+    };
+    if let Some(action) = body.strip_prefix("/me ") {
+        let text = format!("* {name} {action}");
+        let indent = width_of(&time);
+        for (i, l) in wrap(&text, width.saturating_sub(indent), width.saturating_sub(indent)).into_iter().enumerate() {
+            let lead = if i == 0 { Span::styled(time.clone(), dim) } else { Span::raw(" ".repeat(indent)) };
+            out.push(Line::from(vec![lead, Span::styled(l, body_style.add_modifier(Modifier::ITALIC))]));
+        }
+        return;
+    }
+    text_lines(&time, &name, sender_style, &body, body_style, width, out);
+}
+
+fn text_lines(
+    time: &str,
+    name: &str,
+    name_style: Style,
+    body: &str,
+    body_style: Style,
+    width: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let head = width_of(time) + width_of(name) + 2;
+    let indent = width_of(time);
+    let wrapped = wrap(body, width.saturating_sub(head), width.saturating_sub(indent));
+    for (i, part) in wrapped.into_iter().enumerate() {
+        if i == 0 {
+            out.push(Line::from(vec![
+                Span::styled(time.to_owned(), Style::new().add_modifier(Modifier::DIM)),
+                Span::styled(name.to_owned(), name_style),
+                Span::raw(": "),
+                Span::styled(part, body_style),
+            ]));
+        } else {
+            out.push(Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(part, body_style)]));
+        }
+    }
+}
+
+/// Every line of a room's message pane at `width` columns: held messages, then the user's unsent ones.
+pub fn room_lines(me: Option<&User>, pending: &[PendingSend], room: &RoomView, width: u16) -> Vec<Line<'static>> {
+    let width = width.max(10) as usize;
+    let mut out = Vec::new();
+    for m in room.messages.values() {
+        message_lines(m, me, width, &mut out);
+    }
+    let my_name = me.map(|u| one_line(u.shown_name())).unwrap_or_default();
+    let style = Style::new().add_modifier(Modifier::DIM | Modifier::ITALIC);
+    for p in pending.iter().filter(|p| p.room == room.room.id) {
+        text_lines("--:-- ", &my_name, style, &format!("{} (sending…)", sanitize(&p.body)), style, width, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_words_and_breaks_long_ones() {
+        assert_eq!(wrap("aaa bbb ccc", 7, 7), vec!["aaa bbb", "ccc"]);
+        assert_eq!(wrap("abcdefghij", 4, 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("one\ntwo", 10, 10), vec!["one", "two"]);
+        assert_eq!(wrap("", 10, 10), vec![""]);
+        assert_eq!(clock(0), "00:00");
+        assert_eq!(clock(1_763_812_345_678), "11:52");
+    }
+
+    #[test]
+    fn newlines_survive_sanitising_and_escapes_do_not() {
+        assert_eq!(sanitize("a\x1b[31mb\tc"), "a\u{fffd}[31mb c");
+        assert_eq!(sanitize("line one\r\nline two\nthree"), "line one\nline two\nthree");
+        assert_eq!(one_line("a\nb"), "a b");
+    }
+
+    #[test]
+    fn mentions_are_found_by_id_or_name() {
+        let me = User { id: 1, username: "alice".into(), display_name: "Alice".into() };
+        let mut m = Message {
+            room: 1,
+            seq: 1,
+            kind: "text".into(),
+            sender: None,
+            body: "hey @Alice, look".into(),
+            client_id: None,
+            ts: 0,
+            target: None,
+            mentions: vec![],
+            edited_at: None,
+            deleted: false,
+        };
+        assert!(mentions(&m, &me));
+        m.body = "alice without at, @alicexyz".into();
+        assert!(!mentions(&m, &me));
+        m.mentions = vec![1];
+        assert!(mentions(&m, &me));
+    }
+}
