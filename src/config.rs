@@ -62,11 +62,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,
 
-    /// Seconds between WebSocket pings; a connection silent for twice this is dropped.
+    /// Seconds between WebSocket pings (SSE comments; TCP keepalive idle time); a WebSocket silent for
+    /// twice this is closed (4002).
     #[arg(long, env = "PARLEY_KEEPALIVE_SECS", default_value_t = 20)]
     pub keepalive_secs: u64,
 
-    /// Seconds a write to a client may take before the connection is dropped.
+    /// Slow-client time bound, in seconds: a delivery queued or a write pending longer closes the
+    /// connection as too slow (4008); a socket write stalled twice this long drops it.
     #[arg(long, env = "PARLEY_WRITE_TIMEOUT_SECS", default_value_t = 10)]
     pub write_timeout_secs: u64,
 

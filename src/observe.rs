@@ -53,6 +53,14 @@ fn describe() {
     describe_histogram!("parley_broker_publish_seconds", Unit::Seconds, "Publishing one stored message to the broker.");
     describe_counter!("parley_slow_client_disconnects_total", "Connections closed because their queue overflowed.");
     describe_counter!(
+        "parley_broker_received_total",
+        "Events taken off Redis from other nodes (only routed rooms and users)."
+    );
+    describe_counter!(
+        "parley_presence_snapshots_wanted_total",
+        "Presence snapshots asked of other nodes after a heartbeat mismatch."
+    );
+    describe_counter!(
         "parley_ephemeral_dropped_total",
         "Typing and presence events not queued because a connection's queue was half full."
     );

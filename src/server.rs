@@ -2,9 +2,11 @@
 //!
 //! [`run`] takes already bound listeners (tests bind port 0) and a shutdown future. When that future
 //! completes:
-//! 1. the TCP listener stops; every connection gets a close frame (WebSocket 1001, a last line on TCP,
-//!    a `close` event on SSE) and new messages are refused;
-//! 2. the HTTP server stops accepting and lets running requests finish;
+//! 1. the TCP listener stops; new messages are refused; every connection stops reading, waits for the
+//!    answers to the messages it already accepted and writes them and what is queued for it, then
+//!    closes (WebSocket 1001, a last line on TCP, a `close` event on SSE) — see `core::conn`;
+//! 2. the HTTP server stops accepting and lets running requests finish; live connections are given
+//!    the grace period to drain;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
 //!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
 //! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
@@ -29,6 +31,7 @@ use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::Ingest;
 use crate::core::limits::Rate;
+use crate::http::deadline::Deadline;
 use crate::http::{AppState, ClientAddr, HttpConfig};
 use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
@@ -167,6 +170,9 @@ pub async fn run(
     };
     let hub = Hub::new(config.send_queue, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+    if let Some(interest) = broker.interest() {
+        hub.set_interest(interest);
+    }
     let jobs = open_queue(&config).await?;
     let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
     let (ingest, writer) =
@@ -231,7 +237,7 @@ pub async fn run(
         tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));
     }
     if let Some(reconnects) = broker.reconnects() {
-        tokio::spawn(chat.clone().run_resync(reconnects, background.clone()));
+        tokio::spawn(chat.clone().run_resync(reconnects, broker.catch_up(), background.clone()));
     }
     let state = Arc::new(AppState {
         chat: chat.clone(),
@@ -269,17 +275,22 @@ pub async fn run(
         background.cancel();
         let _ = stopping_tx.send(());
     };
+    // Below the connections' own write timeout (`core::conn`), a backstop on every socket.
+    let socket_deadline = config.write_timeout() * 2;
     // Both listeners give the same boxed server future.
     let server = match tls {
         Some(acceptor) => axum::serve(
-            crate::tls::TlsListener::new(listener, acceptor)?,
+            Deadline::new(crate::tls::TlsListener::new(listener, acceptor)?, socket_deadline),
             app.into_make_service_with_connect_info::<ClientAddr>(),
         )
         .with_graceful_shutdown(graceful)
         .into_future(),
-        None => axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
-            .with_graceful_shutdown(graceful)
-            .into_future(),
+        None => axum::serve(
+            Deadline::new(listener, socket_deadline),
+            app.into_make_service_with_connect_info::<ClientAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future(),
     };
     let server = async move {
         // Once shutdown begins, requests still running get the grace period, not forever.
@@ -293,6 +304,16 @@ pub async fn run(
         }
     };
     server.await.context("http server")?;
+    // Connections drain by themselves (they stop reading, write the answers to what they accepted and
+    // what is queued, then close: `core::conn`); the writer keeps storing meanwhile.
+    let drained = async {
+        while chat.hub().connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        warn!(open = chat.hub().connection_count(), "connections still draining after the grace period");
+    }
     drop(chat);
     if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
         warn!("the message writer did not finish in time");

@@ -57,6 +57,16 @@ export function setMembersPanel(open, { focus = true } = {}) {
   }
 }
 
+// Rooms of more than 500 members get no presence frames (docs/PROTOCOL.md, "Presence in big rooms"):
+// while such a room's member list is shown, it is read again every 30 s for its online state.
+const PRESENCE_ROOM_LIMIT = 500;
+setInterval(() => {
+  const room = currentRoom();
+  if (state.membersOpen && room && !isDirect(room) && room.member_count > PRESENCE_ROOM_LIMIT && !document.hidden) {
+    loadMembers(room, { quiet: true });
+  }
+}, 30_000);
+
 export const ROLE_RANK = { owner: 0, admin: 1, member: 2 };
 
 export function renderMembersPanel() {

@@ -164,6 +164,14 @@ enum Ev {
         node: u64,
         users: Vec<(U, Vec<i64>)>,
     },
+    NodeBeat {
+        node: u64,
+        users: u64,
+        digest: u64,
+    },
+    SnapshotWanted {
+        of: u64,
+    },
     /// Issue 14: reactions, thread summaries (to a room); notification settings (to a user).
     Convo {
         c: C,
@@ -281,6 +289,8 @@ pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
         }
         BrokerEvent::Convo(x) => Ev::Convo { c: c(x) },
         BrokerEvent::UserConvo { user, event } => Ev::UserConvo { user: user.0, c: c(event) },
+        BrokerEvent::NodeBeat { node, users, digest } => Ev::NodeBeat { node: node.0, users: *users, digest: *digest },
+        BrokerEvent::SnapshotWanted { of } => Ev::SnapshotWanted { of: of.0 },
     };
     // Serialising plain owned data cannot fail.
     serde_json::to_vec(&Envelope { v: VERSION, node: node.0, ev }).unwrap_or_default()
@@ -317,6 +327,8 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
         },
         Ev::Convo { c: x } => BrokerEvent::Convo(convo(x).ok_or_else(bad)?),
         Ev::UserConvo { user, c: x } => BrokerEvent::UserConvo { user: UserId(user), event: convo(x).ok_or_else(bad)? },
+        Ev::NodeBeat { node, users, digest } => BrokerEvent::NodeBeat { node: NodeId(node), users, digest },
+        Ev::SnapshotWanted { of } => BrokerEvent::SnapshotWanted { of: NodeId(of) },
     };
     Ok((NodeId(env.node), ev))
 }
@@ -394,6 +406,8 @@ mod tests {
             BrokerEvent::Typing { room: RoomId(3), user: alice() },
             BrokerEvent::Presence { node: NodeId(9), user: alice(), rooms: vec![RoomId(3)], online: true },
             BrokerEvent::NodeAlive { node: NodeId(9), users: vec![(alice(), vec![RoomId(3), RoomId(4)])] },
+            BrokerEvent::NodeBeat { node: NodeId(9), users: 3, digest: u64::MAX },
+            BrokerEvent::SnapshotWanted { of: NodeId(9) },
         ];
         for e in events {
             let (node, back) = decode(&encode(NodeId(5), &e)).unwrap();

@@ -3,6 +3,7 @@
 //! `store::Store` and `broker::Broker` traits.
 
 pub mod chat;
+pub mod conn;
 pub mod cursor;
 pub mod domain;
 pub mod error;

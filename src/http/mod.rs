@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod client_config;
 pub mod convo;
+pub mod deadline;
 pub mod error;
 pub mod sse;
 pub mod web;
@@ -54,6 +55,12 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
 
 impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl<L: axum::serve::Listener<Addr = SocketAddr>> Connected<IncomingStream<'_, deadline::Deadline<L>>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, deadline::Deadline<L>>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
 }
@@ -148,7 +155,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/api/docs", get(web::api_docs))
-        .route("/ws", get(ws::upgrade))
+        .route("/ws", get(ws::upgrade).fallback(ws::method_not_allowed))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

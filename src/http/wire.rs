@@ -516,7 +516,8 @@ impl From<RoomRefW> for RoomRef {
 
 /// Frames clients send on a WebSocket.
 #[derive(Deserialize, Debug)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+// Unknown fields are ignored: within a version, fields are only ever added (PROTOCOL.md).
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Send {
         room: RoomRefW,
@@ -667,7 +668,6 @@ pub enum ClientFrame {
 
 /// Where a reconnecting client stands in one room.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct ResumeW {
     pub room: i64,
     pub after: Seq,
@@ -750,6 +750,19 @@ pub enum FrameError {
     UnknownType(String),
 }
 
+/// The `req` of a frame that could not be decoded, when it is JSON with a usable one: the error reply
+/// carries it back, so the client can match it to its request.
+pub fn frame_req(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ReqOnly {
+        req: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<ReqOnly>(text).ok()?.req? {
+        serde_json::Value::String(r) if r.len() <= 64 => Some(r),
+        _ => None,
+    }
+}
+
 pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(f) => {
@@ -792,18 +805,17 @@ mod tests {
         ));
         assert!(matches!(decode_client_frame(r#"{"type":"ping","req":"p1"}"#), Ok(ClientFrame::Ping { req: Some(_) })));
         assert!(matches!(decode_client_frame(r#"{"type":"shout"}"#), Err(FrameError::UnknownType(t)) if t == "shout"));
-        for bad in [
-            "",
-            "{",
-            "[]",
-            "null",
-            r#"{"room":1}"#,
-            r#"{"type":"send","room":1}"#,
-            r#"{"type":7}"#,
-            r#"{"type":"send","room":1,"body":"x","extra":1}"#,
-        ] {
+        for bad in ["", "{", "[]", "null", r#"{"room":1}"#, r#"{"type":"send","room":1}"#, r#"{"type":7}"#] {
             assert!(matches!(decode_client_frame(bad), Err(FrameError::Bad(_))), "{bad}");
         }
+        // Unknown fields are ignored (fields are only ever added within a version).
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"send","room":1,"body":"x","extra":1}"#),
+            Ok(ClientFrame::Send { .. })
+        ));
+        assert_eq!(frame_req(r#"{"type":"shout","req":"r9"}"#).as_deref(), Some("r9"));
+        assert_eq!(frame_req(r#"{"type":"shout","req":9}"#), None);
+        assert_eq!(frame_req("not json"), None);
         let long_req = format!(r#"{{"type":"ping","req":"{}"}}"#, "x".repeat(65));
         assert!(matches!(decode_client_frame(&long_req), Err(FrameError::Bad(_))));
     }
