@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::core::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::core::error::Result;
 pub use crate::core::hub::Interest;
 
@@ -55,6 +55,10 @@ pub enum BrokerEvent {
     NodeBeat { node: NodeId, users: u64, digest: u64 },
     /// Some node's picture of node `of` is off: `of` answers with a [`BrokerEvent::NodeAlive`].
     SnapshotWanted { of: NodeId },
+    /// A change to a room that is not a new message (reactions, a thread's summary): to its members.
+    Convo(ConvoEvent),
+    /// A change only `user` hears of (their notification settings of a room): to their connections.
+    UserConvo { user: UserId, event: ConvoEvent },
 }
 
 /// One user's share of a [`BrokerEvent::NodeBeat`] digest (a 64-bit mix of the id, XORed over a

@@ -80,6 +80,8 @@ impl Channels {
             BrokerEvent::Message(m) | BrokerEvent::Updated(m) => self.room(m.room),
             BrokerEvent::RoomUpdated(r) => self.room(r.id),
             BrokerEvent::Typing { room, .. } => self.room(*room),
+            BrokerEvent::Convo(e) => self.room(e.room()),
+            BrokerEvent::UserConvo { user, .. } => self.user(*user),
             BrokerEvent::Joined { user, .. }
             | BrokerEvent::Left { user, .. }
             | BrokerEvent::Read { user, .. }
@@ -401,6 +403,9 @@ mod tests {
             ts: 0,
             edited_at: None,
             deleted: false,
+            reply_to: None,
+            thread: None,
+            extras: Default::default(),
         }))
     }
 

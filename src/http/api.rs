@@ -54,12 +54,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
-fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
+pub(super) fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
     s.parse()
         .map_err(|_| crate::core::error::Error::BadRequest("the message sequence number must be an integer".into()))
 }
 
-fn room_ref(s: &str) -> RoomRef {
+pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
@@ -249,9 +249,9 @@ pub async fn invite(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<u32>,
+    pub(super) before: Option<i64>,
+    pub(super) after: Option<i64>,
+    pub(super) limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "History page, ascending seq", params(RoomPath, HistoryParams), responses((status = 200, description = "a page of messages", body = HistoryW)))]
@@ -270,6 +270,8 @@ pub async fn history(
 pub struct SendReq {
     body: String,
     client_id: Option<String>,
+    /// The seq of the message this one replies to (same room).
+    reply_to: Option<Seq>,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "Send a message (answered once it is durable)", params(RoomPath), request_body = SendReq, responses((status = 201, description = "the acknowledgement; a resend with the same `client_id` answers the original with `duplicate: true`", body = AckW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
@@ -281,7 +283,7 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let body = MessageBody::parse(&req.body, app.chat.limits.max_message_bytes)?;
     let client_id = req.client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-    let ack = app.chat.send(&who, &room_ref(&room), body, client_id).await?;
+    let ack = app.chat.send_reply(&who, &room_ref(&room), body, client_id, req.reply_to).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
 }
 

@@ -22,6 +22,18 @@ pub struct RoomPath {
     pub room: String,
 }
 
+/// A reaction on a message.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReactionPath {
+    /// The room: its id, its name (group rooms), or `@username` of the peer (direct conversations).
+    pub room: String,
+    /// The message's sequence number in the room.
+    pub seq: i64,
+    /// The emoji, percent-encoded (one grapheme cluster, at most 32 bytes).
+    pub emoji: String,
+}
+
 /// A message of a room.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -171,6 +183,15 @@ pub struct ReadyChecksW {
     servers((url = "/")),
     security(("bearer" = []), ("cookie" = [])),
     paths(
+        super::convo::add_reaction,
+        super::convo::remove_reaction,
+        super::convo::thread,
+        super::convo::mark_thread_read,
+        super::convo::my_threads,
+        super::convo::pin,
+        super::convo::unpin,
+        super::convo::pins,
+        super::convo::set_notify,
         super::client_config::config,
         super::api::register,
         super::api::login,

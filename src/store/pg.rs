@@ -80,6 +80,8 @@ impl shared::Dialect for PgStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) ON CONFLICT (name_key) DO NOTHING RETURNING id";
 
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2 FOR NO KEY UPDATE";
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
@@ -216,6 +218,9 @@ impl shared::Dialect for PgStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                reply_to: m.reply_to,
+                thread: m.thread,
+                extras: MessageExtras { quote: m.quote.clone(), ..Default::default() },
             })));
         }
 
@@ -224,6 +229,8 @@ impl shared::Dialect for PgStore {
             fates.iter().filter_map(|f| if let Fate::Insert(m) = f { Some(m) } else { None }).collect();
         if !new.is_empty() {
             let n = new.len();
+            let (mut reply_to, mut thread): (Vec<Option<Seq>>, Vec<Option<Seq>>) =
+                (Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut room, mut seq, mut kind, mut sender, mut target, mut body, mut cid, mut mentions, mut ts) = (
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
@@ -245,11 +252,14 @@ impl shared::Dialect for PgStore {
                 cid.push(m.client_id.as_deref());
                 mentions.push(mentions_to_text(&m.mentions));
                 ts.push(m.ts);
+                reply_to.push(m.reply_to);
+                thread.push(m.thread);
             }
             sqlx::query(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
+                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at, \
+                 reply_to, thread) \
                  SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
-                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[])",
+                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[])",
             )
             .bind(&room)
             .bind(&seq)
@@ -260,6 +270,8 @@ impl shared::Dialect for PgStore {
             .bind(&cid)
             .bind(&mentions)
             .bind(&ts)
+            .bind(&reply_to)
+            .bind(&thread)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -423,6 +435,9 @@ mod tests {
             client_id: cid.map(|c| ClientMsgId::parse(&c).unwrap()),
             mentions: vec![],
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         }
     }
 

@@ -97,6 +97,9 @@ impl shared::Dialect for SqlStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) RETURNING id";
 
+    // BEGIN IMMEDIATE already serialises writers.
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -179,6 +182,9 @@ mod tests {
                 client_id: None,
                 mentions: vec![],
                 ts: now_millis(),
+                reply_to: None,
+                thread: None,
+                quote: None,
             };
             let out = store.append(&[msg]).await.unwrap_or_else(|e| panic!("append {i} failed: {e:#}"));
             assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");

@@ -52,7 +52,7 @@ pub(super) async fn command(
     let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
-        ("help", _) => HELP.lines().for_each(|l| out.line(l)),
+        ("help", _) => HELP.lines().chain(super::convo::HELP.lines()).for_each(|l| out.line(l)),
         ("register", _) => {
             let mut it = rest.split_whitespace();
             let (Some(u), Some(p)) = (it.next(), it.next()) else {
@@ -279,6 +279,14 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             out.line(&format!("* You are now shown as {}.", s.conn.who.user.display_name));
         }
         "register" | "login" => out.line("ERR bad_request you are logged in already"),
+        c if super::convo::COMMANDS.contains(&c) => {
+            for r in super::convo::command(chat, &s.conn.who, s.current, c, rest).await? {
+                match r {
+                    super::convo::Reply::Line(l) => out.line(&l),
+                    super::convo::Reply::Message(m) => write_out(out, s, Out::Stored(m)),
+                }
+            }
+        }
         other => {
             debug!(command = other, "unknown tcp command");
             out.line(&format!(

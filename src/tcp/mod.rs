@@ -14,6 +14,7 @@
 //! events are shown).
 
 mod commands;
+mod convo;
 mod lines;
 mod render;
 mod session;

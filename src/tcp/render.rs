@@ -32,7 +32,10 @@ fn message_tail(m: &Message) -> String {
     let target = m.target.as_ref().map_or("?", |u| u.username.as_str());
     let mut line = match m.kind {
         MessageKind::Text if m.deleted => format!("* message {} was deleted", m.seq),
-        MessageKind::Text => format!("{who}: {}", m.body),
+        MessageKind::Text => match m.reply_to {
+            Some(parent) => format!("{who} (reply to #{parent}): {}", m.body),
+            None => format!("{who}: {}", m.body),
+        },
         MessageKind::Create => format!("* {who} created the room"),
         MessageKind::Join => format!("* {who} joined"),
         MessageKind::Leave => format!("* {who} left"),
@@ -44,6 +47,8 @@ fn message_tail(m: &Message) -> String {
         MessageKind::Topic => format!("* {who} set the topic: {}", m.body),
         MessageKind::Role => format!("* {who} made {target} {}", m.body),
         MessageKind::OwnerChanged => format!("* {who} handed the room to {target}, its owner now"),
+        MessageKind::Pin => format!("* {who} pinned message #{}", m.body),
+        MessageKind::Unpin => format!("* {who} unpinned message #{}", m.body),
     };
     if m.edited_at.is_some() && !m.deleted {
         line.push_str(" (edited)");
@@ -107,8 +112,27 @@ fn write_shared(out: &mut Output, s: &mut Session, d: &Arc<Delivery>, label: &dy
             "* {} invited you to #{}: /accept {} to join, /decline {} to refuse.",
             i.invited_by.username, i.room.name, i.room.name, i.room.name
         )),
+        HubEvent::Convo(ConvoEvent::Reactions { room, seq, reactions }) => {
+            out.line(&format!("[{}] (reactions #{seq}) {}", label(s, *room), reactions_text(reactions)))
+        }
+        HubEvent::Convo(ConvoEvent::Notify { room, level, muted }) => out.line(&format!(
+            "* {}: notifications {}{}",
+            label(s, *room),
+            level.as_str(),
+            if *muted { ", muted" } else { "" }
+        )),
+        // Replies arrive as messages; the summary adds nothing to a line-by-line reader.
+        HubEvent::Convo(ConvoEvent::ThreadUpdated { .. }) => {}
         HubEvent::Typing { .. } | HubEvent::Read { .. } | HubEvent::UserUpdated(_) => {}
     }
+}
+
+/// `👍 2, 🎉 1`, or `none`.
+fn reactions_text(reactions: &[Reaction]) -> String {
+    if reactions.is_empty() {
+        return "none".into();
+    }
+    reactions.iter().map(|r| format!("{} {}", r.emoji, r.users.len())).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn err(out: &mut Output, e: &Error) {
