@@ -368,8 +368,15 @@ fn router_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
     let mut rest = body;
     let mut offset = 0;
-    while let Some(i) = rest.find(".route(\"") {
-        let start = i + ".route(\"".len();
+    while let Some(i) = rest.find(".route(") {
+        // rustfmt may put the path on the next line.
+        let after = &rest[i + ".route(".len()..];
+        let Some(quote) = after.find('"').filter(|q| after[..*q].trim().is_empty()) else {
+            offset += i + 1;
+            rest = &rest[i + 1..];
+            continue;
+        };
+        let start = i + ".route(".len() + quote + 1;
         let path_end = rest[start..].find('"').unwrap() + start;
         let path = &rest[start..path_end];
         // The handler part: up to the closing parenthesis of `.route(`.
