@@ -30,6 +30,9 @@ fn message(seq: i64) -> Arc<Message> {
         ts: 1_763_812_345_678,
         edited_at: None,
         deleted: false,
+        reply_to: None,
+        thread: None,
+        extras: Default::default(),
     })
 }
 

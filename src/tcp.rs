@@ -168,6 +168,8 @@ const HELP: &str = "\
 * Anything else is said in the current room.
 ";
 
+mod convo;
+
 struct Session {
     who: Identity,
     reg: Registration,
@@ -322,7 +324,10 @@ fn message_tail(m: &Message) -> String {
     let target = m.target.as_ref().map_or("?", |u| u.username.as_str());
     let mut line = match m.kind {
         MessageKind::Text if m.deleted => format!("* message {} was deleted", m.seq),
-        MessageKind::Text => format!("{who}: {}", m.body),
+        MessageKind::Text => match m.reply_to {
+            Some(parent) => format!("{who} (reply to #{parent}): {}", m.body),
+            None => format!("{who}: {}", m.body),
+        },
         MessageKind::Create => format!("* {who} created the room"),
         MessageKind::Join => format!("* {who} joined"),
         MessageKind::Leave => format!("* {who} left"),
@@ -334,6 +339,8 @@ fn message_tail(m: &Message) -> String {
         MessageKind::Topic => format!("* {who} set the topic: {}", m.body),
         MessageKind::Role => format!("* {who} made {target} {}", m.body),
         MessageKind::OwnerChanged => format!("* {who} handed the room to {target}, its owner now"),
+        MessageKind::Pin => format!("* {who} pinned message #{}", m.body),
+        MessageKind::Unpin => format!("* {who} unpinned message #{}", m.body),
     };
     if m.edited_at.is_some() && !m.deleted {
         line.push_str(" (edited)");
@@ -392,8 +399,27 @@ fn write_shared(out: &mut Output, s: &mut Session, d: &Arc<Delivery>, label: &dy
             "* {} invited you to #{}: /accept {} to join, /decline {} to refuse.",
             i.invited_by.username, i.room.name, i.room.name, i.room.name
         )),
+        HubEvent::Convo(ConvoEvent::Reactions { room, seq, reactions }) => {
+            out.line(&format!("[{}] (reactions #{seq}) {}", label(s, *room), reactions_text(reactions)))
+        }
+        HubEvent::Convo(ConvoEvent::Notify { room, level, muted }) => out.line(&format!(
+            "* {}: notifications {}{}",
+            label(s, *room),
+            level.as_str(),
+            if *muted { ", muted" } else { "" }
+        )),
+        // Replies arrive as messages; the summary adds nothing to a line-by-line reader.
+        HubEvent::Convo(ConvoEvent::ThreadUpdated { .. }) => {}
         HubEvent::Typing { .. } | HubEvent::Read { .. } | HubEvent::UserUpdated(_) => {}
     }
+}
+
+/// `👍 2, 🎉 1`, or `none`.
+fn reactions_text(reactions: &[Reaction]) -> String {
+    if reactions.is_empty() {
+        return "none".into();
+    }
+    reactions.iter().map(|r| format!("{} {}", r.emoji, r.users.len())).collect::<Vec<_>>().join(", ")
 }
 
 fn err(out: &mut Output, e: &Error) {
@@ -420,7 +446,7 @@ async fn command(chat: &Arc<Chat>, peer: IpAddr, session: &mut Option<Session>, 
     let Some((cmd, rest)) = split_command(line) else { return true };
     match (cmd, session.as_mut()) {
         ("quit", _) => return false,
-        ("help", _) => HELP.lines().for_each(|l| out.line(l)),
+        ("help", _) => HELP.lines().chain(convo::HELP.lines()).for_each(|l| out.line(l)),
         ("register", _) => {
             let mut it = rest.split_whitespace();
             let (Some(u), Some(p)) = (it.next(), it.next()) else {
@@ -637,6 +663,14 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             out.line(&format!("* You are now shown as {}.", s.who.user.display_name));
         }
         "register" | "login" => out.line("ERR bad_request you are logged in already"),
+        c if convo::COMMANDS.contains(&c) => {
+            for r in convo::command(chat, &s.who, s.current, c, rest).await? {
+                match r {
+                    convo::Reply::Line(l) => out.line(&l),
+                    convo::Reply::Message(m) => write_out(out, s, Out::Stored(m)),
+                }
+            }
+        }
         other => {
             debug!(command = other, "unknown tcp command");
             out.line(&format!(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::core::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::core::error::Result;
 
 #[derive(Debug, Clone)]
@@ -46,6 +46,10 @@ pub enum BrokerEvent {
     /// `node` is alive, and these are its connected users: a heartbeat that also repairs any presence
     /// change that was lost. A node not heard from for the node TTL is taken as gone.
     NodeAlive { node: NodeId, users: Vec<(User, Vec<RoomId>)> },
+    /// A change to a room that is not a new message (reactions, a thread's summary): to its members.
+    Convo(ConvoEvent),
+    /// A change only `user` hears of (their notification settings of a room): to their connections.
+    UserConvo { user: UserId, event: ConvoEvent },
 }
 
 /// Where a broker delivers events: the hub.

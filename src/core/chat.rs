@@ -6,7 +6,9 @@
 //!
 //! By concern: this file holds accounts, the access rules every command goes through (`visible_room`
 //! and its siblings, room references), messages, connections and the cluster resync; `rooms.rs` the
-//! rooms and their settings, `moderation.rs` moderation and ownership, `invites.rs` invitations.
+//! rooms and their settings, `moderation.rs` moderation and ownership, `invites.rs` invitations;
+//! issue 14's conversations: `threads.rs` (replies, threads, the quote/summary/reactions every read
+//! carries), `reactions.rs`, `pins.rs`, `notify.rs` (notification levels and mute).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,7 +28,11 @@ use crate::store::{DynStore, Session};
 
 mod invites;
 mod moderation;
+mod notify;
+mod pins;
+mod reactions;
 mod rooms;
+mod threads;
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]
@@ -61,6 +67,8 @@ pub struct Ack {
 /// A message queued for storage, not yet acknowledged.
 pub struct PendingSend {
     room: RoomId,
+    /// For a reply: its thread's root, whose summary is announced once the reply is stored.
+    thread: Option<Seq>,
     waiting: Queued,
     submitted: Instant,
 }
@@ -295,7 +303,8 @@ impl Chat {
 
     pub async fn history(&self, who: &Identity, r: &RoomRef, q: HistoryQuery) -> Result<(Room, HistoryPage)> {
         let (room, _) = self.visible_room(who, r).await?;
-        let page = self.store.history(room.id, q).await?;
+        let mut page = self.store.history(room.id, q).await?;
+        self.decorate(room.id, &mut page.messages).await?;
         Ok((room, page))
     }
 
@@ -307,7 +316,19 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<Ack> {
-        let pending = self.submit(who, r, body, client_id).await?;
+        self.send_reply(who, r, body, client_id, None).await
+    }
+
+    /// [`Chat::send`], as a reply to message `reply_to` of the same room when given.
+    pub async fn send_reply(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+        reply_to: Option<Seq>,
+    ) -> Result<Ack> {
+        let pending = self.submit_reply(who, r, body, client_id, reply_to).await?;
         self.finish_send(who, pending).await
     }
 
@@ -321,14 +342,31 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<PendingSend> {
+        self.submit_reply(who, r, body, client_id, None).await
+    }
+
+    /// [`Chat::submit`], as a reply to message `reply_to` of the same room when given.
+    pub async fn submit_reply(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+        reply_to: Option<Seq>,
+    ) -> Result<PendingSend> {
         // One bucket per user, whatever the transport; checked before any work is done.
         let submitted = Instant::now();
         self.message_rate.take(who.user.id, submitted)?;
-        let room = match r {
-            RoomRef::Id(id) => *id,
-            RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
+        let (room, parent) = match (r, reply_to) {
+            (RoomRef::Id(id), None) => (*id, None),
+            (_, None) => (self.visible_room(who, r).await?.0.id, None),
+            // A reply checks access first, so the parent's existence tells an outsider nothing.
+            (_, Some(seq)) => {
+                let (room, _) = self.member_room(who, r).await?;
+                (room.id, Some(self.reply_parent(room.id, seq).await?))
+            }
         };
-        let mentions = self.resolve_mentions(room, body.as_str()).await?;
+        let mentions = self.resolve_mentions(room, who, body.as_str()).await?;
         self.typing.stop(room, who.user.id);
         let msg = NewMessage {
             room,
@@ -339,22 +377,32 @@ impl Chat {
             client_id,
             mentions,
             ts: now_millis(),
+            reply_to: parent.as_ref().map(|p| p.seq),
+            thread: parent.as_ref().map(|p| p.thread.unwrap_or(p.seq)),
+            quote: parent.as_deref().map(Quote::of),
         };
+        let thread = msg.thread;
         let waiting = self.ingest.enqueue(msg).await?;
         self.received.increment(1);
-        Ok(PendingSend { room, waiting, submitted })
+        Ok(PendingSend { room, thread, waiting, submitted })
     }
 
     /// Members of `room` named by `@username` in `body`. Costs a lookup only when there is an `@`.
-    async fn resolve_mentions(&self, room: RoomId, body: &str) -> Result<Vec<UserId>> {
+    /// `@room` from the room's owner or an admin names every member but the sender; from anyone else it
+    /// is an ordinary word (or names a member called `room`).
+    async fn resolve_mentions(&self, room: RoomId, who: &Identity, body: &str) -> Result<Vec<UserId>> {
         let names = mentioned_names(body);
         if names.is_empty() {
             return Ok(Vec::new());
         }
         let members = self.store.members(room).await?;
+        let everyone = names.iter().any(|n| n == ROOM_MENTION)
+            && members.iter().any(|m| m.user.id == who.user.id && m.role.moderates());
         Ok(members
             .iter()
-            .filter(|m| names.contains(&m.user.username.to_ascii_lowercase()))
+            .filter(|m| {
+                if everyone { m.user.id != who.user.id } else { names.contains(&m.user.username.to_ascii_lowercase()) }
+            })
             .map(|m| m.user.id)
             .collect())
     }
@@ -362,6 +410,10 @@ impl Chat {
     /// The second half of [`Chat::send`]: waits until the message is durable.
     pub async fn finish_send(&self, who: &Identity, pending: PendingSend) -> Result<Ack> {
         let (m, duplicate) = match pending.waiting.wait().await? {
+            Appended::Stored(m) if pending.thread.is_some() => {
+                self.thread_grew(m.room, m.thread.unwrap_or(m.seq)).await;
+                (m, false)
+            }
             Appended::Stored(m) => (m, false),
             Appended::Duplicate(m) => (m, true),
             Appended::NotMember => {
@@ -385,12 +437,13 @@ impl Chat {
             return Err(Error::Forbidden("you can only edit your own messages"));
         }
         // The new text's mentions replace the old ones (and with them the members' mention counts).
-        let mentions = self.resolve_mentions(room.id, body.as_str()).await?;
+        let mentions = self.resolve_mentions(room.id, who, body.as_str()).await?;
         let m = self
             .store
             .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
             .await?
             .ok_or(Error::MessageNotFound)?;
+        let m = self.decorated(m).await?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
         Ok(m)
     }
@@ -407,7 +460,12 @@ impl Chat {
             return Err(Error::Forbidden("you can only delete your own messages"));
         }
         let m = self.store.delete_message(room.id, seq).await?.ok_or(Error::MessageNotFound)?;
+        let m = self.decorated(m).await?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
+        if let Some(root) = m.thread {
+            // One reply fewer.
+            self.thread_grew(room.id, root).await;
+        }
         Ok(m)
     }
 
@@ -440,7 +498,9 @@ impl Chat {
     /// must still be able to see the room.
     pub async fn messages_after(&self, who: &Identity, room: RoomId, after: Seq, limit: u32) -> Result<HistoryPage> {
         let (room, _) = self.visible_room(who, &RoomRef::Id(room)).await?;
-        self.store.history(room.id, HistoryQuery::After { after, limit }).await
+        let mut page = self.store.history(room.id, HistoryQuery::After { after, limit }).await?;
+        self.decorate(room.id, &mut page.messages).await?;
+        Ok(page)
     }
 
     // ---- connections ---------------------------------------------------------------------------
@@ -625,6 +685,9 @@ mod tests {
             client_id: None,
             mentions: vec![],
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         };
         let stored = store.append(&[msg.clone(), msg]).await.unwrap();
         assert!(reg.rx.try_recv().is_err(), "nothing arrived live");

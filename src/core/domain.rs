@@ -276,10 +276,14 @@ pub enum MessageKind {
     Role,
     /// The sender (the previous owner, now an admin) handed the room to `target`.
     OwnerChanged,
+    /// The sender pinned the message whose seq is the body (decimal).
+    Pin,
+    /// The sender unpinned the message whose seq is the body (decimal).
+    Unpin,
 }
 
 impl MessageKind {
-    const ALL: [(MessageKind, &'static str); 12] = [
+    const ALL: [(MessageKind, &'static str); 14] = [
         (MessageKind::Text, "text"),
         (MessageKind::Create, "create"),
         (MessageKind::Join, "join"),
@@ -292,6 +296,8 @@ impl MessageKind {
         (MessageKind::Topic, "topic"),
         (MessageKind::Role, "role"),
         (MessageKind::OwnerChanged, "owner_changed"),
+        (MessageKind::Pin, "pin"),
+        (MessageKind::Unpin, "unpin"),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(k, _)| *k == self).map_or("text", |(_, s)| s)
@@ -471,6 +477,9 @@ pub struct RoomView {
     /// For a direct conversation: the other person.
     pub peer: Option<User>,
     pub last_message: Option<Arc<Message>>,
+    /// The member's notification level and mute (see `Chat::room_views` for how they shape the counts).
+    pub notify: NotifyLevel,
+    pub muted: bool,
 }
 
 /// An invitation into a group room, as the invitee sees it (until they accept or decline it).
@@ -510,6 +519,156 @@ pub struct Message {
     pub ts: Millis,
     pub edited_at: Option<Millis>,
     pub deleted: bool,
+    /// For a reply: the parent's `seq` (same room).
+    pub reply_to: Option<Seq>,
+    /// For a reply: the thread root's `seq` (the parent's `thread` if the parent is a reply, else the
+    /// parent).
+    pub thread: Option<Seq>,
+    /// What the core adds when it reads (never stored with the row): quote, thread summary, reactions.
+    pub extras: MessageExtras,
+}
+
+/// The derived parts of a [`Message`], filled in by the core from the current state of the room
+/// (`core::chat::threads::decorate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageExtras {
+    /// For a reply: its parent as it is now.
+    pub quote: Option<Quote>,
+    /// For a root: its live (not deleted) replies, and the newest one's time.
+    pub reply_count: i64,
+    pub last_reply_ts: Option<Millis>,
+    /// In first-reaction order.
+    pub reactions: Vec<Reaction>,
+}
+
+/// A compact quote of a reply's parent; a tombstone once the parent is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub seq: Seq,
+    pub sender: Option<User>,
+    /// The first [`Quote::EXCERPT_CHARS`] characters of the parent's text; empty once deleted.
+    pub excerpt: String,
+    pub deleted: bool,
+}
+
+impl Quote {
+    pub const EXCERPT_CHARS: usize = 120;
+
+    pub fn of(parent: &Message) -> Quote {
+        Quote {
+            seq: parent.seq,
+            sender: parent.sender.clone(),
+            excerpt: if parent.deleted {
+                String::new()
+            } else {
+                parent.body.chars().take(Self::EXCERPT_CHARS).collect()
+            },
+            deleted: parent.deleted,
+        }
+    }
+}
+
+/// One emoji on a message and who reacted with it (in reaction order); its count is `users.len()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
+}
+
+/// A reaction: one Unicode extended grapheme cluster, at most [`Emoji::MAX_BYTES`] bytes, not white
+/// space or a control character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub const MAX_BYTES: usize = 32;
+    /// Distinct emoji one message may carry.
+    pub const MAX_PER_MESSAGE: usize = 20;
+
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        use unicode_segmentation::UnicodeSegmentation as _;
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_BYTES
+            && s.graphemes(true).count() == 1
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok { Ok(Emoji(s.to_owned())) } else { Err(Error::InvalidEmoji) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How much of a room a member wants to be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyLevel {
+    #[default]
+    All,
+    Mentions,
+    None,
+}
+
+impl NotifyLevel {
+    /// The `unread` a member at this level (and mute) is shown: the count for `all` when not muted,
+    /// else 0 (mentions are counted whatever the level).
+    pub fn unread_shown(self, muted: bool, unread: i64) -> i64 {
+        if self == NotifyLevel::All && !muted { unread } else { 0 }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyLevel::All => "all",
+            NotifyLevel::Mentions => "mentions",
+            NotifyLevel::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "all" => Ok(NotifyLevel::All),
+            "mentions" => Ok(NotifyLevel::Mentions),
+            "none" => Ok(NotifyLevel::None),
+            _ => Err(Error::BadRequest("notification level must be all, mentions or none".into())),
+        }
+    }
+}
+
+/// A pinned message of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub message: Arc<Message>,
+    pub pinned_by: User,
+    pub at: Millis,
+}
+
+/// A thread a user follows, as `GET /me/threads` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSummary {
+    pub room: RoomId,
+    pub root: Seq,
+    pub reply_count: i64,
+    pub last_reply_ts: Option<Millis>,
+    /// Replies from others after the user's read position in the thread.
+    pub unread: i64,
+}
+
+/// Live changes that are not new messages (no `seq` of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvoEvent {
+    /// A message's reactions changed (to the room).
+    Reactions { room: RoomId, seq: Seq, reactions: Vec<Reaction> },
+    /// A reply landed in the thread rooted at `seq` (to the room).
+    ThreadUpdated { room: RoomId, seq: Seq, reply_count: i64, last_reply_ts: Option<Millis> },
+    /// The user's notification settings of a room changed (to that user's connections).
+    Notify { room: RoomId, level: NotifyLevel, muted: bool },
+}
+
+impl ConvoEvent {
+    pub fn room(&self) -> RoomId {
+        match self {
+            ConvoEvent::Reactions { room, .. }
+            | ConvoEvent::ThreadUpdated { room, .. }
+            | ConvoEvent::Notify { room, .. } => *room,
+        }
+    }
 }
 
 /// A message on its way into the store, before it has a sequence number.
@@ -524,6 +683,11 @@ pub struct NewMessage {
     /// Members this text mentions (`@username`), resolved before storing.
     pub mentions: Vec<UserId>,
     pub ts: Millis,
+    /// For a reply: the parent's `seq` and the thread root's, and the parent quoted as it is now (not
+    /// stored: handed on with the stored message for its live delivery).
+    pub reply_to: Option<Seq>,
+    pub thread: Option<Seq>,
+    pub quote: Option<Quote>,
 }
 
 impl NewMessage {
@@ -538,9 +702,15 @@ impl NewMessage {
             client_id: None,
             mentions: Vec::new(),
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         }
     }
 }
+
+/// The mention that names every member of a room (from its owner and admins).
+pub const ROOM_MENTION: &str = "room";
 
 /// The `@username` words of a text, lower-cased, each once.
 pub fn mentioned_names(body: &str) -> Vec<String> {

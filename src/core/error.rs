@@ -50,6 +50,10 @@ pub enum Error {
     WebhookNotFound,
     #[error("you have no invitation into that room")]
     InviteNotFound,
+    #[error("a reaction is one emoji: one Unicode grapheme cluster of at most 32 bytes")]
+    InvalidEmoji,
+    #[error("a message carries at most 20 distinct reactions")]
+    TooManyReactions,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -87,6 +91,8 @@ impl Error {
             Error::MessageNotFound => "message_not_found",
             Error::WebhookNotFound => "webhook_not_found",
             Error::InviteNotFound => "invite_not_found",
+            Error::InvalidEmoji => "invalid_emoji",
+            Error::TooManyReactions => "too_many_reactions",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

@@ -28,7 +28,7 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use super::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::broker::{BrokerEvent, BrokerSink};
 
 pub type ConnId = u64;
@@ -73,6 +73,8 @@ pub enum HubEvent {
     UserUpdated(User),
     /// This connection's user was invited into a room.
     Invited(Invite),
+    /// Reactions, thread summaries, notification settings (issue 14).
+    Convo(ConvoEvent),
 }
 
 /// One event shared by all its recipients, with a slot per wire format for its encoding.
@@ -598,6 +600,8 @@ impl BrokerSink for Hub {
             }
             BrokerEvent::Presence { node, user, rooms, online } => self.remote_presence(node, &user, &rooms, online),
             BrokerEvent::NodeAlive { node, users } => self.node_alive(node, &users),
+            BrokerEvent::Convo(e) => self.fan_out(e.room(), Delivery::new(HubEvent::Convo(e))),
+            BrokerEvent::UserConvo { user, event } => self.to_user(user, Delivery::new(HubEvent::Convo(event))),
         }
     }
 }
@@ -638,6 +642,9 @@ mod tests {
             ts: 0,
             edited_at: None,
             deleted: false,
+            reply_to: None,
+            thread: None,
+            extras: Default::default(),
         })
     }
 

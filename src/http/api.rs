@@ -50,12 +50,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
-fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
+pub(super) fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
     s.parse()
         .map_err(|_| crate::core::error::Error::BadRequest("the message sequence number must be an integer".into()))
 }
 
-fn room_ref(s: &str) -> RoomRef {
+pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
@@ -229,9 +229,9 @@ pub async fn invite(
 
 #[derive(Deserialize)]
 pub struct HistoryParams {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<u32>,
+    pub(super) before: Option<i64>,
+    pub(super) after: Option<i64>,
+    pub(super) limit: Option<u32>,
 }
 
 pub async fn history(
@@ -249,6 +249,8 @@ pub async fn history(
 pub struct SendReq {
     body: String,
     client_id: Option<String>,
+    /// The seq of the message this one replies to (same room).
+    reply_to: Option<Seq>,
 }
 
 pub async fn send(
@@ -259,7 +261,7 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let body = MessageBody::parse(&req.body, app.chat.limits.max_message_bytes)?;
     let client_id = req.client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-    let ack = app.chat.send(&who, &room_ref(&room), body, client_id).await?;
+    let ack = app.chat.send_reply(&who, &room_ref(&room), body, client_id, req.reply_to).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
 }
 

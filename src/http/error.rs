@@ -24,12 +24,13 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::InvalidDisplayName
         | Error::InvalidRoomName
         | Error::EmptyMessage
-        | Error::MessageTooLarge { .. } => StatusCode::BAD_REQUEST,
+        | Error::MessageTooLarge { .. }
+        | Error::InvalidEmoji => StatusCode::BAD_REQUEST,
         Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::TooManyAttempts { .. } | Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        Error::UsernameTaken | Error::RoomNameTaken => StatusCode::CONFLICT,
+        Error::UsernameTaken | Error::RoomNameTaken | Error::TooManyReactions => StatusCode::CONFLICT,
         Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
         Error::NotAMember | Error::Forbidden(_) | Error::Banned => StatusCode::FORBIDDEN,
         Error::MessageNotFound | Error::WebhookNotFound | Error::InviteNotFound => StatusCode::NOT_FOUND,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod client_config;
+pub mod convo;
 pub mod error;
 pub mod sse;
 pub mod web;
@@ -130,6 +131,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))
         .route("/rooms/{room}/webhooks/{id}", axum::routing::delete(api::delete_webhook))
         .route("/rooms/{room}/messages/{seq}", axum::routing::patch(api::edit_message).delete(api::delete_message))
+        .route(
+            "/rooms/{room}/messages/{seq}/reactions/{emoji}",
+            axum::routing::put(convo::add_reaction).delete(convo::remove_reaction),
+        )
+        .route("/rooms/{room}/threads/{seq}", get(convo::thread))
+        .route("/rooms/{room}/threads/{seq}/read", post(convo::mark_thread_read))
+        .route("/rooms/{room}/pins", get(convo::pins).post(convo::pin))
+        .route("/rooms/{room}/pins/{seq}", axum::routing::delete(convo::unpin))
+        .route("/rooms/{room}/notify", axum::routing::put(convo::set_notify))
+        .route("/me/threads", get(convo::my_threads))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")

@@ -5,7 +5,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::core::chat::Ack;
-use crate::core::domain::{Ban, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
+use crate::core::domain::{
+    Ban, ConvoEvent, HistoryPage, Invite, Member, Message, Pin, Quote, Reaction, Room, RoomId, RoomRef, RoomView, Seq,
+    ThreadSummary, User,
+};
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
 
@@ -107,6 +110,8 @@ pub struct RoomViewW<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<UserW<'a>>,
     pub last_message: Option<MessageW<'a>>,
+    pub notify: &'static str,
+    pub muted: bool,
 }
 
 impl<'a> From<&'a RoomView> for RoomViewW<'a> {
@@ -119,6 +124,8 @@ impl<'a> From<&'a RoomView> for RoomViewW<'a> {
             mentions: v.mentions,
             peer: v.peer.as_ref().map(UserW::from),
             last_message: v.last_message.as_deref().map(MessageW::from),
+            notify: v.notify.as_str(),
+            muted: v.muted,
         }
     }
 }
@@ -140,6 +147,87 @@ pub struct MessageW<'a> {
     pub edited_at: Option<i64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteW<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reply_ts: Option<i64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub reactions: Vec<ReactionW<'a>>,
+}
+
+/// A reply's quote of its parent.
+#[derive(Serialize)]
+pub struct QuoteW<'a> {
+    pub seq: i64,
+    pub sender: Option<UserW<'a>>,
+    pub excerpt: &'a str,
+    pub deleted: bool,
+}
+
+impl<'a> From<&'a Quote> for QuoteW<'a> {
+    fn from(q: &'a Quote) -> Self {
+        QuoteW { seq: q.seq, sender: q.sender.as_ref().map(UserW::from), excerpt: &q.excerpt, deleted: q.deleted }
+    }
+}
+
+/// One emoji's reactions on a message.
+#[derive(Serialize)]
+pub struct ReactionW<'a> {
+    pub emoji: &'a str,
+    pub count: usize,
+    pub users: Vec<i64>,
+}
+
+impl<'a> From<&'a Reaction> for ReactionW<'a> {
+    fn from(r: &'a Reaction) -> Self {
+        ReactionW { emoji: &r.emoji, count: r.users.len(), users: r.users.iter().map(|u| u.0).collect() }
+    }
+}
+
+pub fn reactions_w(rs: &[Reaction]) -> Vec<ReactionW<'_>> {
+    rs.iter().map(ReactionW::from).collect()
+}
+
+/// A pinned message.
+#[derive(Serialize)]
+pub struct PinW<'a> {
+    pub message: MessageW<'a>,
+    pub pinned_by: UserW<'a>,
+    pub at: i64,
+}
+
+impl<'a> From<&'a Pin> for PinW<'a> {
+    fn from(p: &'a Pin) -> Self {
+        PinW { message: MessageW::from(&*p.message), pinned_by: UserW::from(&p.pinned_by), at: p.at }
+    }
+}
+
+/// A followed thread (`GET /me/threads`).
+#[derive(Serialize)]
+pub struct ThreadSummaryW {
+    pub room: i64,
+    pub seq: i64,
+    pub reply_count: i64,
+    pub last_reply_ts: Option<i64>,
+    pub unread: i64,
+}
+
+impl From<&ThreadSummary> for ThreadSummaryW {
+    fn from(t: &ThreadSummary) -> Self {
+        ThreadSummaryW {
+            room: t.room.0,
+            seq: t.root,
+            reply_count: t.reply_count,
+            last_reply_ts: t.last_reply_ts,
+            unread: t.unread,
+        }
+    }
 }
 
 impl<'a> From<&'a Message> for MessageW<'a> {
@@ -156,6 +244,12 @@ impl<'a> From<&'a Message> for MessageW<'a> {
             ts: m.ts,
             edited_at: m.edited_at,
             deleted: m.deleted,
+            reply_to: m.reply_to,
+            thread: m.thread,
+            quote: m.extras.quote.as_ref().map(QuoteW::from),
+            reply_count: (m.extras.reply_count > 0).then_some(m.extras.reply_count),
+            last_reply_ts: m.extras.last_reply_ts.filter(|_| m.extras.reply_count > 0),
+            reactions: reactions_w(&m.extras.reactions),
         }
     }
 }
@@ -284,6 +378,41 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a str>,
     },
+    Reactions {
+        room: i64,
+        seq: i64,
+        reactions: Vec<ReactionW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    ThreadUpdated {
+        room: i64,
+        seq: i64,
+        reply_count: i64,
+        last_reply_ts: Option<i64>,
+    },
+    Notify {
+        room: i64,
+        notify: &'static str,
+        muted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    /// Reply to `thread`: the root and a page of its replies.
+    Thread {
+        room: i64,
+        root: MessageW<'a>,
+        #[serde(flatten)]
+        page: HistoryW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Pins {
+        room: i64,
+        pins: Vec<PinW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
     Error {
         code: &'a str,
         message: &'a str,
@@ -336,6 +465,26 @@ pub fn encode_event(e: &HubEvent) -> Bytes {
         HubEvent::Read { room, seq } => ServerFrame::Read { room: room.0, seq: *seq, req: None }.encode(),
         HubEvent::UserUpdated(u) => ServerFrame::UserUpdated { user: UserW::from(u) }.encode(),
         HubEvent::Invited(i) => ServerFrame::Invited { invite: InviteW::from(i) }.encode(),
+        HubEvent::Convo(c) => encode_convo(c, None),
+    }
+}
+
+/// The frame of a [`ConvoEvent`] (also the reply to `react`/`unreact`/`notify`, with its `req`).
+pub fn encode_convo(c: &ConvoEvent, req: Option<&str>) -> Bytes {
+    match c {
+        ConvoEvent::Reactions { room, seq, reactions } => {
+            ServerFrame::Reactions { room: room.0, seq: *seq, reactions: reactions_w(reactions), req }.encode()
+        }
+        ConvoEvent::ThreadUpdated { room, seq, reply_count, last_reply_ts } => ServerFrame::ThreadUpdated {
+            room: room.0,
+            seq: *seq,
+            reply_count: *reply_count,
+            last_reply_ts: *last_reply_ts,
+        }
+        .encode(),
+        ConvoEvent::Notify { room, level, muted } => {
+            ServerFrame::Notify { room: room.0, notify: level.as_str(), muted: *muted, req }.encode()
+        }
     }
 }
 
@@ -365,28 +514,151 @@ impl From<RoomRefW> for RoomRef {
 #[derive(Deserialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    Send { room: RoomRefW, body: String, client_id: Option<String>, req: Option<String> },
-    Join { room: RoomRefW, req: Option<String> },
-    Leave { room: RoomRefW, req: Option<String> },
-    History { room: RoomRefW, before: Option<i64>, after: Option<i64>, limit: Option<u32>, req: Option<String> },
-    Ping { req: Option<String> },
-    Resume { rooms: Vec<ResumeW>, req: Option<String> },
-    Typing { room: RoomRefW, req: Option<String> },
-    Read { room: RoomRefW, seq: Seq, req: Option<String> },
-    Edit { room: RoomRefW, seq: Seq, body: String, req: Option<String> },
-    Delete { room: RoomRefW, seq: Seq, req: Option<String> },
-    Dm { username: String, req: Option<String> },
-    Invite { room: RoomRefW, username: String, req: Option<String> },
-    Kick { room: RoomRefW, username: String, req: Option<String> },
-    Ban { room: RoomRefW, username: String, req: Option<String> },
-    Unban { room: RoomRefW, username: String, req: Option<String> },
-    SetRole { room: RoomRefW, username: String, role: String, req: Option<String> },
-    Rename { room: RoomRefW, name: String, req: Option<String> },
-    Topic { room: RoomRefW, topic: String, req: Option<String> },
-    Transfer { room: RoomRefW, username: String, req: Option<String> },
-    Invites { req: Option<String> },
-    AcceptInvite { room: RoomRefW, req: Option<String> },
-    DeclineInvite { room: RoomRefW, req: Option<String> },
+    Send {
+        room: RoomRefW,
+        body: String,
+        client_id: Option<String>,
+        reply_to: Option<Seq>,
+        req: Option<String>,
+    },
+    Join {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Leave {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    History {
+        room: RoomRefW,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Ping {
+        req: Option<String>,
+    },
+    Resume {
+        rooms: Vec<ResumeW>,
+        req: Option<String>,
+    },
+    Typing {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Read {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Edit {
+        room: RoomRefW,
+        seq: Seq,
+        body: String,
+        req: Option<String>,
+    },
+    Delete {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Dm {
+        username: String,
+        req: Option<String>,
+    },
+    Invite {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Kick {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Ban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Unban {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    SetRole {
+        room: RoomRefW,
+        username: String,
+        role: String,
+        req: Option<String>,
+    },
+    Rename {
+        room: RoomRefW,
+        name: String,
+        req: Option<String>,
+    },
+    Topic {
+        room: RoomRefW,
+        topic: String,
+        req: Option<String>,
+    },
+    Transfer {
+        room: RoomRefW,
+        username: String,
+        req: Option<String>,
+    },
+    Invites {
+        req: Option<String>,
+    },
+    AcceptInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    DeclineInvite {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    React {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Unreact {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Thread {
+        room: RoomRefW,
+        seq: Seq,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Pin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Unpin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Pins {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Notify {
+        room: RoomRefW,
+        level: Option<String>,
+        muted: Option<bool>,
+        req: Option<String>,
+    },
 }
 
 /// Where a reconnecting client stands in one room.
@@ -420,6 +692,13 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "invites",
     "accept_invite",
     "decline_invite",
+    "react",
+    "unreact",
+    "thread",
+    "pin",
+    "unpin",
+    "pins",
+    "notify",
 ];
 
 impl ClientFrame {
@@ -446,7 +725,14 @@ impl ClientFrame {
             | ClientFrame::Transfer { req, .. }
             | ClientFrame::Invites { req }
             | ClientFrame::AcceptInvite { req, .. }
-            | ClientFrame::DeclineInvite { req, .. } => req.as_deref(),
+            | ClientFrame::DeclineInvite { req, .. }
+            | ClientFrame::React { req, .. }
+            | ClientFrame::Unreact { req, .. }
+            | ClientFrame::Thread { req, .. }
+            | ClientFrame::Pin { req, .. }
+            | ClientFrame::Unpin { req, .. }
+            | ClientFrame::Pins { req, .. }
+            | ClientFrame::Notify { req, .. } => req.as_deref(),
         }
     }
 }

@@ -304,10 +304,10 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
     let req_s = req.as_deref();
     let result: Result<Handled, Error> = async {
         match frame {
-            ClientFrame::Send { room, body, client_id, .. } => {
+            ClientFrame::Send { room, body, client_id, reply_to, .. } => {
                 let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
                 let client_id = client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-                let pending = chat.submit(who, &room.into(), body, client_id).await?;
+                let pending = chat.submit_reply(who, &room.into(), body, client_id, reply_to).await?;
                 let (chat, who, req) = (chat.clone(), who.clone(), req.clone());
                 Ok(Handled::Pending(Box::pin(async move {
                     match chat.finish_send(&who, pending).await {
@@ -407,6 +407,43 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             ClientFrame::DeclineInvite { room, .. } => {
                 chat.decline_invite(who, &room.into()).await?;
                 one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::React { room, seq, emoji, .. } => {
+                let (room, reactions) = chat.react(who, &room.into(), seq, &Emoji::parse(&emoji)?, true).await?;
+                one(encode_convo(&ConvoEvent::Reactions { room, seq, reactions }, req_s))
+            }
+            ClientFrame::Unreact { room, seq, emoji, .. } => {
+                let (room, reactions) = chat.react(who, &room.into(), seq, &Emoji::parse(&emoji)?, false).await?;
+                one(encode_convo(&ConvoEvent::Reactions { room, seq, reactions }, req_s))
+            }
+            ClientFrame::Thread { room, seq, before, after, limit, .. } => {
+                let q = HistoryQuery::new(before, after, limit)?;
+                let (room, root, page) = chat.thread(who, &room.into(), seq, q).await?;
+                one(ServerFrame::Thread {
+                    room: room.id.0,
+                    root: MessageW::from(&*root),
+                    page: HistoryW::from(&page),
+                    req: req_s,
+                }
+                .encode())
+            }
+            ClientFrame::Pin { room, seq, .. } => {
+                chat.set_pinned(who, &room.into(), seq, true).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Unpin { room, seq, .. } => {
+                chat.set_pinned(who, &room.into(), seq, false).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Pins { room, .. } => {
+                let (room, pins) = chat.pins(who, &room.into()).await?;
+                one(ServerFrame::Pins { room: room.0, pins: pins.iter().map(PinW::from).collect(), req: req_s }
+                    .encode())
+            }
+            ClientFrame::Notify { room, level, muted, .. } => {
+                let level = level.as_deref().map(NotifyLevel::parse).transpose()?;
+                let (room, level, muted) = chat.set_notify(who, &room.into(), level, muted).await?;
+                one(encode_convo(&ConvoEvent::Notify { room, level, muted }, req_s))
             }
         }
     }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+mod convo;
+
 use super::{DynStore, Session};
 use crate::core::domain::*;
 use crate::core::error::Error;
@@ -31,6 +33,9 @@ fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessag
         client_id: cid.map(|c| ClientMsgId::parse(c).unwrap()),
         mentions: vec![],
         ts: now_millis(),
+        reply_to: None,
+        thread: None,
+        quote: None,
     }
 }
 
@@ -59,6 +64,7 @@ pub async fn run_all(store: DynStore) {
     bans_are_listed(&store).await;
     ownership_moves_and_returns(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
+    convo::run_all(&store).await;
 }
 
 async fn invitations_are_listed_and_declined(store: &DynStore) {

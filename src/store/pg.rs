@@ -99,6 +99,8 @@ impl shared::Dialect for PgStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) ON CONFLICT (name_key) DO NOTHING RETURNING id";
 
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2 FOR NO KEY UPDATE";
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
@@ -166,8 +168,8 @@ impl shared::Dialect for PgStore {
             // The unique partial index backs the check above: should a duplicate get here anyway, it
             // inserts nothing and answers the original, and the seq is not used up.
             let inserted = sqlx::query(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at, \
+                 reply_to, thread) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING RETURNING seq",
             )
             .bind(m.room.0)
@@ -179,6 +181,8 @@ impl shared::Dialect for PgStore {
             .bind(&client_id)
             .bind(mentions_to_text(&m.mentions))
             .bind(m.ts)
+            .bind(m.reply_to)
+            .bind(m.thread)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -216,6 +220,9 @@ impl shared::Dialect for PgStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                reply_to: m.reply_to,
+                thread: m.thread,
+                extras: MessageExtras { quote: m.quote.clone(), ..Default::default() },
             })));
         }
         for (room, (was, last)) in &seqs {
@@ -338,6 +345,9 @@ mod tests {
             client_id: cid.map(|c| ClientMsgId::parse(&c).unwrap()),
             mentions: vec![],
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         }
     }
 

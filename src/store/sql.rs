@@ -73,6 +73,9 @@ impl shared::Dialect for SqlStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) RETURNING id";
 
+    // BEGIN IMMEDIATE already serialises writers.
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -184,6 +187,9 @@ impl shared::Dialect for SqlStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                reply_to: m.reply_to,
+                thread: m.thread,
+                extras: MessageExtras { quote: m.quote.clone(), ..Default::default() },
             })));
         }
 
@@ -192,7 +198,8 @@ impl shared::Dialect for SqlStore {
             fates.iter().filter_map(|f| if let Fate::Insert(m) = f { Some(m) } else { None }).collect();
         for chunk in new.chunks(CHUNK) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) ",
+                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at, \
+                 reply_to, thread) ",
             );
             q.push_values(chunk, |mut b, m| {
                 b.push_bind(m.room.0)
@@ -203,7 +210,9 @@ impl shared::Dialect for SqlStore {
                     .push_bind(m.body.clone())
                     .push_bind(m.client_id.clone())
                     .push_bind(mentions_to_text(&m.mentions))
-                    .push_bind(m.ts);
+                    .push_bind(m.ts)
+                    .push_bind(m.reply_to)
+                    .push_bind(m.thread);
             });
             q.build().execute(&mut *tx).await.map_err(db_err)?;
         }

@@ -4,6 +4,7 @@ mod harness;
 
 mod accounts;
 mod cluster;
+mod convo;
 mod domain;
 mod durability;
 mod everyday;
