@@ -12,7 +12,7 @@ const SAFE_URL = /^(?:https?:|mailto:)/i;
 
 const md = globalThis.markdownit('zero', { html: false, linkify: true, breaks: true, typographer: false });
 md.enable([
-  'linkify', 'newline', 'escape', 'backticks', 'strikethrough', 'emphasis', 'link', 'autolink', 'entity',
+  'linkify', 'newline', 'escape', 'backticks', 'strikethrough', 'emphasis', 'link', 'autolink',
   'code', 'fence', 'blockquote', 'list', 'paragraph', 'balance_pairs', 'fragments_join', 'text_join',
 ], true);
 md.validateLink = (url) => SAFE_URL.test(String(url).trim());

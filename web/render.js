@@ -159,7 +159,7 @@ export function renderMessage(m, ctx = {}) {
     const body = el('div', { class: 'msg-body' });
     if (m.deleted) body.textContent = 'Message deleted';
     else body.append(renderMarkdown(m.body, ctx.me, mentionsMe));
-    if (m.quote) main.append(renderQuote(m.quote, ctx));
+    if (m.quote && !m.deleted) main.append(renderQuote(m.quote, ctx));
     main.append(body);
   }
 
