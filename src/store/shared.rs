@@ -4,6 +4,7 @@
 //!
 //! A macro rather than generic functions: expanded per backend, the statements run on the concrete pool
 //! and row types, where generic code would carry sqlx's encode/decode/executor bounds on every call.
+//! That one macro is the SQL stores' whole shared `impl Store`, which is why this file is long.
 
 use async_trait::async_trait;
 

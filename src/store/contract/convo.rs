@@ -10,6 +10,51 @@ pub(super) async fn run_all(store: &DynStore) {
     notify_settings_shape_room_views(store).await;
     followed_threads_count_unread_replies(store).await;
     retention_takes_reactions_and_pins_along(store).await;
+    concurrent_reactions_count_exactly_and_respect_the_cap(store).await;
+}
+
+async fn concurrent_reactions_count_exactly_and_respect_the_cap(store: &DynStore) {
+    let a = user(store, "con").await;
+    let r = room(store, &a, Visibility::Public).await;
+    let seq = stored(&store.append(&[text(r.id, &a, "pile on", None)]).await.unwrap()[0]).seq;
+    let mut users = Vec::new();
+    for _ in 0..20 {
+        users.push(user(store, "con").await);
+    }
+    // 20 users, the same emoji, twice each, all at once: exactly 20.
+    let up = Emoji::parse("👍").unwrap();
+    let tasks: Vec<_> = users
+        .iter()
+        .flat_map(|u| [u.id, u.id])
+        .map(|u| {
+            let (store, up) = (store.clone(), up.clone());
+            tokio::spawn(async move { store.add_reaction(r.id, seq, u, &up, 1).await.unwrap() })
+        })
+        .collect();
+    let mut added = 0;
+    for t in tasks {
+        added += usize::from(t.await.unwrap());
+    }
+    assert_eq!(added, 20, "each user's second add changed nothing");
+    assert_eq!(store.reactions(r.id, &[seq]).await.unwrap()[0].1[0].users.len(), 20);
+    // 25 distinct emoji at once on a fresh message: exactly 20 get in.
+    let seq2 = stored(&store.append(&[text(r.id, &a, "cap race", None)]).await.unwrap()[0]).seq;
+    let tasks: Vec<_> = ('a'..='y')
+        .map(|c| {
+            let (store, e, u) = (store.clone(), Emoji::parse(&c.to_string()).unwrap(), a.id);
+            tokio::spawn(async move { store.add_reaction(r.id, seq2, u, &e, 1).await })
+        })
+        .collect();
+    let (mut ok, mut capped) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(true) => ok += 1,
+            Err(Error::TooManyReactions) => capped += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, capped), (20, 5));
+    assert_eq!(store.reactions(r.id, &[seq2]).await.unwrap()[0].1.len(), 20);
 }
 
 async fn retention_takes_reactions_and_pins_along(store: &DynStore) {
