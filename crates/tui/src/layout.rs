@@ -196,8 +196,62 @@ fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Lin
         footer_lines(m, me, indent, width, out);
         return;
     }
-    text_lines(&time, &name, sender_style, &body, body_style, width, out);
+    let (mut text, styles) = crate::markup::render(&m.body);
+    text = sanitize(&text);
+    if m.edited_at.is_some() {
+        text.push_str(" (edited)");
+    }
+    styled_text_lines(&time, &name, sender_style, &text, &styles, body_style, width, out);
     footer_lines(m, me, indent, width, out);
+}
+
+/// Like [`text_lines`], each character of `body` adding `styles[i]` (from the Markdown) to `base`.
+#[allow(clippy::too_many_arguments)]
+fn styled_text_lines(
+    time: &str,
+    name: &str,
+    name_style: Style,
+    body: &str,
+    styles: &[Style],
+    base: Style,
+    width: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let head = width_of(time) + width_of(name) + 2;
+    let indent = width_of(time);
+    let chars: Vec<char> = body.chars().collect();
+    let mut at = 0usize;
+    for (i, part) in wrap(body, width.saturating_sub(head), width.saturating_sub(indent)).into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            vec![
+                Span::styled(time.to_owned(), Style::new().add_modifier(Modifier::DIM)),
+                Span::styled(name.to_owned(), name_style),
+                Span::raw(": "),
+            ]
+        } else {
+            vec![Span::raw(" ".repeat(indent))]
+        };
+        // The wrapper only drops white space and line breaks: find each character of the line in the
+        // body to know its style.
+        let mut run = String::new();
+        let mut run_style = base;
+        for c in part.chars() {
+            while at < chars.len() && chars[at] != c {
+                at += 1;
+            }
+            let style = base.patch(styles.get(at).copied().unwrap_or_default());
+            at += 1;
+            if style != run_style && !run.is_empty() {
+                spans.push(Span::styled(std::mem::take(&mut run), run_style));
+            }
+            run_style = style;
+            run.push(c);
+        }
+        if !run.is_empty() {
+            spans.push(Span::styled(run, run_style));
+        }
+        out.push(Line::from(spans));
+    }
 }
 
 fn text_lines(

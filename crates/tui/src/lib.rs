@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod layout;
+pub mod markup;
 pub mod model;
 pub mod net;
 pub mod proto;

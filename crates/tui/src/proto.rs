@@ -232,7 +232,7 @@ pub enum ServerFrame {
     /// Reply to `thread`: the root and a page of its replies.
     Thread {
         room: i64,
-        root: Message,
+        root: Box<Message>,
         #[serde(default)]
         messages: Vec<Message>,
         #[serde(default)]

@@ -76,11 +76,18 @@ fn reactions_are_requested_and_aggregated_under_the_message() {
 }
 
 #[test]
-fn formatting_keeps_the_raw_markdown_and_shows_each_message_number() {
+fn formatting_renders_emphasis_and_code_with_styles_and_shows_each_message_number() {
+    use ratatui::style::{Color, Modifier};
     let mut s = ready();
-    s.apply(ServerFrame::Message { message: msg(1, 7, &user(2, "bob"), "**bold** and `code`") });
-    let text = lines_text(&s, 1);
-    assert!(text.iter().any(|l| l.contains("#7 bob: **bold** and `code`")), "{text:?}");
+    s.apply(ServerFrame::Message { message: msg(1, 7, &user(2, "bob"), "**bold** and `code` <script>x</script>") });
+    assert_eq!(lines_text(&s, 1), vec!["11:52 #7 bob: bold and code <script>x</script>".to_owned()]);
+    let view = s.room(1).unwrap();
+    let lines = crate::layout::room_lines(s.me.as_ref(), &s.pending, view, 80);
+    let span =
+        |t: &str| lines[0].spans.iter().find(|sp| sp.content == t).cloned().unwrap_or_else(|| panic!("{t}: {lines:?}"));
+    assert!(span("bold").style.add_modifier.contains(Modifier::BOLD));
+    assert_eq!(span("code").style.fg, Some(Color::Cyan));
+    assert!(!span(" and ").style.add_modifier.contains(Modifier::BOLD));
 }
 
 #[test]
@@ -92,7 +99,7 @@ fn threads_pins_and_notify_answer_into_panels_and_the_status_line() {
     r.reply_to = Some(3);
     s.apply(ServerFrame::Thread {
         room: 1,
-        root: msg(1, 3, &bob, "root"),
+        root: Box::new(msg(1, 3, &bob, "root")),
         messages: vec![r],
         has_more: false,
         req: None,

@@ -487,7 +487,7 @@ impl ChatState {
             }
             ServerFrame::ThreadUpdated { room, seq, reply_count } => self.on_thread_updated(room, seq, reply_count),
             ServerFrame::Notify { room, notify, muted, .. } => self.on_notify(room, notify, muted),
-            ServerFrame::Thread { root, messages, has_more, .. } => self.on_thread(root, messages, has_more),
+            ServerFrame::Thread { root, messages, has_more, .. } => self.on_thread(*root, messages, has_more),
             ServerFrame::Pins { room, pins, .. } => self.on_pins(room, pins),
             ServerFrame::Pong { .. } | ServerFrame::Unknown => {}
         }
