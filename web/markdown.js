@@ -10,7 +10,8 @@ import { el } from './render.js';
 
 const SAFE_URL = /^(?:https?:|mailto:)/i;
 
-const md = globalThis.markdownit('zero', { html: false, linkify: true, breaks: true, typographer: false });
+// Soft line breaks stay "\n" text: the message body keeps white-space: pre-wrap, as for plain text.
+const md = globalThis.markdownit('zero', { html: false, linkify: true, breaks: false, typographer: false });
 md.enable([
   'linkify', 'newline', 'escape', 'backticks', 'strikethrough', 'emphasis', 'link', 'autolink',
   'code', 'fence', 'blockquote', 'list', 'paragraph', 'balance_pairs', 'fragments_join', 'text_join',
@@ -36,10 +37,24 @@ const PURIFY = {
 export function renderMarkdown(text, me, roomMention = false) {
   const frag = DOMPurify.sanitize(md.render(String(text)), PURIFY);
   // A lone paragraph is shown inline, like a plain line of chat.
-  for (const n of [...frag.childNodes]) if (n.nodeType === Node.TEXT_NODE && !n.nodeValue.trim()) n.remove();
+  tidy(frag);
   if (frag.childNodes.length === 1 && frag.firstChild.nodeName === 'P') frag.replaceChildren(...frag.firstChild.childNodes);
   if (me && me.username) highlightMentions(frag, me.username.toLowerCase(), roomMention);
   return frag;
+}
+
+/** The line breaks markdown-it puts between blocks would show under pre-wrap: drop them. */
+function tidy(root) {
+  for (const n of [...root.childNodes]) {
+    if (n.nodeType === Node.TEXT_NODE && !n.nodeValue.trim()) n.remove();
+  }
+  for (const box of root.querySelectorAll('ul, ol, li, blockquote')) {
+    for (const n of [...box.childNodes]) if (n.nodeType === Node.TEXT_NODE && !n.nodeValue.trim() && n.nodeValue.includes('\n')) n.remove();
+  }
+  for (const code of root.querySelectorAll('pre > code')) {
+    const last = code.lastChild;
+    if (last && last.nodeType === Node.TEXT_NODE) last.nodeValue = last.nodeValue.replace(/\n$/, '');
+  }
 }
 
 function highlightMentions(root, username, roomMention) {
