@@ -14,6 +14,7 @@
 
 import { api, describeError } from './api.js';
 import { Connection } from './conn.js';
+import { takeReply, wireConvo } from './convo.js';
 import { dispatch } from './frames.js';
 import { wireKeys } from './keys.js';
 import { wireModeration } from './moderation.js';
@@ -108,6 +109,7 @@ export function teardown() {
 
 export function wireStatic() {
   wireModeration();
+  wireConvo();
   wireKeys();
   // login / register
   $('auth-form').addEventListener('submit', async (ev) => {
@@ -156,7 +158,7 @@ export function wireStatic() {
     if (!body.trim()) return;
     const long = tooLong(body);
     if (long) { toast(long, 'error'); return; }
-    sendMessage(body);
+    sendMessage(body, takeReply(state.current));
     input.value = '';
     autosize();
   });

@@ -43,6 +43,7 @@ export async function loadMembers(room, { quiet = false } = {}) {
 export function setMembersPanel(open, { focus = true } = {}) {
   const was = state.membersOpen;
   state.membersOpen = open && !!currentRoom();
+  if (state.membersOpen && !$('convo-panel').hidden) { $('convo-panel').hidden = true; state.convo = null; }
   const panel = $('members-panel');
   panel.hidden = !state.membersOpen;
   $('members-backdrop').hidden = !state.membersOpen;

@@ -257,7 +257,7 @@ impl Network {
                     NetEvent::Dms,
                     "cannot list conversations",
                 ),
-                Action::Quit => {}
+                Action::Quit | Action::Bell => {}
             }
         }
     }

@@ -6,6 +6,9 @@
 //! does I/O, so the whole client logic is testable without a terminal or a server. (The only outside input
 //! is the clock, read for typing indicators.)
 
+mod convo;
+#[cfg(test)]
+mod convo_tests;
 mod events;
 mod keys;
 mod submit;
@@ -43,6 +46,8 @@ pub enum Action {
     LoadPublicRooms,
     /// `GET /api/v1/dms`: learn the peers of conversations opened by others.
     LoadDms,
+    /// Ring the terminal bell (a mention, with `--bell`).
+    Bell,
     /// Leave the program.
     Quit,
 }
@@ -103,6 +108,8 @@ struct DmRequest {
 #[derive(Debug)]
 pub struct ChatState {
     pub me: Option<User>,
+    /// Ring the terminal bell when a message mentions the user (`--bell`).
+    pub bell: bool,
     pub rooms: Vec<RoomView>,
     pub current: usize,
     /// The multi-line composer.
@@ -149,6 +156,7 @@ impl ChatState {
     pub fn new(client_prefix: impl Into<String>, initial_room: Option<String>) -> Self {
         ChatState {
             me: None,
+            bell: false,
             rooms: Vec::new(),
             current: 0,
             composer: new_composer(),
@@ -266,6 +274,7 @@ impl ChatState {
             room: RoomRef::Id(p.room),
             body: p.body.clone(),
             client_id: Some(p.client_id.clone()),
+            reply_to: p.reply_to,
             req: Some(p.client_id.clone()),
         })
     }
@@ -340,6 +349,7 @@ impl ChatState {
                 {
                     self.pending.retain(|p| &p.client_id != cid);
                 }
+                let bell = self.bell;
                 let Some(view) = self.room_mut(room_id) else { return actions };
                 let prev_last = view.last_seq();
                 let seq = message.seq;
@@ -347,10 +357,14 @@ impl ChatState {
                 let mentioned = me.as_ref().is_some_and(|u| crate::layout::mentions(&message, u));
                 let kind = message.kind.clone();
                 let seen = Some(room_id) == current_id && view.scroll == 0;
+                let fresh = seq > prev_last;
                 if view.merge(message) {
                     if is_text && !from_me && !seen {
                         view.unread += 1;
                         view.mentions += usize::from(mentioned);
+                    }
+                    if bell && fresh && is_text && !from_me && mentioned {
+                        actions.push(Action::Bell);
                     }
                     if seq > prev_last {
                         match kind.as_str() {
@@ -468,6 +482,13 @@ impl ChatState {
                 }
             }
             ServerFrame::Error { code, message, req } => self.on_error(code, message, req),
+            ServerFrame::Reactions { room, seq, reactions, req } => {
+                self.on_reactions(room, seq, reactions, req.is_some())
+            }
+            ServerFrame::ThreadUpdated { room, seq, reply_count } => self.on_thread_updated(room, seq, reply_count),
+            ServerFrame::Notify { room, notify, muted, .. } => self.on_notify(room, notify, muted),
+            ServerFrame::Thread { root, messages, has_more, .. } => self.on_thread(*root, messages, has_more),
+            ServerFrame::Pins { room, pins, .. } => self.on_pins(room, pins),
             ServerFrame::Pong { .. } | ServerFrame::Unknown => {}
         }
         actions
