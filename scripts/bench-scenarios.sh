@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
-#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest recovery slow coalesce transports twonode;
-#                                               default: all; twonode needs PostgreSQL and Redis, see below)
+#   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest ingestpg acklatency loginstorm recovery
+#                                               slow coalesce transports twonode; default: fanout manyrooms idle
+#                                               ingest recovery slow; ingestpg and twonode need PostgreSQL, twonode
+#                                               Redis, see below)
+# PARLEY_BIN picks the server binary, PARLEY_BENCH_BIN the load generator's (default: the same), so an
+# older server can be measured with this generator.
 # Stops every server it starts. Everything stays on loopback.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${PARLEY_BIN:-$ROOT/target/release/parley}"
+BENCH_BIN="${PARLEY_BENCH_BIN:-$BIN}"
+# Cheap password hashing unless a scenario measures hashing itself.
+ARGON2_FLAGS="--argon2-memory-kib 1024 --argon2-iterations 1"
 OUT="$ROOT/target/bench"
 mkdir -p "$OUT"
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --bin parley)
@@ -26,7 +33,7 @@ start_server() { # extra flags…
   local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
   # The load generator is one address driving thousands of users far past the default abuse limits.
   taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen "${TCP_LISTEN:-off}" --data-dir "$data" \
-    --argon2-memory-kib 1024 --argon2-iterations 1 \
+    $ARGON2_FLAGS \
     --messages-per-sec 1000000 --message-burst 1000000 --auth-per-minute 10000000 --auth-burst 1000000 \
     --max-connections 100000 --max-connections-per-user 100000 "$@" >"$OUT/server.out" 2>"$OUT/server.err" &
   SERVER_PID=$!
@@ -42,7 +49,7 @@ start_server() { # extra flags…
 bench() { # name, flags…
   local name="$1"; shift
   echo "== $name: parley bench $*" >&2
-  taskset -c 1 "$BIN" bench --url "$URL" --server-pid "$SERVER_PID" --json "$@" >"$OUT/$name.json"
+  taskset -c 1 "$BENCH_BIN" bench --url "$URL" --server-pid "$SERVER_PID" --json "$@" >"$OUT/$name.json"
 }
 
 scenario_fanout() {
@@ -77,6 +84,44 @@ scenario_ingest() {
       --warmup 2 --duration 10
   done
   stop_server
+}
+
+scenario_ingestpg() {
+  # The ingest scenario on PostgreSQL (PARLEY_BENCH_POSTGRES_URL, a fresh schema), sharing the machine's
+  # two cores with the server and the generator.
+  local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  local schema="parley_bench_$$"
+  psql -q "$pg" -c "CREATE SCHEMA $schema"
+  start_server --database-url "$pg?options[search_path]=$schema"
+  for total in ${INGESTPG_RATES:-5000 15000 30000}; do
+    bench "ingestpg-$total" --connections 200 --rooms 100 --users-per-room 2 --senders 200 --total-rate "$total" \
+      --warmup 2 --duration 10
+  done
+  stop_server
+  psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
+}
+
+scenario_acklatency() {
+  # Acknowledgement latency on SQLite (fsync per batch) at 1,000 msg/s offered (10 senders × 100/s in
+  # 10 rooms of 10) and on a quiet server at 80 msg/s; the report flags a 40 ms band (delayed ACKs).
+  for round in 1 2 3; do
+    start_server
+    bench "acklatency-1000-$round" --connections 100 --rooms 10 --senders 10 --rate 100 --warmup 2 --duration 15
+    bench "acklatency-80-$round" --connections 100 --rooms 10 --senders 4 --rate 20 --warmup 2 --duration 15
+    stop_server
+  done
+}
+
+scenario_loginstorm() {
+  # LOGINS (default 200) logins at once against the default argon2id cost (19 MiB, 2 passes), a fresh
+  # server per round: answers, latency, server RSS before / peak / after.
+  local saved="$ARGON2_FLAGS"; ARGON2_FLAGS=""
+  for round in 1 2 3; do
+    start_server
+    bench "loginstorm-${LOGINS:-200}-$round" --scenario logins --connections "${LOGINS:-200}"
+    stop_server
+  done
+  ARGON2_FLAGS="$saved"
 }
 
 scenario_recovery() {

@@ -1,13 +1,16 @@
 //! Passwords, tokens and login throttling.
 //!
-//! - Passwords are argon2id hashes, computed on the blocking pool (a hash costs tens of milliseconds
-//!   of CPU: on the async runtime it would stall every connection on that worker).
+//! - Passwords are argon2id hashes, computed on a small pool of dedicated threads (a hash costs tens of
+//!   milliseconds of CPU and ~19 MiB: on the async runtime it would stall every connection on that
+//!   worker, and unbounded it would take the memory of as many hashes as logins arrive) with a bounded
+//!   queue; beyond it logins and registrations are refused with `rate_limited`.
 //! - A token is a JWT (HS256) naming a user and a server-side session. The signature makes it cheap to
 //!   reject forgeries; the session makes logout real (see `core::chat`).
 //! - Failed logins are counted per username; past a threshold the account answers `too_many_attempts`
 //!   for a doubling pause, whoever asks, so guessing is slow from any number of addresses.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -17,23 +20,37 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{Millis, SessionId, UserId};
-use crate::core::error::{Error, Result};
+use crate::core::error::{Error, Limit, Result};
 
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     /// Verified against when the username is unknown, so both failures cost the same time.
     dummy_hash: String,
+    pool: Arc<HashPool>,
 }
 
+/// How long a login refused by a full hashing queue is told to wait.
+const HASH_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl Passwords {
+    /// `threads` hashes at a time (0: one per core), `queue` more waiting; beyond that a login or
+    /// registration is refused with `rate_limited` (limit `password_hashing`).
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
+        Self::with_pool(memory_kib, iterations, 0, 64)
+    }
+
+    pub fn with_pool(memory_kib: u32, iterations: u32, threads: usize, queue: usize) -> anyhow::Result<Self> {
         let params =
             Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let dummy_hash =
             hasher.hash_password(b"parley-dummy-password").map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string();
-        Ok(Passwords { params, dummy_hash })
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Passwords { params, dummy_hash, pool: Arc::new(HashPool::start(threads, queue)?) })
     }
 
     fn hasher(&self) -> Argon2<'static> {
@@ -42,9 +59,9 @@ impl Passwords {
 
     pub async fn hash(&self, password: String) -> Result<String> {
         let hasher = self.hasher();
-        tokio::task::spawn_blocking(move || hasher.hash_password(password.as_bytes()).map(|h| h.to_string()))
-            .await
-            .map_err(Error::internal)?
+        self.pool
+            .run(move || hasher.hash_password(password.as_bytes()).map(|h| h.to_string()))
+            .await?
             .map_err(|e| Error::internal(anyhow::anyhow!("argon2: {e}")))
     }
 
@@ -53,11 +70,65 @@ impl Passwords {
         let hasher = self.hasher();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok =
-            tokio::task::spawn_blocking(move || hasher.verify_password(password.as_bytes(), hash.as_str()).is_ok())
-                .await
-                .map_err(Error::internal)?;
+        let ok = self.pool.run(move || hasher.verify_password(password.as_bytes(), hash.as_str()).is_ok()).await?;
         Ok(ok && known)
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A few dedicated threads that run the argon2 work, with a bounded queue in front.
+///
+/// argon2id allocates its whole memory cost (19 MiB by default) per hash, and glibc keeps what a thread
+/// freed in that thread's arena: hashing on the shared blocking pool (up to 512 threads) left over a
+/// GiB resident after a login storm. A fixed set of threads bounds both the CPU and the memory a storm
+/// can take; what the queue cannot hold is refused at once rather than left to pile up.
+struct HashPool {
+    tx: std::sync::mpsc::SyncSender<HashJob>,
+}
+
+impl HashPool {
+    fn start(threads: usize, queue: usize) -> anyhow::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new().name(format!("parley-hash-{i}")).spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job; the channel closes when the
+                    // last `Passwords` is dropped.
+                    let job = rx.lock().recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break,
+                    }
+                }
+            })?;
+        }
+        Ok(HashPool { tx })
+    }
+
+    /// Queues `f` at once (or refuses it); the future answers when a hashing thread has run it.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = reply.send(f());
+        });
+        let queued = match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                metrics::counter!("parley_rate_limited_total", "limit" => Limit::PasswordHashing.as_str()).increment(1);
+                Err(Error::RateLimited { limit: Limit::PasswordHashing, retry_after: HASH_RETRY_AFTER })
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
+        };
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::internal(anyhow::anyhow!("a password hashing thread failed")))
+        }
     }
 }
 
@@ -154,6 +225,29 @@ mod tests {
         assert!(p.verify("correct horse".into(), Some(h.clone())).await.unwrap());
         assert!(!p.verify("wrong horse".into(), Some(h)).await.unwrap());
         assert!(!p.verify("parley-dummy-password".into(), None).await.unwrap(), "unknown users never verify");
+    }
+
+    #[tokio::test]
+    async fn a_full_hashing_queue_refuses_at_once() {
+        let pool = HashPool::start(1, 1).unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        // The only thread is busy, and the one queue place taken: a third job is refused.
+        let busy = tokio::spawn(pool.run(move || {
+            let _ = started_tx.send(());
+            let _ = gate.recv();
+        }));
+        started.await.unwrap();
+        let queued = tokio::spawn(pool.run(|| 7));
+        let refused = pool.run(|| 8).await;
+        let Err(Error::RateLimited { limit: Limit::PasswordHashing, retry_after }) = refused else {
+            panic!("expected rate_limited, got {refused:?}")
+        };
+        assert!(retry_after >= Duration::from_secs(1));
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), 7);
+        assert_eq!(pool.run(|| 9).await.unwrap(), 9, "room again once the queue drained");
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 512)]
     pub max_batch: usize,
 
+    /// Milliseconds a send may wait for its outcome (queueing and storing included). Past it the
+    /// sender gets `unavailable` and may resend with the same `client_id`.
+    #[arg(long, env = "PARLEY_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub send_timeout_ms: u64,
+
     /// Failed logins allowed per username before pauses start (doubling from 1 s, up to 15 min).
     #[arg(long, env = "PARLEY_LOGIN_FREE_FAILURES", default_value_t = 5)]
     pub login_free_failures: u32,
@@ -107,6 +112,14 @@ pub struct Config {
     /// argon2id iterations. Lower it only for tests and benchmarks.
     #[arg(long, env = "PARLEY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+
+    /// Password hashes (logins, registrations) computed at once; 0 means one per CPU core.
+    #[arg(long, env = "PARLEY_PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
+
+    /// Logins and registrations that may wait for a password hash; beyond, `429 rate_limited`.
+    #[arg(long, env = "PARLEY_PASSWORD_HASH_QUEUE", default_value_t = 64)]
+    pub password_hash_queue: usize,
 
     /// Messages a user may send per second, across all their connections and transports.
     #[arg(long, env = "PARLEY_MESSAGES_PER_SEC", default_value_t = 100.0)]
@@ -202,6 +215,7 @@ impl Config {
             anyhow::ensure!(v.is_finite() && v >= 0.0, "{flag} must be a finite number ≥ 0 (got {v})");
         }
         anyhow::ensure!(self.max_connections >= 1, "--max-connections must be at least 1");
+        anyhow::ensure!(self.send_timeout_ms >= 1, "--send-timeout-ms must be at least 1");
         anyhow::ensure!(self.max_connections_per_user >= 1, "--max-connections-per-user must be at least 1");
         Ok(())
     }
@@ -209,6 +223,10 @@ impl Config {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs.max(1))
     }
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms.max(1))
+    }
+
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.write_timeout_secs.max(1))
     }

@@ -27,9 +27,9 @@ use crate::config::Config;
 use crate::core::chat::{Chat, Credentials, Limits};
 use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
-use crate::core::ingest::Ingest;
+use crate::core::ingest::{Ingest, IngestOptions};
 use crate::core::limits::Rate;
-use crate::http::{AppState, ClientAddr, HttpConfig};
+use crate::http::{AppState, ClientAddr, HttpConfig, NoDelayListener};
 use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
 use crate::store::DynStore;
@@ -169,8 +169,16 @@ pub async fn run(
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
     let jobs = open_queue(&config).await?;
     let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
-    let (ingest, writer) =
-        Ingest::start_with_hook(store.clone(), broker.clone(), config.max_batch * 4, config.max_batch, Some(hook_tx));
+    let (ingest, writer) = Ingest::start_with(
+        store.clone(),
+        broker.clone(),
+        IngestOptions {
+            queue: config.max_batch * 4,
+            max_batch: config.max_batch,
+            send_timeout: config.send_timeout(),
+            hook: Some(hook_tx),
+        },
+    );
     let dispatcher = tokio::spawn(crate::jobs::webhook::dispatch(hook_rx, store.clone(), jobs.clone()));
     let stop_jobs = tokio_util::sync::CancellationToken::new();
     let runner = Runner::new(
@@ -214,7 +222,12 @@ pub async fn run(
         hub,
         ingest,
         Credentials {
-            passwords: Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?,
+            passwords: Passwords::with_pool(
+                config.argon2_memory_kib,
+                config.argon2_iterations,
+                config.password_hash_threads,
+                config.password_hash_queue,
+            )?,
             tokens: Tokens::new(&secret, config.token_ttl()),
             throttle: LoginThrottle::new(config.login_free_failures),
         },
@@ -277,7 +290,7 @@ pub async fn run(
         )
         .with_graceful_shutdown(graceful)
         .into_future(),
-        None => axum::serve(listener, app.into_make_service_with_connect_info::<ClientAddr>())
+        None => axum::serve(NoDelayListener(listener), app.into_make_service_with_connect_info::<ClientAddr>())
             .with_graceful_shutdown(graceful)
             .into_future(),
     };

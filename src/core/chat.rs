@@ -17,7 +17,7 @@ use tracing::info;
 use super::domain::*;
 use super::error::{Error, Limit, Result};
 use super::hub::{CloseReason, Hub, Registration};
-use super::ingest::{Ingest, Queued};
+use super::ingest::{Ingest, Queued, WriterHealth};
 use super::limits::{Admission, Buckets, Connections, Rate, Transport};
 use super::typing::TypingTracker;
 use crate::auth::{LoginThrottle, Passwords, Tokens};
@@ -146,6 +146,11 @@ impl Chat {
 
     pub fn broker(&self) -> &DynBroker {
         &self.broker
+    }
+
+    /// Whether the message writer can take messages now (`/readyz`).
+    pub fn writer_health(&self) -> WriterHealth {
+        self.ingest.health()
     }
 
     // ---- accounts ------------------------------------------------------------------------------
@@ -324,11 +329,17 @@ impl Chat {
         // One bucket per user, whatever the transport; checked before any work is done.
         let submitted = Instant::now();
         self.message_rate.take(who.user.id, submitted)?;
-        let room = match r {
-            RoomRef::Id(id) => *id,
-            RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
-        };
-        let mentions = self.resolve_mentions(room, body.as_str()).await?;
+        // Every send has an outcome within the send timeout, store lookups before queueing included.
+        let deadline = tokio::time::Instant::from_std(submitted) + self.ingest.send_timeout();
+        let (room, mentions) = tokio::time::timeout_at(deadline, async {
+            let room = match r {
+                RoomRef::Id(id) => *id,
+                RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
+            };
+            Ok::<_, Error>((room, self.resolve_mentions(room, body.as_str()).await?))
+        })
+        .await
+        .map_err(|_| Error::Unavailable)??;
         self.typing.stop(room, who.user.id);
         let msg = NewMessage {
             room,
@@ -340,7 +351,7 @@ impl Chat {
             mentions,
             ts: now_millis(),
         };
-        let waiting = self.ingest.enqueue(msg).await?;
+        let waiting = self.ingest.enqueue_until(msg, deadline).await?;
         self.received.increment(1);
         Ok(PendingSend { room, waiting, submitted })
     }

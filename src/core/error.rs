@@ -125,6 +125,8 @@ pub enum Limit {
     Messages,
     ConnectionsPerUser,
     ConnectionsTotal,
+    /// Logins and registrations waiting for a password hash, server-wide.
+    PasswordHashing,
 }
 
 impl Limit {
@@ -134,6 +136,7 @@ impl Limit {
             Limit::Messages => "messages",
             Limit::ConnectionsPerUser => "connections_per_user",
             Limit::ConnectionsTotal => "connections_total",
+            Limit::PasswordHashing => "password_hashing",
         }
     }
 
@@ -143,6 +146,7 @@ impl Limit {
             Limit::Messages => "messages",
             Limit::ConnectionsPerUser => "connections for this user",
             Limit::ConnectionsTotal => "connections to this server",
+            Limit::PasswordHashing => "logins and registrations in progress on this server",
         }
     }
 }

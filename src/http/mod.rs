@@ -26,6 +26,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::core::chat::Chat;
+use crate::core::ingest::WriterHealth;
 use error::error_response;
 
 /// What the HTTP transport needs besides the chat service.
@@ -48,6 +49,34 @@ pub struct ClientAddr(pub SocketAddr);
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
         ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, NoDelayListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, NoDelayListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// The plain HTTP listener: every accepted socket gets `TCP_NODELAY`, as the TLS and TCP-line
+/// listeners' do. Without it a small write (an acknowledgement, a delivery) can wait for the peer's
+/// delayed ACK, up to 40 ms.
+pub struct NoDelayListener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
     }
 }
 
@@ -256,14 +285,24 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
         }
     }
     let (store, broker) = tokio::join!(check(app.chat.store().ping()), check(app.chat.broker().ping()));
-    let checks = serde_json::json!({ "store": store, "broker": broker });
-    if store == "ok" && broker == "ok" {
+    // Reachable is not enough: a store that answers reads but fails or stalls writes cannot take messages.
+    let writer = app.chat.writer_health();
+    let checks = serde_json::json!({ "store": store, "broker": broker, "writer": writer.as_str() });
+    if store == "ok" && broker == "ok" && writer == WriterHealth::Ok {
         return axum::Json(serde_json::json!({ "status": "ready", "checks": checks })).into_response();
     }
-    let failed: Vec<&str> =
-        [("store", store), ("broker", broker)].iter().filter(|(_, s)| *s != "ok").map(|(n, _)| *n).collect();
-    let message = format!("{} unreachable", failed.join(" and "));
-    tracing::warn!(unreachable = %failed.join(","), "not ready");
+    let mut problems: Vec<String> = [("store", store), ("broker", broker)]
+        .iter()
+        .filter(|(_, s)| *s != "ok")
+        .map(|(n, _)| format!("{n} unreachable"))
+        .collect();
+    match writer {
+        WriterHealth::Ok => {}
+        WriterHealth::Failing => problems.push("writes failing".to_owned()),
+        WriterHealth::Stalled => problems.push("writes stalled".to_owned()),
+    }
+    let message = problems.join(", ");
+    tracing::warn!(problems = %message, "not ready");
     let body = serde_json::json!({
         "error": wire::ErrorBodyW { code: "not_ready", message: &message, retry_after_ms: None },
         "checks": checks,
@@ -278,6 +317,16 @@ async fn metrics() -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn the_plain_listener_sets_nodelay() {
+        use axum::serve::Listener as _;
+        let mut listener = super::NoDelayListener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (io, _) = listener.accept().await;
+        assert!(io.nodelay().unwrap());
+    }
+
     use super::{HeaderValue, origin_allowed, plain_request_id};
 
     #[test]

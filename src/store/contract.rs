@@ -43,6 +43,7 @@ fn stored(a: &Appended) -> &Arc<Message> {
 
 /// Runs every check against `store`.
 pub async fn run_all(store: DynStore) {
+    store.probe_write().await.expect("a write probe succeeds on a healthy store");
     users_are_unique_ignoring_case(&store).await;
     sessions_can_be_revoked(&store).await;
     rooms_and_membership(&store).await;

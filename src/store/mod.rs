@@ -19,6 +19,7 @@ pub mod pg;
 mod rows;
 mod shared;
 pub mod sql;
+mod sqlite_writer;
 
 use std::sync::Arc;
 
@@ -156,6 +157,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+    /// A tiny durable write (nothing visible changes), so the ingest writer can tell when a store that
+    /// failed a write (disk full, …) takes writes again.
+    async fn probe_write(&self) -> Result<()> {
+        self.ping().await
+    }
     /// Flushes and closes; called once at shutdown.
     async fn close(&self);
 }

@@ -17,7 +17,7 @@
 //!
 //! Durability: a commit returns once the WAL is flushed (PostgreSQL's default `synchronous_commit=on`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +25,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 
-use super::rows::{self, MSG_SELECT, mentions_to_text};
+use super::rows::{self, mentions_to_text};
 use super::shared;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
@@ -65,25 +65,6 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("running the PostgreSQL migrations")?;
         Ok(PgStore { pool })
     }
-
-    /// The message `sender` already stored in `room` under `client_id`, if any.
-    async fn by_client_id(
-        conn: &mut PgConnection,
-        room: RoomId,
-        sender: UserId,
-        client_id: &str,
-    ) -> Result<Option<Arc<Message>>> {
-        let sql =
-            sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_id = $3"));
-        let row = sqlx::query(sql)
-            .bind(room.0)
-            .bind(sender.0)
-            .bind(client_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(rows::message_from).transpose()
-    }
 }
 
 #[async_trait]
@@ -103,13 +84,22 @@ impl shared::Dialect for PgStore {
         self.pool.begin().await.map_err(db_err)
     }
 
+    /// Taking a transaction id makes the commit write (and flush) a WAL record.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = shared::Dialect::begin(self).await?;
+        sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// A fixed number of round trips per batch, whatever its size: each step sends its whole batch as
+    /// array parameters (`UNNEST`), so a batch of 500 costs what a batch of 1 does in network waits.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = shared::Dialect::begin(self).await?;
-        // Lock every room of the batch up front, in ascending id order: rows are locked in the order the
-        // sorted result is produced, so concurrent batches over overlapping rooms queue instead of
+        // 1. Lock every room of the batch up front, in ascending id order: rows are locked in the order
+        // the sorted result is produced, so concurrent batches over overlapping rooms queue instead of
         // deadlocking. A room missing here does not exist (its messages are refused below).
         let mut room_ids: Vec<i64> = batch.iter().map(|m| m.room.0).collect();
         room_ids.sort_unstable();
@@ -125,110 +115,205 @@ impl shared::Dialect for PgStore {
             let last: i64 = row.try_get(1).map_err(db_err)?;
             seqs.insert(RoomId(row.try_get(0).map_err(db_err)?), (last, last));
         }
-        let mut membership: HashMap<(RoomId, UserId), bool> = HashMap::new();
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            // With the room locked, no other transaction can store this client id meanwhile; earlier
-            // entries of this batch are visible to this transaction.
-            if let Some(cid) = &m.client_id
-                && let Some(orig) = Self::by_client_id(&mut tx, m.room, m.sender.id, cid.as_str()).await?
-            {
-                out.push(Appended::Duplicate(orig));
-                continue;
+
+        // 2. Client ids already stored. With the rooms locked, no other transaction can store one of
+        // them meanwhile.
+        let keyed: Vec<&NewMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
+        let mut stored_ids: HashMap<(RoomId, UserId, String), Seq> = HashMap::new();
+        if !keyed.is_empty() {
+            let rooms: Vec<i64> = keyed.iter().map(|m| m.room.0).collect();
+            let senders: Vec<i64> = keyed.iter().map(|m| m.sender.id.0).collect();
+            let cids: Vec<&str> = keyed.iter().filter_map(|m| m.client_id.as_ref().map(|c| c.as_str())).collect();
+            let rows = sqlx::query(
+                "SELECT m.room_id, m.sender_id, m.client_id, m.seq \
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(r, s, c) \
+                 JOIN messages m ON m.room_id = k.r AND m.sender_id = k.s AND m.client_id = k.c",
+            )
+            .bind(&rooms)
+            .bind(&senders)
+            .bind(&cids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for row in rows {
+                stored_ids.insert(
+                    (
+                        RoomId(row.try_get(0).map_err(db_err)?),
+                        UserId(row.try_get(1).map_err(db_err)?),
+                        row.try_get(2).map_err(db_err)?,
+                    ),
+                    row.try_get(3).map_err(db_err)?,
+                );
             }
-            if m.kind == MessageKind::Text {
-                let member = match membership.get(&(m.room, m.sender.id)) {
-                    Some(&b) => b,
-                    None => {
-                        // KEY SHARE: a concurrent leave/kick/ban waits for this transaction to commit.
-                        let b = sqlx::query("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2 FOR KEY SHARE")
-                            .bind(m.room.0)
-                            .bind(m.sender.id.0)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .is_some();
-                        membership.insert((m.room, m.sender.id), b);
-                        b
-                    }
-                };
-                if !member {
-                    out.push(Appended::NotMember);
+        }
+
+        // 3. Membership of text senders, read FOR KEY SHARE: a concurrent leave, kick or ban waits for
+        // this transaction to commit.
+        let mut pairs: Vec<(i64, i64)> =
+            batch.iter().filter(|m| m.kind == MessageKind::Text).map(|m| (m.room.0, m.sender.id.0)).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut members: HashSet<(RoomId, UserId)> = HashSet::with_capacity(pairs.len());
+        if !pairs.is_empty() {
+            let (rooms, users): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+            let rows = sqlx::query(
+                "SELECT m.room_id, m.user_id FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS k(r, u) \
+                 JOIN members m ON m.room_id = k.r AND m.user_id = k.u ORDER BY m.room_id, m.user_id \
+                 FOR KEY SHARE OF m",
+            )
+            .bind(&rooms)
+            .bind(&users)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for row in rows {
+                members.insert((RoomId(row.try_get(0).map_err(db_err)?), UserId(row.try_get(1).map_err(db_err)?)));
+            }
+        }
+
+        // 4. Decide, in order.
+        enum Fate {
+            Insert(Arc<Message>),
+            SameAsEarlier(usize),
+            Existing(RoomId, Seq),
+            Refused,
+        }
+        let mut fates = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<(RoomId, UserId, &str), usize> = HashMap::new();
+        for (i, m) in batch.iter().enumerate() {
+            let cid = m.client_id.as_ref().map(|c| c.as_str());
+            if let Some(cid) = cid {
+                if let Some(&seq) = stored_ids.get(&(m.room, m.sender.id, cid.to_owned())) {
+                    fates.push(Fate::Existing(m.room, seq));
+                    continue;
+                }
+                if let Some(&first) = in_batch.get(&(m.room, m.sender.id, cid)) {
+                    fates.push(Fate::SameAsEarlier(first));
                     continue;
                 }
             }
             let Some((_, last)) = seqs.get_mut(&m.room) else {
-                out.push(Appended::NotMember);
+                fates.push(Fate::Refused); // no such room
                 continue;
             };
-            let seq = *last + 1;
-            let client_id = m.client_id.as_ref().map(|c| c.as_str().to_owned());
-            // The unique partial index backs the check above: should a duplicate get here anyway, it
-            // inserts nothing and answers the original, and the seq is not used up.
-            let inserted = sqlx::query(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING RETURNING seq",
-            )
-            .bind(m.room.0)
-            .bind(seq)
-            .bind(m.kind.as_str())
-            .bind(m.sender.id.0)
-            .bind(m.target.as_ref().map(|t| t.id.0))
-            .bind(&m.body)
-            .bind(&client_id)
-            .bind(mentions_to_text(&m.mentions))
-            .bind(m.ts)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if inserted.is_none() {
-                let cid = client_id.as_deref().unwrap_or_default();
-                let orig = Self::by_client_id(&mut tx, m.room, m.sender.id, cid).await?.ok_or_else(|| {
-                    Error::internal(anyhow::anyhow!("client id conflict without an original message"))
-                })?;
-                out.push(Appended::Duplicate(orig));
+            if m.kind == MessageKind::Text && !members.contains(&(m.room, m.sender.id)) {
+                fates.push(Fate::Refused);
                 continue;
             }
-            *last = seq;
-            if !m.mentions.is_empty() {
-                let ids: Vec<i64> = m.mentions.iter().map(|u| u.0).collect();
-                sqlx::query(
-                    "INSERT INTO mentions (room_id, seq, user_id) SELECT $1, $2, u FROM UNNEST($3::BIGINT[]) AS u \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(m.room.0)
-                .bind(seq)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            *last += 1;
+            if let Some(cid) = cid {
+                in_batch.insert((m.room, m.sender.id, cid), i);
             }
-            out.push(Appended::Stored(Arc::new(Message {
+            fates.push(Fate::Insert(Arc::new(Message {
                 room: m.room,
-                seq,
+                seq: *last,
                 kind: m.kind,
                 sender: Some(m.sender.clone()),
                 target: m.target.clone(),
                 body: m.body.clone(),
-                client_id,
+                client_id: cid.map(str::to_owned),
                 mentions: m.mentions.clone(),
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
             })));
         }
-        for (room, (was, last)) in &seqs {
-            if last != was {
-                sqlx::query("UPDATE rooms SET last_seq = $1 WHERE id = $2")
-                    .bind(last)
-                    .bind(room.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+
+        // 5. One insert for every new message, one for their mentions, one for the counters.
+        let new: Vec<&Arc<Message>> =
+            fates.iter().filter_map(|f| if let Fate::Insert(m) = f { Some(m) } else { None }).collect();
+        if !new.is_empty() {
+            let n = new.len();
+            let (mut room, mut seq, mut kind, mut sender, mut target, mut body, mut cid, mut mentions, mut ts) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for m in &new {
+                room.push(m.room.0);
+                seq.push(m.seq);
+                kind.push(m.kind.as_str());
+                sender.push(m.sender.as_ref().map(|u| u.id.0));
+                target.push(m.target.as_ref().map(|t| t.id.0));
+                body.push(m.body.as_str());
+                cid.push(m.client_id.as_deref());
+                mentions.push(mentions_to_text(&m.mentions));
+                ts.push(m.ts);
             }
+            sqlx::query(
+                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
+                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[])",
+            )
+            .bind(&room)
+            .bind(&seq)
+            .bind(&kind)
+            .bind(&sender)
+            .bind(&target)
+            .bind(&body)
+            .bind(&cid)
+            .bind(&mentions)
+            .bind(&ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+
+            let (mut m_room, mut m_seq, mut m_user) = (Vec::new(), Vec::new(), Vec::new());
+            for m in &new {
+                for u in &m.mentions {
+                    m_room.push(m.room.0);
+                    m_seq.push(m.seq);
+                    m_user.push(u.0);
+                }
+            }
+            if !m_room.is_empty() {
+                sqlx::query(
+                    "INSERT INTO mentions (room_id, seq, user_id) \
+                     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) ON CONFLICT DO NOTHING",
+                )
+                .bind(&m_room)
+                .bind(&m_seq)
+                .bind(&m_user)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+
+            let (ids, lasts): (Vec<i64>, Vec<i64>) =
+                seqs.iter().filter(|(_, (was, last))| last != was).map(|(r, (_, last))| (r.0, *last)).unzip();
+            sqlx::query(
+                "UPDATE rooms r SET last_seq = k.s FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS k(id, s) WHERE r.id = k.id",
+            )
+            .bind(&ids)
+            .bind(&lasts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
+
+        // 6. Answers; the originals of earlier-stored duplicates are read after the commit (rare).
+        let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
+        for f in &fates {
+            out.push(match f {
+                Fate::Insert(m) => Appended::Stored(m.clone()),
+                Fate::SameAsEarlier(first) => match &out[*first] {
+                    Appended::Stored(m) | Appended::Duplicate(m) => Appended::Duplicate(m.clone()),
+                    Appended::NotMember => Appended::NotMember,
+                },
+                Fate::Existing(room, seq) => match self.message_by_seq(*room, *seq).await? {
+                    Some(m) => Appended::Duplicate(m),
+                    None => Appended::NotMember,
+                },
+                Fate::Refused => Appended::NotMember,
+            });
+        }
         Ok(out)
     }
 }

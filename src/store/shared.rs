@@ -28,6 +28,10 @@ pub(super) trait Dialect: Send + Sync {
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
     /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
+    /// [`Store::probe_write`](super::Store::probe_write): a durable write that changes nothing visible.
+    async fn probe_write(&self) -> Result<()>;
+    /// Stops whatever the dialect runs besides the pool (called by `close` before the pool closes).
+    async fn close_writer(&self) {}
 }
 
 /// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
@@ -823,7 +827,12 @@ macro_rules! impl_sql_store {
                     Ok(())
                 }
 
+                async fn probe_write(&self) -> Result<()> {
+                    <Self as Dialect>::probe_write(self).await
+                }
+
                 async fn close(&self) {
+                    <Self as Dialect>::close_writer(self).await;
                     self.pool.close().await;
                 }
             }

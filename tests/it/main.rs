@@ -7,6 +7,7 @@ mod cluster;
 mod domain;
 mod durability;
 mod everyday;
+mod faults;
 mod hostile;
 mod jobs;
 mod messaging;

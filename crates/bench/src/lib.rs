@@ -12,6 +12,7 @@ pub mod accounting;
 pub mod client;
 pub mod lines;
 pub mod load;
+pub mod logins;
 pub mod payload;
 pub mod recovery;
 pub mod report;
@@ -32,6 +33,8 @@ pub enum Scenario {
     Idle,
     /// Disconnect a client, send N messages, reconnect and catch up with `history`.
     Recovery,
+    /// A login storm: `--connections` logins to one account at once (answers, latency, server RSS).
+    Logins,
 }
 
 /// Options of `parley bench`.
@@ -239,6 +242,7 @@ pub async fn execute(args: &BenchArgs) -> Result<report::Report> {
     match scenario {
         Scenario::Load | Scenario::Idle => load::run_load(args, scenario).await,
         Scenario::Recovery => recovery::run_recovery(args).await,
+        Scenario::Logins => logins::run_logins(args).await,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::lines::{LineConn, Transport, classify_tcp_line, open_sse, open_tcp, s
 use crate::payload::{Frame, Stamp, classify, send_frame};
 use crate::report::{self, Connections, Errors, Generator, Load, Report, Server, Setup, Slow};
 use crate::schedule::Schedule;
-use crate::stats::{Pct, ProcSample, Recorder, Shared, new_hist, sample_proc};
+use crate::stats::{DelayedAckBand, Pct, ProcSample, Recorder, Shared, new_hist, sample_proc};
 use crate::{BenchArgs, Scenario};
 use anyhow::{Result, bail};
 use futures_util::{SinkExt, Stream, StreamExt};
@@ -770,6 +770,7 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
             reordered_deliveries: c.reordered,
             latency_us: Pct::of(&e2e),
             ack_latency_us: Pct::of(&ack),
+            ack_40ms_band: DelayedAckBand::of(&ack),
             drain_s,
         });
     }
@@ -859,6 +860,7 @@ pub async fn run_load(args: &BenchArgs, scenario: Scenario) -> Result<Report> {
         load: load_report,
         slow: slow_report,
         recovery: None,
+        logins: None,
         server,
         generator: gen_report,
         errors: Errors {

@@ -1,6 +1,6 @@
 //! The result of a run: one JSON object (`--json`) or a human summary.
 
-use crate::stats::{Counters, Pct, ProcSample, fmt_us};
+use crate::stats::{Counters, DelayedAckBand, Pct, ProcSample, fmt_us};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -20,6 +20,8 @@ pub struct Report {
     pub slow: Option<Slow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logins: Option<Logins>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<Server>,
     pub generator: Generator,
@@ -76,6 +78,8 @@ pub struct Load {
     pub latency_us: Pct,
     /// Send → ack latency (µs).
     pub ack_latency_us: Pct,
+    /// Whether the ack latencies show the delayed-ACK signature (a band around 40 ms).
+    pub ack_40ms_band: DelayedAckBand,
     /// Seconds spent after the last send waiting for acks and deliveries.
     pub drain_s: f64,
 }
@@ -87,6 +91,29 @@ pub struct Slow {
     pub disconnected_by_server: usize,
     /// Close codes seen on slow connections (code → count; 0 = no close frame).
     pub close_codes: Vec<(u16, usize)>,
+}
+
+/// The `logins` scenario: concurrent logins and what they cost the server.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Logins {
+    pub concurrent: usize,
+    pub ok: usize,
+    /// Refused with 429 (the server's password hashing queue was full).
+    pub rate_limited: usize,
+    pub other_status: usize,
+    /// Requests that got no HTTP answer.
+    pub failed: usize,
+    /// From the first request to the last answer.
+    pub seconds: f64,
+    /// Request → answer, per login (µs).
+    pub latency_us: Pct,
+    pub rss_before_kib: u64,
+    /// Largest RSS sampled (every 20 ms) during the storm.
+    pub rss_peak_seen_kib: u64,
+    /// The server's VmHWM after the storm (peak RSS since it started).
+    pub rss_hwm_kib: u64,
+    /// RSS one second after the last answer.
+    pub rss_after_kib: u64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -173,6 +200,28 @@ impl Report {
             "setup:        {} users, {} rooms ({} users/room) in {:.1}s",
             s.users, s.rooms, s.users_per_room, s.seconds
         );
+        if let Some(l) = &self.logins {
+            let _ = writeln!(
+                o,
+                "logins:       {} at once: {} ok, {} rate limited (429), {} other, {} failed, in {:.2}s; latency {}",
+                l.concurrent,
+                l.ok,
+                l.rate_limited,
+                l.other_status,
+                l.failed,
+                l.seconds,
+                l.latency_us.human()
+            );
+            let _ = writeln!(
+                o,
+                "server RSS:   {:.1} MiB before, {:.1} MiB peak sampled, {:.1} MiB VmHWM, {:.1} MiB 1 s after",
+                l.rss_before_kib as f64 / 1024.0,
+                l.rss_peak_seen_kib as f64 / 1024.0,
+                l.rss_hwm_kib as f64 / 1024.0,
+                l.rss_after_kib as f64 / 1024.0
+            );
+            return o;
+        }
         let c = &self.connections;
         let _ = (self.recovery.is_none()).then(|| {
             writeln!(
@@ -220,6 +269,16 @@ impl Report {
             );
             let _ = writeln!(o, "latency e2e:  {}", l.latency_us.human());
             let _ = writeln!(o, "latency ack:  {}", l.ack_latency_us.human());
+            if l.ack_40ms_band.flagged {
+                let _ = writeln!(
+                    o,
+                    "WARNING:      {:.1}% of acks took 35-45 ms (25-35: {:.1}%, 45-55: {:.1}%): the delayed-ACK \
+                     signature; is TCP_NODELAY set on the server's sockets?",
+                    l.ack_40ms_band.band * 100.0,
+                    l.ack_40ms_band.below * 100.0,
+                    l.ack_40ms_band.above * 100.0
+                );
+            }
         }
         if let Some(sl) = &self.slow {
             let _ = writeln!(

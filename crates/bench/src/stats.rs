@@ -197,6 +197,32 @@ impl Pct {
     }
 }
 
+/// The delayed-ACK signature in a latency histogram: a peer that waits for Nagle's algorithm and the
+/// other side's delayed ACK answers small writes ~40 ms late, so latencies pile up in a band around
+/// 40 ms while the bands beside it stay thin. `flagged` when the 35–45 ms band holds at least 1% of the
+/// samples and at least three times as many as either neighbouring 10 ms band.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DelayedAckBand {
+    /// Share of samples in 25–35 ms, 35–45 ms and 45–55 ms.
+    pub below: f64,
+    pub band: f64,
+    pub above: f64,
+    pub flagged: bool,
+}
+
+impl DelayedAckBand {
+    pub fn of(h: &Histogram<u64>) -> DelayedAckBand {
+        if h.is_empty() {
+            return DelayedAckBand::default();
+        }
+        let n = h.len() as f64;
+        let share = |lo: u64, hi: u64| h.count_between(lo, hi - 1) as f64 / n;
+        let (below, band, above) = (share(25_000, 35_000), share(35_000, 45_000), share(45_000, 55_000));
+        let flagged = band >= 0.01 && band >= 3.0 * below.max(above);
+        DelayedAckBand { below, band, above, flagged }
+    }
+}
+
 pub fn fmt_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us}µs")
@@ -256,6 +282,26 @@ pub fn parse_proc(stat: &str, status: &str, ticks: u64) -> anyhow::Result<ProcSa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_40ms_pile_up_is_flagged_and_a_smooth_tail_is_not() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for _ in 0..900 {
+            h.record(800).unwrap();
+        }
+        for _ in 0..100 {
+            h.record(40_500).unwrap();
+        }
+        let b = DelayedAckBand::of(&h);
+        assert!(b.flagged, "{b:?}");
+        assert!((b.band - 0.1).abs() < 1e-9);
+        let mut smooth = Histogram::<u64>::new(3).unwrap();
+        for us in (1_000..100_000).step_by(100) {
+            smooth.record(us).unwrap();
+        }
+        assert!(!DelayedAckBand::of(&smooth).flagged);
+        assert!(!DelayedAckBand::of(&Histogram::<u64>::new(3).unwrap()).flagged);
+    }
 
     #[test]
     fn parses_proc_files() {
