@@ -17,11 +17,13 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::rows;
+use super::rows::{self, MSG_SELECT};
+use super::search_sql;
 use super::shared;
 use super::sqlite_writer::{Outcome, Writer};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{SearchHits, SearchQuery};
 
 pub struct SqlStore {
     pool: SqlitePool,
@@ -109,6 +111,27 @@ impl shared::Dialect for SqlStore {
 
     async fn close_writer(&self) {
         self.writer.close().await;
+    }
+
+    /// FTS5 drives the query (`messages_fts MATCH`), ranked by bm25 (`rank`), joined back to the
+    /// message through the rowid `(room_id << 32) + seq`.
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let from = MSG_SELECT.replace(
+            "FROM messages m",
+            "FROM messages_fts f JOIN messages m ON m.room_id = (f.rowid >> 32) AND m.seq = (f.rowid & 4294967295)",
+        );
+        let sql = format!(
+            "{from} {} ORDER BY f.rank, m.created_at DESC, m.room_id, m.seq LIMIT $8 OFFSET $9",
+            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(search_sql::fts5_match(&q.terms)).bind(user.0);
+        for v in search_sql::filter_values(q) {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let has_more = rows.len() > q.limit as usize;
+        let messages = rows.iter().take(q.limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+        Ok(SearchHits { messages, has_more })
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
