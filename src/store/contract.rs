@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+mod search;
+
 use super::{DynStore, Session};
 use crate::core::domain::*;
 use crate::core::error::Error;
@@ -60,6 +62,7 @@ pub async fn run_all(store: DynStore) {
     bans_are_listed(&store).await;
     ownership_moves_and_returns(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
+    search::run_all(&store).await;
 }
 
 async fn invitations_are_listed_and_declined(store: &DynStore) {
