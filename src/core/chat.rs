@@ -27,6 +27,9 @@ use crate::store::{DynStore, Session};
 mod invites;
 mod moderation;
 mod rooms;
+mod search;
+
+pub use search::{SearchHit, SearchResults};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]

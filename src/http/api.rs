@@ -15,7 +15,7 @@ use super::AppState;
 use super::ClientAddr;
 use super::auth::{Auth, COOKIE};
 use super::error::{ApiResult, error_response};
-use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -243,6 +243,23 @@ pub async fn history(
     let q = HistoryQuery::new(p.before, p.after, p.limit)?;
     let (_, page) = app.chat.history(&who, &room_ref(&room), q).await?;
     Ok(Json(HistoryW::from(&page)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SearchParams {
+    q: String,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/search?q=…&cursor=…&limit=…`: the query language is in `q` (docs/PROTOCOL.md, "Search").
+pub async fn search(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Params(p): Params<SearchParams>,
+) -> ApiResult<Response> {
+    let found = app.chat.search(&who, &p.q, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(SearchResultsW::from(&found)).into_response())
 }
 
 #[derive(Deserialize)]

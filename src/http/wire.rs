@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::core::chat::Ack;
+use crate::core::chat::{Ack, SearchResults};
 use crate::core::domain::{Ban, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User};
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
@@ -187,6 +187,48 @@ impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
     }
 }
 
+/// One search hit: where it is (room, seq: open the room there) and a plain-text snippet whose matched
+/// words are the `highlights` ranges, `[start, end)` in characters (Unicode scalar values) of `snippet`.
+#[derive(Serialize)]
+pub struct SearchHitW<'a> {
+    pub room: i64,
+    pub room_name: &'a str,
+    pub room_kind: &'static str,
+    pub seq: i64,
+    pub message: MessageW<'a>,
+    pub snippet: &'a str,
+    pub highlights: Vec<[usize; 2]>,
+}
+
+#[derive(Serialize)]
+pub struct SearchResultsW<'a> {
+    pub hits: Vec<SearchHitW<'a>>,
+    /// Pass back as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<&'a str>,
+}
+
+impl<'a> From<&'a SearchResults> for SearchResultsW<'a> {
+    fn from(r: &'a SearchResults) -> Self {
+        SearchResultsW {
+            hits: r
+                .hits
+                .iter()
+                .map(|h| SearchHitW {
+                    room: h.room.id.0,
+                    room_name: &h.room.name,
+                    room_kind: h.room.kind.as_str(),
+                    seq: h.message.seq,
+                    message: MessageW::from(&*h.message),
+                    snippet: &h.snippet.text,
+                    highlights: h.snippet.highlights.iter().map(|&(a, b)| [a, b]).collect(),
+                })
+                .collect(),
+            next_cursor: r.next_cursor.as_deref(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct ErrorBodyW<'a> {
     pub code: &'a str,
@@ -281,6 +323,13 @@ pub enum ServerFrame<'a> {
         req: Option<&'a str>,
     },
     Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    /// Reply to `search`.
+    SearchResults {
+        #[serde(flatten)]
+        results: SearchResultsW<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a str>,
     },
@@ -387,6 +436,7 @@ pub enum ClientFrame {
     Invites { req: Option<String> },
     AcceptInvite { room: RoomRefW, req: Option<String> },
     DeclineInvite { room: RoomRefW, req: Option<String> },
+    Search { q: String, cursor: Option<String>, limit: Option<u32>, req: Option<String> },
 }
 
 /// Where a reconnecting client stands in one room.
@@ -420,6 +470,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "invites",
     "accept_invite",
     "decline_invite",
+    "search",
 ];
 
 impl ClientFrame {
@@ -446,7 +497,8 @@ impl ClientFrame {
             | ClientFrame::Transfer { req, .. }
             | ClientFrame::Invites { req }
             | ClientFrame::AcceptInvite { req, .. }
-            | ClientFrame::DeclineInvite { req, .. } => req.as_deref(),
+            | ClientFrame::DeclineInvite { req, .. }
+            | ClientFrame::Search { req, .. } => req.as_deref(),
         }
     }
 }

@@ -408,6 +408,10 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
                 chat.decline_invite(who, &room.into()).await?;
                 one(ServerFrame::Ok { req: req_s }.encode())
             }
+            ClientFrame::Search { q, cursor, limit, .. } => {
+                let found = chat.search(who, &q, cursor.as_deref(), limit).await?;
+                one(ServerFrame::SearchResults { results: SearchResultsW::from(&found), req: req_s }.encode())
+            }
         }
     }
     .await;
