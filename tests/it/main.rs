@@ -13,6 +13,7 @@ mod jobs;
 mod messaging;
 mod production;
 mod rooms;
+mod search;
 mod transports;
 mod web;
 mod websocket;
