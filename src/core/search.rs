@@ -59,6 +59,9 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 50;
 /// How deep a cursor may page (offset of the first hit).
 pub const MAX_OFFSET: u32 = 1000;
+/// How many matches a search ranks: the newest this many the caller may read (every page a cursor can
+/// reach). Bounding it is what keeps a query for a common word as fast as one for a rare word.
+pub const WINDOW: u32 = MAX_OFFSET + MAX_LIMIT;
 
 /// The words of `text` as search sees them: runs of alphanumeric characters, lower-cased.
 pub fn words(text: &str) -> Vec<String> {

@@ -522,6 +522,9 @@ impl Store for MemoryStore {
                 }
             }
         }
+        // The newest `WINDOW` matches, best first (as the SQL stores).
+        found.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+        found.truncate(search::WINDOW as usize);
         found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
         let page = found.iter().skip(q.offset as usize);
         let messages: Vec<_> =

@@ -135,7 +135,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Full-text search over the live text messages of the rooms `user` is a member of *now* (the
     /// membership is checked in the same query, so a left or banned user finds nothing there), with
-    /// `query`'s filters; best match first, then newest; `query.limit` hits from `query.offset`. The
+    /// `query`'s filters: of the newest `core::search::WINDOW` matches, best match first, then newest;
+    /// `query.limit` hits from `query.offset`. The
     /// index is kept in the transaction that writes the message (append, edit, delete, purge), so what a
     /// write made durable is what search sees.
     async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchHits>;

@@ -92,13 +92,20 @@ impl shared::Dialect for PgStore {
         tx.commit().await.map_err(db_err)
     }
 
-    /// The GIN index on the generated `search` column drives the query; ranked by `ts_rank`.
+    /// The GIN index on the generated `search` column finds the matches; the newest search window of
+    /// them the caller may read are ranked by `ts_rank` (computed for the window only).
     async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let window = format!(
+            "SELECT m.room_id AS wr, m.seq AS ws, m.created_at AS wt FROM messages m {} \
+             ORDER BY m.created_at DESC, m.room_id DESC, m.seq DESC LIMIT {}",
+            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)"),
+            crate::core::search::WINDOW
+        );
+        let from = rows::MSG_SELECT
+            .replace("FROM messages m", &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"));
         let sql = format!(
-            "{} {} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, m.created_at DESC, m.room_id, m.seq \
-             LIMIT $8 OFFSET $9",
-            rows::MSG_SELECT,
-            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)")
+            "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
+             LIMIT $8 OFFSET $9"
         );
         let mut query =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);

@@ -23,7 +23,7 @@ use super::shared;
 use super::sqlite_writer::{Outcome, Writer};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
-use crate::core::search::{SearchHits, SearchQuery};
+use crate::core::search::{self, SearchHits, SearchQuery};
 
 pub struct SqlStore {
     pool: SqlitePool,
@@ -113,17 +113,26 @@ impl shared::Dialect for SqlStore {
         self.writer.close().await;
     }
 
-    /// FTS5 drives the query (`messages_fts MATCH`), ranked by bm25 (`rank`), joined back to the
-    /// message through the rowid `(room_id << 32) + seq`.
+    /// FTS5 drives the query: it walks the matches newest first (`messages_fts_ids` numbers them in
+    /// indexing order), each joined to the caller's membership and the filters, and stops after the
+    /// search window; only those are ranked by bm25 (`rank`). So a common word costs a window's worth of
+    /// rows, not every match.
     async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let window = format!(
+            "SELECT f.rowid AS fid, f.rank AS score FROM messages_fts f \
+             JOIN messages_fts_ids i ON i.id = f.rowid JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq {} \
+             ORDER BY f.rowid DESC LIMIT {}",
+            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1"),
+            search::WINDOW
+        );
         let from = MSG_SELECT.replace(
             "FROM messages m",
-            "FROM messages_fts f JOIN messages m ON m.room_id = (f.rowid >> 32) AND m.seq = (f.rowid & 4294967295)",
+            &format!(
+                "FROM ({window}) w JOIN messages_fts_ids i ON i.id = w.fid \
+                 JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq"
+            ),
         );
-        let sql = format!(
-            "{from} {} ORDER BY f.rank, m.created_at DESC, m.room_id, m.seq LIMIT $8 OFFSET $9",
-            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1")
-        );
+        let sql = format!("{from} ORDER BY w.score, w.fid DESC LIMIT $8 OFFSET $9");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(search_sql::fts5_match(&q.terms)).bind(user.0);
         for v in search_sql::filter_values(q) {
             query = query.bind(v);
