@@ -120,9 +120,11 @@ impl shared::Dialect for SqlStore {
     async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
         let window = format!(
             "SELECT f.rowid AS fid, f.rank AS score FROM messages_fts f \
-             JOIN messages_fts_ids i ON i.id = f.rowid JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq {} \
+             CROSS JOIN messages_fts_ids i ON i.id = f.rowid CROSS JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq {} \
              ORDER BY f.rowid DESC LIMIT {}",
-            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1"),
+            // CROSS JOIN fixes the join order: the full-text match runs once, as the outer loop (else
+            // the planner may run it once per member row).
+            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1").replace("JOIN members", "CROSS JOIN members"),
             search::WINDOW
         );
         let from = MSG_SELECT.replace(
