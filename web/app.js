@@ -16,6 +16,7 @@ import { api, describeError } from './api.js';
 import { Connection } from './conn.js';
 import { dispatch } from './frames.js';
 import { wireKeys } from './keys.js';
+import { wireSearch } from './search.js';
 import { wireModeration } from './moderation.js';
 import { onConnState, renderTyping, setMembersPanel, startDm } from './panels.js';
 import { displayName, el } from './render.js';
@@ -109,6 +110,7 @@ export function teardown() {
 export function wireStatic() {
   wireModeration();
   wireKeys();
+  wireSearch();
   // login / register
   $('auth-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
