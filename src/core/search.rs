@@ -200,8 +200,7 @@ pub fn cursor_at(offset: u32) -> String {
 /// The offset a cursor stands for.
 pub fn parse_cursor(cursor: Option<&str>) -> Result<u32> {
     let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(0) };
-    let offset: u32 =
-        c.strip_prefix('o').and_then(|n| n.parse().ok()).ok_or_else(|| bad("invalid search cursor"))?;
+    let offset: u32 = c.strip_prefix('o').and_then(|n| n.parse().ok()).ok_or_else(|| bad("invalid search cursor"))?;
     if offset > MAX_OFFSET {
         return Err(bad(format!("search pages stop after {MAX_OFFSET} hits; narrow the query")));
     }
@@ -303,8 +302,9 @@ mod tests {
 
     #[test]
     fn the_query_language_parses() {
-        let q = parse(r#"Deploy "Release Notes" rust* in:#general by:@Alice has:link from:2026-11-30 before:2026-12-01"#)
-            .unwrap();
+        let q =
+            parse(r#"Deploy "Release Notes" rust* in:#general by:@Alice has:link from:2026-11-30 before:2026-12-01"#)
+                .unwrap();
         assert_eq!(q.terms, vec![term(&["deploy"], false), term(&["release", "notes"], false), term(&["rust"], true)]);
         assert_eq!(q.room.as_deref(), Some("general"));
         assert_eq!(q.sender.as_deref(), Some("Alice"));

@@ -101,14 +101,15 @@ impl shared::Dialect for PgStore {
             super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)"),
             crate::core::search::WINDOW
         );
-        let from = rows::MSG_SELECT
-            .replace("FROM messages m", &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"));
+        let from = rows::MSG_SELECT.replace(
+            "FROM messages m",
+            &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"),
+        );
         let sql = format!(
             "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
              LIMIT $8 OFFSET $9"
         );
-        let mut query =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
         for v in super::search_sql::filter_values(q) {
             query = query.bind(v);
         }

@@ -124,7 +124,9 @@ impl shared::Dialect for SqlStore {
              ORDER BY f.rowid DESC LIMIT {}",
             // CROSS JOIN fixes the join order: the full-text match runs once, as the outer loop (else
             // the planner may run it once per member row).
-            search_sql::FILTERS.replace("{MATCH}", "messages_fts MATCH $1").replace("JOIN members", "CROSS JOIN members"),
+            search_sql::FILTERS
+                .replace("{MATCH}", "messages_fts MATCH $1")
+                .replace("JOIN members", "CROSS JOIN members"),
             search::WINDOW
         );
         let from = MSG_SELECT.replace(

@@ -43,7 +43,8 @@ async fn search_hits_follow_membership_at_query_time() {
     let s1 = send(&app, &owner, "town", "the quarterly zebra report").await;
     let s2 = send(&app, &owner, "attic", "zebra secrets in the attic").await;
     for room in ["town", "attic"] {
-        let (s, _) = app.post(Some(&owner), &format!("/api/v1/rooms/{room}/ban"), json!({ "username": "banned" })).await;
+        let (s, _) =
+            app.post(Some(&owner), &format!("/api/v1/rooms/{room}/ban"), json!({ "username": "banned" })).await;
         assert_eq!(s, 204);
         let leaver = &tokens[3].1;
         let (s, b) = app.post(Some(leaver), &format!("/api/v1/rooms/{room}/leave"), json!({})).await;
@@ -79,7 +80,8 @@ async fn one_query_on_rest_websocket_and_tcp() {
     let hit = &b["hits"][0];
     assert_eq!((hit["seq"].as_i64(), hit["room_name"].as_str()), (Some(seq), Some("lab")));
     assert_eq!(hit["snippet"], hostile, "the snippet is the text itself, no markup added or removed");
-    let [a, e] = [hit["highlights"][0][0].as_u64().unwrap() as usize, hit["highlights"][0][1].as_u64().unwrap() as usize];
+    let [a, e] =
+        [hit["highlights"][0][0].as_u64().unwrap() as usize, hit["highlights"][0][1].as_u64().unwrap() as usize];
     assert_eq!(hostile.chars().skip(a).take(e - a).collect::<String>(), "Kiwi");
     assert!(b.get("next_cursor").is_none());
 

@@ -29,7 +29,13 @@ pub struct SearchResults {
 impl Chat {
     /// Searches what `who` may read now. `q` is the query language of `core::search`; `cursor` the
     /// previous page's `next_cursor`.
-    pub async fn search(&self, who: &Identity, q: &str, cursor: Option<&str>, limit: Option<u32>) -> Result<SearchResults> {
+    pub async fn search(
+        &self,
+        who: &Identity,
+        q: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<SearchResults> {
         let parsed = search::parse(q)?;
         let offset = search::parse_cursor(cursor)?;
         let limit = search::parse_limit(limit)?;

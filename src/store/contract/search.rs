@@ -9,7 +9,14 @@ use crate::store::DynStore;
 
 fn query(q: &str) -> SearchQuery {
     let p = search::parse(q).unwrap();
-    SearchQuery { terms: p.terms, from: p.from, before: p.before, has_link: p.has_link, limit: 20, ..Default::default() }
+    SearchQuery {
+        terms: p.terms,
+        from: p.from,
+        before: p.before,
+        has_link: p.has_link,
+        limit: 20,
+        ..Default::default()
+    }
 }
 
 async fn found(store: &DynStore, who: &User, q: &SearchQuery) -> Vec<(RoomId, Seq)> {
@@ -86,7 +93,11 @@ async fn only_members_find_at_query_time(store: &DynStore) {
     store.remove_member(private.id, leaver.id).await.unwrap();
     assert!(found(store, &leaver, &q).await.is_empty(), "after leaving: nothing");
     store.ban(public.id, banned.id, owner.id).await.unwrap();
-    assert_eq!(found(store, &banned, &q).await, vec![(private.id, seqs[1])], "nothing from the room they are banned from");
+    assert_eq!(
+        found(store, &banned, &q).await,
+        vec![(private.id, seqs[1])],
+        "nothing from the room they are banned from"
+    );
 }
 
 async fn edits_deletes_and_purges_change_the_index(store: &DynStore) {
