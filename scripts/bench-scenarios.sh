@@ -31,6 +31,8 @@ trap stop_server EXIT
 
 start_server() { # extra flags…
   local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
+  # Emptied first: otherwise the URL of the previous (stopped) server can be read before this one starts.
+  : >"$OUT/server.out"
   # The load generator is one address driving thousands of users far past the default abuse limits.
   taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen "${TCP_LISTEN:-off}" --data-dir "$data" \
     $ARGON2_FLAGS \
