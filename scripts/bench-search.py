@@ -166,7 +166,7 @@ def seed_pg(psql_url, args, uid, index):
             f"({r}, 'room{r}', 'room{r}', 'public', {uid}, 0, {args.messages // args.rooms});"
             f"INSERT INTO members (room_id, user_id, role, joined_at) VALUES ({r}, {uid}, 'member', 0);"
             for r in range(1, args.rooms + 1)) + "SELECT setval(pg_get_serial_sequence('rooms','id'), 100000);"
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", psql_url, "-c", setup], check=True)
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", psql_url, "-f", "-"], input=setup.encode(), check=True)
     lines = [f"{r}\t{s}\ttext\t{u}\t{b}\t{t}\n" for r, s, u, b, t in rows(args, rng, vocab, uid)]
     copy = f"COPY {table} (room_id, seq, kind, sender_id, body, created_at) FROM STDIN"
     k = args.ingest_messages
