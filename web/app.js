@@ -17,6 +17,7 @@ import { Connection } from './conn.js';
 import { takeReply, wireConvo } from './convo.js';
 import { dispatch } from './frames.js';
 import { wireKeys } from './keys.js';
+import { wireSearch } from './search.js';
 import { wireModeration } from './moderation.js';
 import { onConnState, renderTyping, setMembersPanel, startDm } from './panels.js';
 import { displayName, el } from './render.js';
@@ -111,6 +112,7 @@ export function wireStatic() {
   wireModeration();
   wireConvo();
   wireKeys();
+  wireSearch();
   // login / register
   $('auth-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();

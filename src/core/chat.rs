@@ -33,7 +33,10 @@ mod notify;
 mod pins;
 mod reactions;
 mod rooms;
+mod search;
 mod threads;
+
+pub use search::{SearchHit, SearchResults};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]

@@ -10,4 +10,5 @@ pub mod error;
 pub mod hub;
 pub mod ingest;
 pub mod limits;
+pub mod search;
 pub mod typing;

@@ -19,7 +19,7 @@ use super::openapi::{
     BansW, ConversationsW, DeadDeliveriesW, DirectW, ErrorW, InvitesW, LoginW, MembersW, MessagePath, ReadW, RoomPath,
     RoomViewsW, RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
 };
-use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -264,6 +264,25 @@ pub async fn history(
     let q = HistoryQuery::new(p.before, p.after, p.limit)?;
     let (_, page) = app.chat.history(&who, &room_ref(&room), q).await?;
     Ok(Json(HistoryW::from(&page)).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    q: String,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/search?q=…&cursor=…&limit=…`: the query language is in `q` (docs/PROTOCOL.md, "Search").
+#[utoipa::path(get, path = "/api/v1/search", tag = "messages", summary = "Search the messages you may read (query language: docs/PROTOCOL.md, Search)", params(SearchParams), responses((status = 200, description = "hits, best first, and the next page's cursor", body = SearchResultsW)))]
+pub async fn search(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Params(p): Params<SearchParams>,
+) -> ApiResult<Response> {
+    let found = app.chat.search(&who, &p.q, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(SearchResultsW::from(&found)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -170,6 +170,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/read", post(api::mark_read))
         .route("/rooms/{room}/typing", get(api::typing_now).post(api::typing))
         .route("/rooms/{room}/messages", get(api::history).post(api::send))
+        .route("/search", get(api::search))
         .route("/rooms/{room}/webhooks", get(api::webhooks).post(api::add_webhook))
         .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))
         .route("/rooms/{room}/webhooks/{id}", axum::routing::delete(api::delete_webhook))

@@ -183,6 +183,7 @@ pub struct ReadyChecksW {
     servers((url = "/")),
     security(("bearer" = []), ("cookie" = [])),
     paths(
+        super::api::search,
         super::convo::add_reaction,
         super::convo::remove_reaction,
         super::convo::thread,

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::core::chat::Ack;
+use crate::core::chat::{Ack, SearchResults};
 use crate::core::domain::{
     Ban, ConvoEvent, HistoryPage, Invite, Member, Message, Pin, Quote, Reaction, Room, RoomId, RoomRef, RoomView, Seq,
     ThreadSummary, User,
@@ -307,6 +307,48 @@ impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
     }
 }
 
+/// One search hit: where it is (room, seq: open the room there) and a plain-text snippet whose matched
+/// words are the `highlights` ranges, `[start, end)` in characters (Unicode scalar values) of `snippet`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SearchHitW<'a> {
+    pub room: i64,
+    pub room_name: &'a str,
+    pub room_kind: &'static str,
+    pub seq: i64,
+    pub message: MessageW<'a>,
+    pub snippet: &'a str,
+    pub highlights: Vec<[usize; 2]>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SearchResultsW<'a> {
+    pub hits: Vec<SearchHitW<'a>>,
+    /// Pass back as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<&'a str>,
+}
+
+impl<'a> From<&'a SearchResults> for SearchResultsW<'a> {
+    fn from(r: &'a SearchResults) -> Self {
+        SearchResultsW {
+            hits: r
+                .hits
+                .iter()
+                .map(|h| SearchHitW {
+                    room: h.room.id.0,
+                    room_name: &h.room.name,
+                    room_kind: h.room.kind.as_str(),
+                    seq: h.message.seq,
+                    message: MessageW::from(&*h.message),
+                    snippet: &h.snippet.text,
+                    highlights: h.snippet.highlights.iter().map(|&(a, b)| [a, b]).collect(),
+                })
+                .collect(),
+            next_cursor: r.next_cursor.as_deref(),
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = ErrorBody)]
 pub struct ErrorBodyW<'a> {
@@ -437,6 +479,13 @@ pub enum ServerFrame<'a> {
     Pins {
         room: i64,
         pins: Vec<PinW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    /// Reply to `search`.
+    SearchResults {
+        #[serde(flatten)]
+        results: SearchResultsW<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a str>,
     },
@@ -687,6 +736,12 @@ pub enum ClientFrame {
         muted: Option<bool>,
         req: Option<String>,
     },
+    Search {
+        q: String,
+        cursor: Option<String>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
 }
 
 /// Where a reconnecting client stands in one room.
@@ -726,6 +781,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "unpin",
     "pins",
     "notify",
+    "search",
 ];
 
 impl ClientFrame {
@@ -759,7 +815,8 @@ impl ClientFrame {
             | ClientFrame::Pin { req, .. }
             | ClientFrame::Unpin { req, .. }
             | ClientFrame::Pins { req, .. }
-            | ClientFrame::Notify { req, .. } => req.as_deref(),
+            | ClientFrame::Notify { req, .. }
+            | ClientFrame::Search { req, .. } => req.as_deref(),
         }
     }
 }

@@ -530,6 +530,10 @@ async fn handle_frame(conn: &mut Connection, text: &str) -> Handled {
                 let (room, level, muted) = chat.set_notify(who, &room.into(), level, muted).await?;
                 one(encode_convo(&ConvoEvent::Notify { room, level, muted }, req_s))
             }
+            ClientFrame::Search { q, cursor, limit, .. } => {
+                let found = chat.search(who, &q, cursor.as_deref(), limit).await?;
+                one(ServerFrame::SearchResults { results: SearchResultsW::from(&found), req: req_s }.encode())
+            }
         }
     }
     .await;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 mod convo;
+mod search;
 
 use super::{DynStore, Session};
 use crate::core::domain::*;
@@ -66,6 +67,7 @@ pub async fn run_all(store: DynStore) {
     ownership_moves_and_returns(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
     convo::run_all(&store).await;
+    search::run_all(&store).await;
 }
 
 async fn invitations_are_listed_and_declined(store: &DynStore) {

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use super::{Credentials, Session, Store};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{self, SearchHits, SearchQuery};
 
 #[derive(Default)]
 struct Inner {
@@ -557,6 +558,31 @@ impl Store for MemoryStore {
         m.mentions.clear();
         m.deleted = true;
         Ok(g.message(room, seq))
+    }
+
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let g = self.inner.lock();
+        let mut found: Vec<(usize, Millis, RoomId, Seq)> = Vec::new();
+        for r in g.rooms.iter().filter(|r| r.members.contains_key(&user) && q.room.is_none_or(|id| id == r.room.id)) {
+            for (i, m) in r.messages.iter().enumerate() {
+                if m.purged || m.deleted || m.kind != MessageKind::Text || q.sender.is_some_and(|s| s != m.sender) {
+                    continue;
+                }
+                let in_time = q.from.is_none_or(|f| m.ts >= f) && q.before.is_none_or(|b| m.ts < b);
+                let link = !q.has_link || m.body.contains("http://") || m.body.contains("https://");
+                if let (true, true, Some(score)) = (in_time, link, search::score(&m.body, &q.terms)) {
+                    found.push((score, m.ts, r.room.id, i as Seq + 1));
+                }
+            }
+        }
+        // The newest `WINDOW` matches, best first (as the SQL stores).
+        found.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+        found.truncate(search::WINDOW as usize);
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        let page = found.iter().skip(q.offset as usize);
+        let messages: Vec<_> =
+            page.clone().take(q.limit as usize).filter_map(|&(_, _, room, seq)| g.message(room, seq)).collect();
+        Ok(SearchHits { messages, has_more: page.count() > q.limit as usize })
     }
 
     async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {

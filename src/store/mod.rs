@@ -17,6 +17,7 @@ pub mod contract;
 pub mod memory;
 pub mod pg;
 mod rows;
+mod search_sql;
 mod shared;
 pub mod sql;
 mod sqlite_writer;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 
 use crate::core::domain::*;
 use crate::core::error::Result;
+use crate::core::search::{SearchHits, SearchQuery};
 
 /// A registered user with the password hash, for login only.
 #[derive(Debug, Clone)]
@@ -130,6 +132,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Arc<Message>>>;
     /// Erases a message's text and mentions, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
+
+    /// Full-text search over the live text messages of the rooms `user` is a member of *now* (the
+    /// membership is checked in the same query, so a left or banned user finds nothing there), with
+    /// `query`'s filters: of the newest `core::search::WINDOW` matches, best match first, then newest;
+    /// `query.limit` hits from `query.offset`. The
+    /// index is kept in the transaction that writes the message (append, edit, delete, purge), so what a
+    /// write made durable is what search sees.
+    async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchHits>;
 
     /// Sets (or, with `None`, clears) how long a room keeps its messages.
     async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room>;

@@ -31,6 +31,7 @@ use super::rows::{self, mentions_to_text};
 use super::shared;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{SearchHits, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
@@ -91,6 +92,33 @@ impl shared::Dialect for PgStore {
         let mut tx = shared::Dialect::begin(self).await?;
         sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)
+    }
+
+    /// The GIN index on the generated `search` column finds the matches; the newest search window of
+    /// them the caller may read are ranked by `ts_rank` (computed for the window only).
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let window = format!(
+            "SELECT m.room_id AS wr, m.seq AS ws, m.created_at AS wt FROM messages m {} \
+             ORDER BY m.created_at DESC, m.room_id DESC, m.seq DESC LIMIT {}",
+            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)"),
+            crate::core::search::WINDOW
+        );
+        let from = rows::MSG_SELECT.replace(
+            "FROM messages m",
+            &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"),
+        );
+        let sql = format!(
+            "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
+             LIMIT $8 OFFSET $9"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
+        for v in super::search_sql::filter_values(q) {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let has_more = rows.len() > q.limit as usize;
+        let messages = rows.iter().take(q.limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+        Ok(SearchHits { messages, has_more })
     }
 
     /// A fixed number of round trips per batch, whatever its size: each step sends its whole batch as

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::core::domain::*;
 use crate::core::error::Result;
+use crate::core::search::{SearchHits, SearchQuery};
 
 /// What a SQL backend does its own way; [`impl_sql_store!`] builds the rest of the `Store` on it.
 #[async_trait]
@@ -35,6 +36,8 @@ pub(super) trait Dialect: Send + Sync {
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>>;
     /// [`Store::probe_write`](super::Store::probe_write): a durable write that changes nothing visible.
     async fn probe_write(&self) -> Result<()>;
+    /// [`Store::search`](super::Store::search): each backend has its own full-text index.
+    async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchHits>;
     /// Stops whatever the dialect runs besides the pool (called by `close` before the pool closes).
     async fn close_writer(&self) {}
 }
@@ -698,6 +701,10 @@ macro_rules! impl_sql_store {
                         return Ok(None);
                     }
                     self.message_by_seq(room, seq).await
+                }
+
+                async fn search(&self, user: UserId, query: &$crate::core::search::SearchQuery) -> Result<$crate::core::search::SearchHits> {
+                    <Self as Dialect>::search(self, user, query).await
                 }
 
                 async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {

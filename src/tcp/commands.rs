@@ -33,6 +33,8 @@ const HELP: &str = "\
 *   /owner <room> <username>          hand a room you own to one of its members
 *   /who [room]                       members and who is online
 *   /history [n]                      the last n messages of the current room (default 20, at most 200)
+*   /search [+cursor] <query>         search your rooms (words, \"phrases\", prefix*, in:room by:user
+*                                     from:/before:YYYY-MM-DD has:link); matches shown *like this*
 *   /msg <username> <text>            a direct message
 *   /nick <display name>              change your display name
 *   /help                             this list
@@ -264,6 +266,24 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
                 write_out(out, s, Out::Stored(m));
             }
         }
+        "search" => {
+            let (cursor, q) = match rest.strip_prefix('+') {
+                Some(r) => r.split_once(' ').map(|(c, q)| (Some(c), q)).unwrap_or((Some(r), "")),
+                None => (None, rest),
+            };
+            let found = chat.search(&s.conn.who, q, cursor, None).await?;
+            if found.hits.is_empty() {
+                out.line("* No messages match.");
+            }
+            for h in &found.hits {
+                let label = s.labels.get(&h.room.id).cloned().unwrap_or_else(|| format!("#{}", h.room.name));
+                let sender = h.message.sender.as_ref().map_or("?", |u| u.username.as_str());
+                out.line(&format!("* {label} {} {sender}: {}", h.message.seq, marked_snippet(&h.snippet)));
+            }
+            if let Some(c) = &found.next_cursor {
+                out.line(&format!("* More: /search +{c} {q}"));
+            }
+        }
         "msg" => {
             let Some((user, text)) = rest.split_once(' ') else {
                 return Err(Error::BadRequest("usage: /msg <username> <text>".into()));
@@ -296,4 +316,21 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
         }
     }
     Ok(())
+}
+
+/// A search snippet on one line, its matches between `*`; line breaks become spaces.
+fn marked_snippet(s: &crate::core::search::Snippet) -> String {
+    let mut out = String::with_capacity(s.text.len() + 2 * s.highlights.len());
+    let mut marks = s.highlights.iter().flat_map(|&(a, b)| [a, b]).peekable();
+    for (i, c) in s.text.chars().enumerate() {
+        while marks.peek() == Some(&i) {
+            marks.next();
+            out.push('*');
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    if marks.next().is_some() {
+        out.push('*');
+    }
+    out
 }

@@ -17,6 +17,7 @@ mod messaging;
 mod ops;
 mod production;
 mod rooms;
+mod search;
 mod transports;
 mod web;
 mod websocket;
