@@ -31,6 +31,9 @@ fn message(seq: i64) -> Arc<Message> {
         edited_at: None,
         deleted: false,
         files: vec![],
+        reply_to: None,
+        thread: None,
+        extras: Default::default(),
     })
 }
 

@@ -2,9 +2,9 @@
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
 #   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest ingestpg acklatency loginstorm recovery
-#                                               slow coalesce transports twonode; default: fanout manyrooms idle
-#                                               ingest recovery slow; ingestpg and twonode need PostgreSQL, twonode
-#                                               Redis, see below)
+#                                               slow coalesce transports twonode bigroom foreign cluster; default:
+#                                               fanout manyrooms idle ingest recovery slow; ingestpg needs PostgreSQL,
+#                                               twonode, foreign and cluster need PostgreSQL and Redis, see below)
 # PARLEY_BIN picks the server binary, PARLEY_BENCH_BIN the load generator's (default: the same), so an
 # older server can be measured with this generator.
 # Stops every server it starts. Everything stays on loopback.
@@ -27,10 +27,12 @@ stop_server() {
   SERVER_PIDS=()
   SERVER_PID=""
 }
-trap stop_server EXIT
+trap 'stop_server; stop_redis' EXIT
 
 start_server() { # extra flags…
   local data; data="$(mktemp -d -t parley-bench.XXXXXX)"
+  # Emptied first: otherwise the URL of the previous (stopped) server can be read before this one starts.
+  : >"$OUT/server.out"
   # The load generator is one address driving thousands of users far past the default abuse limits.
   taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --tcp-listen "${TCP_LISTEN:-off}" --data-dir "$data" \
     $ARGON2_FLAGS \
@@ -196,6 +198,114 @@ scenario_twonode() {
   stop_server
   psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
   redis-cli -u "$redis" --scan --pattern "$schema:*" | xargs -r redis-cli -u "$redis" del >/dev/null
+}
+
+scenario_bigroom() {
+  # A connect storm into one room of 10,000 members (10,000 connections over three source addresses),
+  # then 10 senders at 1 msg/s each: connect time (first attempt → last hello), RSS per connection,
+  # every message delivered to all.
+  start_server
+  for round in ${BIGROOM_ROUNDS:-1 2 3}; do
+    bench "bigroom-$round" --connections 10000 --rooms 1 --users-per-room 10000 --senders 10 --rate 1 \
+      --warmup 1 --duration 5 --source-addrs 127.0.0.2,127.0.0.3,127.0.0.4 --connect-concurrency 1000 \
+      --prefix "big$round"
+  done
+  stop_server
+}
+
+cpu_ticks() { # pid → utime+stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# A private Redis for the scenarios that measure its CPU (the shared one serves other clients too).
+start_redis() {
+  REDIS_PORT="${PARLEY_BENCH_REDIS_PORT:-$((10000 + RANDOM % 20000))}"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$OUT/redis-$REDIS_PORT.pid" --logfile "$OUT/redis-$REDIS_PORT.log"
+  for _ in $(seq 1 50); do [ -s "$OUT/redis-$REDIS_PORT.pid" ] && break; sleep 0.1; done
+  REDIS_PID="$(cat "$OUT/redis-$REDIS_PORT.pid")"
+}
+stop_redis() {
+  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=""
+}
+
+cluster_flags() { # schema → flags for a node of that cluster
+  local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  echo --database-url "$pg?options[search_path]=$1" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+    --redis-prefix "$1" --jwt-secret "bench-secret-$1"
+}
+
+scenario_foreign() {
+  # The cost of a foreign room's traffic on a node: two nodes, all 200 members of one room on node A,
+  # 10 senders × 100 msg/s for 10 s; node B has no follower of that room. Records B's CPU (its cost per
+  # event of A's room), A's, and Redis's, over the measured window.
+  local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  start_redis
+  for round in ${FOREIGN_ROUNDS:-1 2 3}; do
+    local schema="parley_bench_foreign_$$_$round"
+    psql -q "$pg" -c "CREATE SCHEMA $schema"
+    # shellcheck disable=SC2046
+    start_server $(cluster_flags "$schema"); local pid_a="$SERVER_PID" url_a="$URL"
+    # shellcheck disable=SC2046
+    start_server $(cluster_flags "$schema"); local pid_b="$SERVER_PID"
+    local b0 r0 a0; b0="$(cpu_ticks "$pid_b")"; r0="$(cpu_ticks "$REDIS_PID")"; a0="$(cpu_ticks "$pid_a")"
+    URL="$url_a" SERVER_PID="$pid_a" bench "foreign-$round" --connections 200 --rooms 1 --users-per-room 200 \
+      --senders 10 --rate 100 --warmup 0 --duration 10
+    local b1 r1 a1; b1="$(cpu_ticks "$pid_b")"; r1="$(cpu_ticks "$REDIS_PID")"; a1="$(cpu_ticks "$pid_a")"
+    echo "{\"node_b_cpu_s\": $(echo "($b1 - $b0) / $(getconf CLK_TCK)" | bc -l), \"node_a_cpu_s\": $(echo "($a1 - $a0) / $(getconf CLK_TCK)" | bc -l), \"redis_cpu_s\": $(echo "($r1 - $r0) / $(getconf CLK_TCK)" | bc -l)}" \
+      >"$OUT/foreign-$round-cpu.json"
+    cat "$OUT/foreign-$round-cpu.json" >&2
+    stop_server
+    psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
+  done
+  stop_redis
+}
+
+scenario_cluster() {
+  # N nodes (CLUSTER_NODES, default 4) on one PostgreSQL and a private Redis, all on core 0; each node
+  # has its own room of 100 members with 5 senders at 20 msg/s (local traffic), and one shared room of
+  # 100 members has its members spread over every node with 5 senders on node 1 (foreign traffic for
+  # every other node). Records each node's CPU and Redis's over the window.
+  local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  local n="${CLUSTER_NODES:-4}" schema="parley_bench_cluster_$$"
+  start_redis
+  psql -q "$pg" -c "CREATE SCHEMA $schema"
+  local urls=() pids=()
+  for _ in $(seq 1 "$n"); do
+    # shellcheck disable=SC2046
+    start_server $(cluster_flags "$schema"); urls+=("$URL"); pids+=("$SERVER_PID")
+  done
+  local before=() r0; r0="$(cpu_ticks "$REDIS_PID")"
+  for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
+  local gens=()
+  for i in $(seq 0 $((n - 1))); do
+    taskset -c 1 "$BIN" bench --url "${urls[$i]}" --server-pid "${pids[$i]}" --json --connections 100 --rooms 1 \
+      --users-per-room 100 --senders 5 --rate 20 --warmup 2 --duration 10 --prefix "own$i" \
+      >"$OUT/cluster-own-$i.json" &
+    gens+=($!)
+  done
+  # The shared room: receivers on every node but the first (--receiver-url), senders on the first.
+  for i in $(seq 1 $((n - 1))); do
+    taskset -c 1 "$BIN" bench --url "${urls[0]}" --receiver-url "${urls[$i]}" --json --connections 100 --rooms 1 \
+      --users-per-room 100 --senders 5 --rate 20 --warmup 2 --duration 10 --prefix "shared$i" \
+      >"$OUT/cluster-shared-$i.json" &
+    gens+=($!)
+  done
+  for g in "${gens[@]}"; do wait "$g"; done
+  local r1; r1="$(cpu_ticks "$REDIS_PID")"
+  local tck; tck="$(getconf CLK_TCK)"
+  {
+    echo "{\"nodes\": $n, \"redis_cpu_s\": $(echo "($r1 - $r0) / $tck" | bc -l), \"node_cpu_s\": ["
+    for i in $(seq 0 $((n - 1))); do
+      echo "$([ "$i" -gt 0 ] && echo ,)$(echo "($(cpu_ticks "${pids[$i]}") - ${before[$i]}) / $tck" | bc -l)"
+    done
+    echo "]}"
+  } >"$OUT/cluster-cpu.json"
+  cat "$OUT/cluster-cpu.json" >&2
+  stop_server
+  psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
+  stop_redis
 }
 
 for s in "${@:-fanout manyrooms idle ingest recovery slow}"; do

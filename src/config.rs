@@ -31,6 +31,18 @@ pub struct Config {
     #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// A separate address for `/metrics` and the profiling endpoints (`/debug/pprof/…`), e.g.
+    /// `127.0.0.1:9090`. When set, `/metrics` is no longer served on `--listen`; without it, `/metrics`
+    /// is on `--listen` and profiling is off.
+    #[arg(long, env = "PARLEY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated, e.g. `10.0.0.0/8,127.0.0.1`) whose
+    /// `X-Forwarded-For` names the client: per-address limits then count the client's address, not the
+    /// proxy's. From any other peer the header is ignored.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Directory for the SQLite database and the generated token secret.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: PathBuf,
@@ -62,11 +74,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,
 
-    /// Seconds between WebSocket pings; a connection silent for twice this is dropped.
+    /// Seconds between WebSocket pings (SSE comments; TCP keepalive idle time); a WebSocket silent for
+    /// twice this is closed (4002).
     #[arg(long, env = "PARLEY_KEEPALIVE_SECS", default_value_t = 20)]
     pub keepalive_secs: u64,
 
-    /// Seconds a write to a client may take before the connection is dropped.
+    /// Slow-client time bound, in seconds: a delivery queued or a write pending longer closes the
+    /// connection as too slow (4008); a socket write stalled twice this long drops it.
     #[arg(long, env = "PARLEY_WRITE_TIMEOUT_SECS", default_value_t = 10)]
     pub write_timeout_secs: u64,
 
@@ -216,6 +230,14 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A CIDR block, or one address (a /32 or /128).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block (like 10.0.0.0/8)"))
+}
+
 impl Config {
     /// Parses a configuration from flags alone (defaults for the rest), as tests and tools need.
     pub fn from_flags<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
@@ -276,5 +298,13 @@ mod tests {
             assert!(Config::from_flags(bad.clone()).unwrap().validate().is_err(), "{bad:?}");
         }
         assert!(Config::from_flags(["--tls-cert", "c.pem"]).is_err(), "a certificate needs its key");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_blocks() {
+        let c = Config::from_flags(["--trusted-proxies", "10.0.0.0/8, 127.0.0.1,::1"]).unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert!(Config::from_flags(["--trusted-proxies", "nginx"]).is_err());
     }
 }

@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod broker;
 pub mod config;
 pub mod core;
+pub mod healthcheck;
 pub mod http;
 pub mod jobs;
 pub mod observe;

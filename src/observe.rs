@@ -9,6 +9,7 @@ use std::time::Duration;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::core::error::Limit;
 use crate::core::limits::Transport;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -53,12 +54,51 @@ fn describe() {
     describe_histogram!("parley_broker_publish_seconds", Unit::Seconds, "Publishing one stored message to the broker.");
     describe_counter!("parley_slow_client_disconnects_total", "Connections closed because their queue overflowed.");
     describe_counter!(
+        "parley_broker_received_total",
+        "Events taken off Redis from other nodes (only routed rooms and users)."
+    );
+    describe_counter!(
+        "parley_presence_snapshots_wanted_total",
+        "Presence snapshots asked of other nodes after a heartbeat mismatch."
+    );
+    describe_counter!(
         "parley_ephemeral_dropped_total",
         "Typing and presence events not queued because a connection's queue was half full."
     );
+    describe_counter!("parley_send_timeouts_total", "Sends answered `unavailable` because --send-timeout-ms passed.");
     describe_counter!("parley_rate_limited_total", "Requests refused by an abuse limit, by limit.");
     describe_gauge!("parley_jobs_queued", "Background jobs waiting to run.");
+    describe_counter!("parley_jobs_completed_total", "Background jobs that ran to completion, by kind.");
+    describe_counter!(
+        "parley_jobs_failed_total",
+        "Background job runs that failed (to be retried or buried), by kind."
+    );
+    describe_counter!("parley_jobs_dead_total", "Background jobs moved to the dead-letter list, by kind.");
+    describe_counter!("parley_http_requests_total", "HTTP requests answered, by method, route and status.");
+    describe_histogram!(
+        "parley_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request (to the response head), by method and route."
+    );
+    describe_gauge!("parley_build_info", "Always 1; the labels say which build runs (version, commit).");
+    metrics::gauge!(
+        "parley_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => env!("PARLEY_COMMIT"),
+    )
+    .set(1.0);
+    process().describe();
     // Series that should show from the start, at zero.
+    for limit in
+        [Limit::Auth, Limit::Messages, Limit::ConnectionsPerUser, Limit::ConnectionsTotal, Limit::PasswordHashing]
+    {
+        metrics::counter!("parley_rate_limited_total", "limit" => limit.as_str()).increment(0);
+    }
+    for kind in [crate::jobs::retention::KIND, crate::jobs::webhook::KIND] {
+        for name in ["parley_jobs_completed_total", "parley_jobs_failed_total", "parley_jobs_dead_total"] {
+            metrics::counter!(name, "kind" => kind).increment(0);
+        }
+    }
     for t in Transport::ALL {
         metrics::gauge!("parley_connections_open", "transport" => t.as_str()).increment(0.0);
         metrics::counter!("parley_connections_total", "transport" => t.as_str()).increment(0);
@@ -67,6 +107,9 @@ fn describe() {
     metrics::counter!("parley_messages_delivered_total").increment(0);
     metrics::counter!("parley_slow_client_disconnects_total").increment(0);
     metrics::counter!("parley_ephemeral_dropped_total").increment(0);
+    metrics::counter!("parley_broker_received_total").increment(0);
+    metrics::counter!("parley_presence_snapshots_wanted_total").increment(0);
+    metrics::counter!("parley_send_timeouts_total").increment(0);
     metrics::gauge!("parley_jobs_queued").set(0.0);
 }
 
@@ -81,7 +124,16 @@ pub async fn upkeep() {
     }
 }
 
-/// The text exposition of every series.
+/// The process collector: CPU seconds, resident and virtual memory, open and maximum file
+/// descriptors, threads, start time (`process_*`, as every Prometheus client names them).
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The text exposition of every series (process metrics read now).
 pub fn render() -> String {
-    handle().render()
+    let handle = handle();
+    process().collect();
+    handle.render()
 }

@@ -2,15 +2,18 @@
 //!
 //! [`run`] takes already bound listeners (tests bind port 0) and a shutdown future. When that future
 //! completes:
-//! 1. the TCP listener stops; every connection gets a close frame (WebSocket 1001, a last line on TCP,
-//!    a `close` event on SSE) and new messages are refused;
-//! 2. the HTTP server stops accepting and lets running requests finish;
+//! 1. the TCP listener stops; new messages are refused; every connection stops reading, waits for the
+//!    answers to the messages it already accepted and writes them and what is queued for it, then
+//!    closes (WebSocket 1001, a last line on TCP, a `close` event on SSE) — see `core::conn`;
+//! 2. the HTTP server stops accepting and lets running requests finish; live connections are given
+//!    the grace period to drain;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
 //!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
 //! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
 //!    run stay queued (Redis) or are lost with the process (in-process queue);
 //! 5. the store closes. Steps 2–5 are bounded by [`SHUTDOWN_GRACE`] each.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +33,7 @@ use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::{Ingest, IngestOptions};
 use crate::core::limits::Rate;
+use crate::http::deadline::Deadline;
 use crate::http::{AppState, ClientAddr, HttpConfig, NoDelayListener};
 use crate::jobs::runner::{Runner, RunnerConfig};
 use crate::jobs::{DynQueue, memory::MemoryQueue, redis::RedisQueue};
@@ -56,6 +60,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
         }
         // The URL may hold a password: it stays out of the error message.
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            probe_postgres(url).await?;
             Arc::new(PgStore::connect(url).await.context("connecting to PostgreSQL")?)
         }
         Some(other) => {
@@ -80,6 +85,20 @@ pub async fn open_blobs(config: &Config) -> anyhow::Result<crate::core::blobs::D
         }
         (other, _) => anyhow::bail!("unknown --blob-store {other:?}: use auto, disk or postgres"),
     })
+}
+
+/// One connection attempt before the pool is built, so that a server that cannot be reached (refused,
+/// unknown host, bad password) is reported at once with its cause, not as the pool's timeout after
+/// retrying for seconds.
+async fn probe_postgres(url: &str) -> anyhow::Result<()> {
+    use sqlx::ConnectOptions;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().context("parsing the PostgreSQL URL")?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), options.connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL: no answer within 10 s"))?
+        .context("connecting to PostgreSQL")?;
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(())
 }
 
 /// How often webhooks are checked for messages no dispatcher queued (after a crash, a failure).
@@ -150,11 +169,34 @@ impl Listeners {
     }
 }
 
+/// What a node serves, told once it is ready (see [`run_with`]).
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub http: SocketAddr,
+    /// The TCP line protocol, if enabled.
+    pub tcp: Option<SocketAddr>,
+    /// The metrics and profiling listener (`--metrics-listen`), if any.
+    pub metrics: Option<SocketAddr>,
+    /// HTTPS/WSS and TLS on the line protocol.
+    pub tls: bool,
+}
+
 /// Runs a node on `listeners` until `shutdown` completes, then shuts down as described above.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, listeners, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `on_ready` once the store, Redis, the job queue, TLS and the metrics listener are
+/// set up, just before serving; a start-up that fails returns its error without calling it.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
     let Listeners { http: listener, tcp } = listeners;
     config.validate()?;
@@ -186,6 +228,9 @@ pub async fn run(
     };
     let hub = Hub::new(config.send_queue, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+    if let Some(interest) = broker.interest() {
+        hub.set_interest(interest);
+    }
     let jobs = open_queue(&config).await?;
     let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
     let (ingest, writer) = Ingest::start_with(
@@ -263,7 +308,7 @@ pub async fn run(
         tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));
     }
     if let Some(reconnects) = broker.reconnects() {
-        tokio::spawn(chat.clone().run_resync(reconnects, background.clone()));
+        tokio::spawn(chat.clone().run_resync(reconnects, broker.catch_up(), background.clone()));
     }
     let files = Arc::new(Files::new(
         chat.clone(),
@@ -292,9 +337,27 @@ pub async fn run(
             keepalive: config.keepalive(),
             write_timeout: config.write_timeout(),
             write_coalesce: Duration::from_millis(config.write_coalesce_ms),
+            metrics_on_public_port: config.metrics_listen.is_none(),
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     });
     let app = crate::http::router(state);
+    // Metrics and profiles on their own port, if asked; it closes when this function returns.
+    let (metrics_addr, _metrics_server) = match config.metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?;
+            let bound = l.local_addr()?;
+            let serve = axum::serve(l, crate::http::ops::router()).into_future();
+            (Some(bound), Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(serve))))
+        }
+        None => (None, None),
+    };
+    let ready = Ready {
+        http: listener.local_addr()?,
+        tcp: tcp.as_ref().map(|t| t.local_addr()).transpose()?,
+        metrics: metrics_addr,
+        tls: tls.is_some(),
+    };
     let stop_tcp = tokio_util::sync::CancellationToken::new();
     if let Some(tcp) = tcp {
         let cfg = TcpConfig {
@@ -318,18 +381,24 @@ pub async fn run(
         background.cancel();
         let _ = stopping_tx.send(());
     };
+    // Below the connections' own write timeout (`core::conn`), a backstop on every socket.
+    let socket_deadline = config.write_timeout() * 2;
     // Both listeners give the same boxed server future.
     let server = match tls {
         Some(acceptor) => axum::serve(
-            crate::tls::TlsListener::new(listener, acceptor)?,
+            Deadline::new(crate::tls::TlsListener::new(listener, acceptor)?, socket_deadline),
             app.into_make_service_with_connect_info::<ClientAddr>(),
         )
         .with_graceful_shutdown(graceful)
         .into_future(),
-        None => axum::serve(NoDelayListener(listener), app.into_make_service_with_connect_info::<ClientAddr>())
-            .with_graceful_shutdown(graceful)
-            .into_future(),
+        None => axum::serve(
+            Deadline::new(NoDelayListener(listener), socket_deadline),
+            app.into_make_service_with_connect_info::<ClientAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future(),
     };
+    on_ready(&ready);
     let server = async move {
         // Once shutdown begins, requests still running get the grace period, not forever.
         let mut server = std::pin::pin!(server);
@@ -342,6 +411,16 @@ pub async fn run(
         }
     };
     server.await.context("http server")?;
+    // Connections drain by themselves (they stop reading, write the answers to what they accepted and
+    // what is queued, then close: `core::conn`); the writer keeps storing meanwhile.
+    let drained = async {
+        while chat.hub().connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        warn!(open = chat.hub().connection_count(), "connections still draining after the grace period");
+    }
     drop(chat);
     if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
         warn!("the message writer did not finish in time");

@@ -68,6 +68,7 @@ export const api = {
   openDm: (username) => request('POST', '/dms', { username }),
   invite: (ref, username) => request('POST', `/rooms/${enc(ref)}/invites`, { username }),
   config: () => request('GET', '/config'),
+  search: (q, cursor) => request('GET', `/search?q=${encodeURIComponent(q)}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
   invites: () => request('GET', '/me/invites'),
   acceptInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/accept`),
   declineInvite: (ref) => request('POST', `/me/invites/${enc(ref)}/decline`),

@@ -15,8 +15,10 @@
 import { api, describeError } from './api.js';
 import { Connection } from './conn.js';
 import { wireFiles } from './files.js';
+import { takeReply, wireConvo } from './convo.js';
 import { dispatch } from './frames.js';
 import { wireKeys } from './keys.js';
+import { wireSearch } from './search.js';
 import { wireModeration } from './moderation.js';
 import { onConnState, renderTyping, setMembersPanel, startDm } from './panels.js';
 import { displayName, el } from './render.js';
@@ -109,8 +111,10 @@ export function teardown() {
 
 export function wireStatic() {
   wireModeration();
+  wireConvo();
   wireKeys();
   wireFiles({ roomId: () => state.current, notify: toast });
+  wireSearch();
   // login / register
   $('auth-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -158,7 +162,7 @@ export function wireStatic() {
     if (!body.trim()) return;
     const long = tooLong(body);
     if (long) { toast(long, 'error'); return; }
-    sendMessage(body);
+    sendMessage(body, takeReply(state.current));
     input.value = '';
     autosize();
   });

@@ -1,6 +1,7 @@
 // FRAME_HANDLERS (the one dispatch table of server frames) and what each frame changes.
 
 import { api, describeError } from './api.js';
+import { maybeNotify, onNotify, onPinMessage, onReactions, onThreadUpdated } from './convo.js';
 import { loadInvites, onInvited, renderInvites } from './invites.js';
 import { loadMembers, loadMembersSoon, renderMembersPanel, renderTyping } from './panels.js';
 import { addRoom, catchUp, currentRoom, isDirect, lastRoomId, loadLatest, markSeen, openRoom, refreshHeld, removeRoom, resendOutbox, roomFromHash, sortedRooms } from './rooms.js';
@@ -32,6 +33,11 @@ export const FRAME_HANDLERS = {
   recovered: () => {},                                                // (catch-up uses history pages)
   ok: () => {},
   invited: onInvited,                                                 // {room, invited_by, at}
+  reactions: onReactions,                                             // {room, seq, reactions}: a message's reactions
+  thread_updated: onThreadUpdated,                                    // {room, seq, reply_count, last_reply_ts}
+  notify: onNotify,                                                   // {room, notify, muted}: from any device
+  thread: () => { /* replies to `thread` requests */ },
+  pins: () => { /* replies to `pins` requests */ },
 };
 
 export function dispatch(frame) {
@@ -109,7 +115,11 @@ export function onMessage(m) {
   if (m.kind && m.kind !== 'text') onSystemMessage(room, m, fresh);
   // Our own message in a room not open here: it is not "unread".
   if (mine && state.seen.get(room.id) >= m.seq - 1) { state.seen.set(room.id, m.seq); room.readUpTo(m.seq); }
-  else if (!mine && (m.kind || 'text') === 'text') room.countUnread(m.seq, state.seen.get(room.id), mentionsMe(m));
+  else if (!mine && (m.kind || 'text') === 'text') {
+    room.countUnread(m.seq, state.seen.get(room.id), mentionsMe(m));
+    if (fresh) maybeNotify(room, m, mentionsMe(m));
+  }
+  if (m.kind === 'pin' || m.kind === 'unpin') onPinMessage(room);
   if (room.id === state.current) {
     markSeen(room);
     renderMessages();

@@ -2,6 +2,7 @@
 // each offered only to those allowed and confirmed first; the room-settings dialog (name, topic,
 // visibility, retention, webhooks and their failed deliveries, banned users, leave).
 
+import { fillNotifyForm } from './convo.js';
 import { api, describeError } from './api.js';
 import { loadMembers } from './panels.js';
 import { displayName, el } from './render.js';
@@ -118,11 +119,14 @@ export function openMemberDialog(u, opener) {
 
 export function openSettings(opener) {
   const room = currentRoom();
-  if (!room || isDirect(room)) return;
+  if (!room) return;
   const dlg = $('settings-dialog');
-  const can = room.moderates;
+  const direct = isDirect(room);
+  const can = room.moderates && !direct;
   $('settings-title').textContent = `Settings of ${roomLabel(room)}`;
-  $('settings-readonly').hidden = can;
+  $('settings-readonly').hidden = can || direct;
+  $('settings-leave').hidden = direct;
+  fillNotifyForm(room);
   $('settings-form').hidden = !can;
   $('webhooks-section').hidden = !can;
   $('bans-section').hidden = !can;
@@ -139,7 +143,7 @@ export function openSettings(opener) {
   }
   sel.value = keep ? String(keep) : '';
   openDialog(dlg, opener);
-  (can ? $('settings-topic') : $('settings-leave')).focus();
+  (can ? $('settings-topic') : $('notify-level')).focus();
   if (can) { loadWebhooks(room); loadBans(room); }
 }
 

@@ -43,6 +43,7 @@ export async function loadMembers(room, { quiet = false } = {}) {
 export function setMembersPanel(open, { focus = true } = {}) {
   const was = state.membersOpen;
   state.membersOpen = open && !!currentRoom();
+  if (state.membersOpen && !$('convo-panel').hidden) { $('convo-panel').hidden = true; state.convo = null; }
   const panel = $('members-panel');
   panel.hidden = !state.membersOpen;
   $('members-backdrop').hidden = !state.membersOpen;
@@ -56,6 +57,16 @@ export function setMembersPanel(open, { focus = true } = {}) {
     $('members-btn').focus();
   }
 }
+
+// Rooms of more than 500 members get no presence frames (docs/PROTOCOL.md, "Presence in big rooms"):
+// while such a room's member list is shown, it is read again every 30 s for its online state.
+const PRESENCE_ROOM_LIMIT = 500;
+setInterval(() => {
+  const room = currentRoom();
+  if (state.membersOpen && room && !isDirect(room) && room.member_count > PRESENCE_ROOM_LIMIT && !document.hidden) {
+    loadMembers(room, { quiet: true });
+  }
+}, 30_000);
 
 export const ROLE_RANK = { owner: 0, admin: 1, member: 2 };
 

@@ -4,6 +4,8 @@
 import { fileList } from './files.js';
 
 /** Create an element: el('p', {class: 'x', title: 't'}, child, 'text', …). */
+import { excerpt, renderMarkdown } from './markdown.js';
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -102,25 +104,11 @@ const SYSTEM_TEXT = {
   },
   rename: (who, _t, body) => body ? `${who} renamed the room to #${body}` : `${who} renamed the room`,
   topic: (who, _t, body) => body ? `${who} set the topic: ${body}` : `${who} cleared the topic`,
+  pin: (who, _t, body) => `${who} pinned message #${body}`,
+  unpin: (who, _t, body) => `${who} unpinned message #${body}`,
 };
 // Kinds whose body is part of the sentence above (the others show it after the line).
-const BODY_IN_LINE = new Set(['role', 'rename', 'topic']);
-
-/** The body as text nodes, with "@me" mentions wrapped in a highlighted span (still only text). */
-function bodyNodes(text, me) {
-  if (!me || !me.username || !text.includes('@')) return [text];
-  const out = [];
-  const re = /@([A-Za-z][A-Za-z0-9_-]*)/g;
-  let last = 0;
-  for (let m; (m = re.exec(text));) {
-    if (m[1].toLowerCase() !== me.username.toLowerCase()) continue;
-    if (m.index > last) out.push(text.slice(last, m.index));
-    out.push(el('span', { class: 'mention-me', text: m[0] }));
-    last = m.index + m[0].length;
-  }
-  if (last < text.length) out.push(text.slice(last));
-  return out;
-}
+const BODY_IN_LINE = new Set(['role', 'rename', 'topic', 'pin', 'unpin']);
 
 /**
  * THE message renderer: every message, live or from history, pending or stored, goes through
@@ -172,13 +160,21 @@ export function renderMessage(m, ctx = {}) {
   } else {
     const body = el('div', { class: 'msg-body' });
     if (m.deleted) body.textContent = 'Message deleted';
-    else body.append(...bodyNodes(m.body, ctx.me));
+    else body.append(renderMarkdown(m.body, ctx.me, mentionsMe));
+    if (m.quote && !m.deleted) main.append(renderQuote(m.quote, ctx));
     main.append(body);
     if (!m.deleted && m.files && m.files.length) main.append(fileList(m.files));
   }
 
   if (m.edited_at && !m.deleted && !ctx.editing) {
     main.append(el('span', { class: 'msg-edited muted', title: 'Edited ' + fullFmt.format(new Date(m.edited_at)), text: '(edited)' }));
+  }
+
+  if (!m.deleted && Array.isArray(m.reactions) && m.reactions.length) main.append(renderReactions(m, ctx));
+  if (m.reply_count && !ctx.inThread) {
+    main.append(el('button', { class: 'link-btn thread-summary', type: 'button', dataset: { action: 'thread' },
+      onclick: () => ctx.onThread?.(m),
+      text: `${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'}${m.last_reply_ts ? ' · last ' + timeFmt.format(new Date(m.last_reply_ts)) : ''}` }));
   }
 
   if (ctx.pending) {
@@ -198,22 +194,47 @@ export function renderMessage(m, ctx = {}) {
 
   // Actions: in the DOM (so Tab reaches them), shown on hover or when focus is inside.
   const stored = !ctx.pending && typeof m.seq === 'number' && !m.deleted && !ctx.editing;
-  if (stored && (ctx.canEdit || ctx.canDelete)) {
+  if (stored) {
     const what = `message from ${who}`;
     // One Tab stop per message: a toolbar whose buttons are reached with ←/→ (roving tabindex).
     const bar = el('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': `Actions for ${what}`, onkeydown: rove });
-    if (ctx.canEdit) {
-      bar.append(el('button', { class: 'icon-btn icon-btn-sm', type: 'button', 'aria-label': 'Edit message', title: 'Edit',
-        dataset: { action: 'edit' }, onclick: () => ctx.onEdit?.(m) }, icon('i-pencil', 'icon icon-sm')));
-    }
-    if (ctx.canDelete) {
-      bar.append(el('button', { class: 'icon-btn icon-btn-sm icon-btn-danger', type: 'button', 'aria-label': 'Delete message', title: 'Delete',
-        dataset: { action: 'delete' }, onclick: () => ctx.onDelete?.(m) }, icon('i-trash', 'icon icon-sm')));
-    }
+    const action = (name, label, glyph, run, danger = false) => bar.append(el('button', {
+      class: danger ? 'icon-btn icon-btn-sm icon-btn-danger' : 'icon-btn icon-btn-sm', type: 'button', 'aria-label': label, title: label,
+      dataset: { action: name }, onclick: (ev) => run(ev.currentTarget) }, icon(glyph, 'icon icon-sm')));
+    if (ctx.canReply) action('reply', 'Reply', 'i-reply', () => ctx.onReply?.(m));
+    if (ctx.canReact) action('react', 'Add reaction', 'i-smile', (b) => ctx.onPickReaction?.(m, b));
+    if (ctx.canPin) action(ctx.pinned ? 'unpin' : 'pin', ctx.pinned ? 'Unpin message' : 'Pin message', 'i-pin', () => ctx.onPin?.(m, !ctx.pinned));
+    if (ctx.canEdit) action('edit', 'Edit message', 'i-pencil', () => ctx.onEdit?.(m));
+    if (ctx.canDelete) action('delete', 'Delete message', 'i-trash', () => ctx.onDelete?.(m), true);
     [...bar.children].forEach((b, i) => b.setAttribute('tabindex', i === 0 ? '0' : '-1'));
-    li.append(bar);
+    if (bar.children.length) li.append(bar);
   }
   return li;
+}
+
+/** The compact quote of a reply's parent; a click jumps to the parent. */
+function renderQuote(q, ctx) {
+  const text = q.deleted ? 'Original message deleted' : excerpt(q.excerpt, 120);
+  const who = q.deleted ? '' : displayName(q.sender);
+  return el('button', { class: q.deleted ? 'msg-quote msg-quote-deleted' : 'msg-quote', type: 'button',
+    'aria-label': q.deleted ? 'In reply to a deleted message' : `In reply to ${who}: ${text} (show it)`,
+    dataset: { quoteSeq: q.seq }, onclick: () => ctx.onJump?.(q.seq) },
+  who ? el('span', { class: 'msg-quote-sender', text: who }) : null,
+  el('span', { class: 'msg-quote-text', text }));
+}
+
+/** Reactions under a message: one toggle per emoji, with its count; the user's own pressed. */
+function renderReactions(m, ctx) {
+  const row = el('div', { class: 'msg-reactions', role: 'group', 'aria-label': 'Reactions' });
+  for (const r of m.reactions) {
+    const mine = !!(ctx.me && Array.isArray(r.users) && r.users.includes(ctx.me.id));
+    row.append(el('button', {
+      class: mine ? 'reaction reaction-mine' : 'reaction', type: 'button', 'aria-pressed': String(mine),
+      'aria-label': `${r.emoji} ${r.count} reaction${r.count === 1 ? '' : 's'}${mine ? ', including yours' : ''}`,
+      dataset: { emoji: r.emoji }, disabled: !ctx.canReact, onclick: () => ctx.onToggleReaction?.(m, r.emoji, mine),
+    }, el('span', { class: 'reaction-emoji', text: r.emoji }), el('span', { class: 'reaction-count', text: String(r.count) })));
+  }
+  return row;
 }
 
 /** ←/→ (and Home/End) move focus between the buttons of a toolbar; Tab leaves it. */

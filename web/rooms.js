@@ -240,10 +240,10 @@ export function fillViewport(room) {
 
 // ───────────────────────────── sending ─────────────────────────────
 
-export function sendMessage(body) {
+export function sendMessage(body, replyTo = null) {
   const room = currentRoom();
   if (!room) return;
-  const it = state.outbox.add(room.id, body);
+  const it = state.outbox.add(room.id, body, replyTo);
   transmit(it);
   renderMessages({ toBottom: true });
 }
@@ -252,7 +252,9 @@ export function transmit(it) {
   if (!state.conn?.isOpen()) return; // stays pending; resent after the next hello
   it.state = 'pending';
   it.error = undefined;
-  state.conn.request({ type: 'send', room: it.room, body: it.body, client_id: it.client_id })
+  const frame = { type: 'send', room: it.room, body: it.body, client_id: it.client_id };
+  if (typeof it.reply_to === 'number') frame.reply_to = it.reply_to;
+  state.conn.request(frame)
     .catch((e) => {
       if (e instanceof RequestError && TRANSIENT.has(e.code)) return; // resent after reconnect
       it.state = 'failed';

@@ -25,6 +25,9 @@ export class RoomState {
     this.catchingUp = false;
     this.catchUpAgain = false;
     this.typing = new Map();            // user id -> {user, until}
+    this.notify = room.notify || 'all'; // notification level: all | mentions | none
+    this.muted = !!room.muted;
+    this.pins = null;                   // [{message, pinned_by, at}] once fetched (pins panel, pin buttons)
     // Unread = unreadBase (as of the last hello: the server's own count when it keeps read
     // state, else last_seq above what this browser saw) + messages from others received since.
     this.unreadBase = 0;
@@ -62,7 +65,8 @@ export class RoomState {
   }
 
   get unread() { return this.unreadBase + this.unreadSeqs.size; }
-  get mentions() { return Math.min(this.unread, this.mentionBase + this.mentionSeqs.size); }
+  // Not capped by `unread`: at the `mentions` and `none` levels the server counts mentions only.
+  get mentions() { return this.mentionBase + this.mentionSeqs.size; }
 
   /** Owners and admins moderate (delete others' messages) in group rooms. */
   get moderates() { return (this.role === 'owner' || this.role === 'admin') && this.kind !== 'direct'; }
@@ -74,6 +78,8 @@ export class RoomState {
     this.created_by = room.created_by ?? this.created_by;
     if (room.member_count !== undefined) this.member_count = room.member_count;
     if (room.role) this.role = room.role;
+    if (room.notify) this.notify = room.notify;
+    if (typeof room.muted === 'boolean') this.muted = room.muted;
     if (room.last_seq !== undefined) this.last_seq = Math.max(this.last_seq, room.last_seq);
     this.extra = { ...this.extra, ...room };
   }
@@ -119,7 +125,10 @@ export class RoomState {
 }
 
 function sameMessage(a, b) {
-  return a.body === b.body && a.kind === b.kind && a.edited_at === b.edited_at && a.deleted === b.deleted;
+  return a.body === b.body && a.kind === b.kind && a.edited_at === b.edited_at && a.deleted === b.deleted
+    && a.reply_count === b.reply_count && a.last_reply_ts === b.last_reply_ts
+    && JSON.stringify(a.reactions || []) === JSON.stringify(b.reactions || [])
+    && JSON.stringify(a.quote || null) === JSON.stringify(b.quote || null);
 }
 
 /** Last seen seq per room, kept in localStorage under the user's id (not secret). */
@@ -163,9 +172,10 @@ export class Outbox {
       }
     } catch { /* ignore */ }
   }
-  add(room, body) {
+  add(room, body, replyTo = null) {
     const client_id = newClientId();
     const it = { client_id, room, body, ts: Date.now(), state: 'pending' };
+    if (typeof replyTo === 'number') it.reply_to = replyTo;
     this.items.set(client_id, it);
     this.save();
     return it;

@@ -1,6 +1,7 @@
 // Rendering: room list, header, the message list; editing and deleting messages.
 
 import { describeError } from './api.js';
+import { badgeCounts, isPinned, loadPins, openThread, pickReaction, renderReplyBar, setConvoPanel, setFaviconBadge, setPinned, startReply, toggleReaction, jumpTo } from './convo.js';
 import { RequestError } from './conn.js';
 import { isOnline, onMessagePatch } from './frames.js';
 import { discardPending, retryPending, setMembersPanel, showNewBelow } from './panels.js';
@@ -38,14 +39,15 @@ export function renderRoomList() {
     [$('dm-list'), sortedRooms(isDirect)],
   ];
   let total = 0;
+  let mentionTotal = 0;
   for (const [list, rooms] of groups) {
     let cursor = list.firstChild;
     for (const room of rooms) {
       let item = state.roomItems.get(room.id);
       if (!item) item = buildRoomItem(room);
-      const n = unreadCount(room);
-      const at = n ? room.mentions : 0;
-      total += n;
+      const { unread: n, mentions: at } = badgeCounts(room, unreadCount(room));
+      total += Math.max(n, at);
+      mentionTotal += at;
       const direct = isDirect(room);
       item.name.textContent = direct ? roomLabel(room) : room.name;
       const glyph = direct ? 'dm' : room.visibility === 'private' ? 'i-lock' : 'i-hash';
@@ -57,6 +59,7 @@ export function renderRoomList() {
       if (direct) item.glyph.dataset.online = online === null ? 'unknown' : String(online);
       item.badge.textContent = n > 99 ? '99+' : String(n);
       item.badge.hidden = n === 0 || at === n;
+      item.btn.dataset.notify = room.muted ? 'muted' : room.notify;
       item.mention.textContent = '@' + (at > 99 ? '99+' : String(at));
       item.mention.hidden = at === 0;
       item.btn.classList.toggle('has-unread', n > 0);
@@ -74,6 +77,7 @@ export function renderRoomList() {
   $('drawer-unread').hidden = total === 0;
   const cur = currentRoom();
   document.title = `${total ? `(${total}) ` : ''}${cur ? roomLabel(cur) + ' — ' : ''}Parley`;
+  setFaviconBadge(mentionTotal);
 }
 
 export function buildRoomItem(room) {
@@ -116,7 +120,9 @@ export function renderHeader() {
   meta.replaceChildren(el('span', { class: 'room-kind', text: parts.join(' · ') }), topic ? ' · ' : '', topic || '');
   $('invite-btn').hidden = room.visibility !== 'private' || isDirect(room);
   $('leave-btn').hidden = isDirect(room);
-  $('settings-btn').hidden = isDirect(room);
+  $('settings-btn').hidden = false;
+  if (state.convo && state.convo.room !== room.id) setConvoPanel(false);
+  renderReplyBar();
   $('messages').setAttribute('aria-label', `Messages in ${roomLabel(room)}`);
   $('composer-label').textContent = `Message ${roomLabel(room)}`;
   $('composer-input').placeholder = `Message ${roomLabel(room)}`;
@@ -173,7 +179,9 @@ export function renderMessages({ toBottom = false, keepAnchor = false } = {}) {
     const editing = !pending && state.editing && state.editing.room === room.id && state.editing.seq === m.seq ? state.editing : null;
     const canEdit = mine && !pending && !m.deleted;
     const canDelete = !pending && !m.deleted && (mine || room.moderates);
-    const rev = `${m._rev || 0}|${cont}|${pending ? pending.state + (pending.error || '') : ''}|${canEdit}${canDelete}`
+    const stored = !pending && !m.deleted && (m.kind || 'text') === 'text';
+    const pinned = isPinned(room, m.seq);
+    const rev = `${m._rev || 0}|${pinned}|${cont}|${pending ? pending.state + (pending.error || '') : ''}|${canEdit}${canDelete}`
       + `|${editing ? 'e' + (editing.busy ? 'b' : '') + (editing.gen || 0) : ''}|${state.me.username}`;
     const key = pending ? 'p:' + pending.client_id : 's:' + m.seq;
     items.push({
@@ -181,11 +189,15 @@ export function renderMessages({ toBottom = false, keepAnchor = false } = {}) {
       build: () => renderMessage(m, {
         me: state.me, continuation: cont, pending, onRetry: retryPending, onDiscard: discardPending,
         canEdit, canDelete, editing, onEdit: startEdit, onDelete: askDelete,
+        canReply: stored, canReact: stored, canPin: stored && room.moderates, pinned,
+        onReply: startReply, onPickReaction: pickReaction, onToggleReaction: toggleReaction, onPin: setPinned,
+        onThread: openThread, onJump: jumpTo,
         onEditSave: saveEdit, onEditCancel: cancelEdit, onEditDraft: (_m, v) => { if (state.editing) state.editing.draft = v; },
       }),
     });
     prev = m;
   };
+  if (room.moderates && room.pins === null && !room.pinsLoading && state.conn?.isOpen()) loadPins(room);
   for (const m of room.messages()) pushMsg(m);
   for (const it of state.outbox.forRoom(room.id)) {
     if (it.ackSeq !== undefined && room.bySeq.has(it.ackSeq)) continue;

@@ -55,6 +55,13 @@ struct M {
     /// Added within v1: absent from older nodes' messages (no files).
     #[serde(default)]
     files: Vec<F>,
+    // Added with replies (issue 14); absent from older nodes' envelopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thread: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quote: Option<Q>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -105,20 +112,124 @@ fn file(x: F) -> FileMeta {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Q {
+    seq: i64,
+    sender: Option<U>,
+    excerpt: String,
+    deleted: bool,
+}
+
+/// A [`ConvoEvent`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum C {
+    Reactions { room: i64, seq: i64, reactions: Vec<(String, Vec<i64>)> },
+    ThreadUpdated { room: i64, seq: i64, reply_count: i64, last_reply_ts: Option<i64> },
+    Notify { room: i64, level: String, muted: bool },
+}
+
+fn c(x: &ConvoEvent) -> C {
+    match x {
+        ConvoEvent::Reactions { room, seq, reactions } => C::Reactions {
+            room: room.0,
+            seq: *seq,
+            reactions: reactions.iter().map(|r| (r.emoji.clone(), r.users.iter().map(|u| u.0).collect())).collect(),
+        },
+        ConvoEvent::ThreadUpdated { room, seq, reply_count, last_reply_ts } => {
+            C::ThreadUpdated { room: room.0, seq: *seq, reply_count: *reply_count, last_reply_ts: *last_reply_ts }
+        }
+        ConvoEvent::Notify { room, level, muted } => {
+            C::Notify { room: room.0, level: level.as_str().into(), muted: *muted }
+        }
+    }
+}
+
+fn convo(x: C) -> Option<ConvoEvent> {
+    Some(match x {
+        C::Reactions { room, seq, reactions } => ConvoEvent::Reactions {
+            room: RoomId(room),
+            seq,
+            reactions: reactions
+                .into_iter()
+                .map(|(emoji, users)| Reaction { emoji, users: users.into_iter().map(UserId).collect() })
+                .collect(),
+        },
+        C::ThreadUpdated { room, seq, reply_count, last_reply_ts } => {
+            ConvoEvent::ThreadUpdated { room: RoomId(room), seq, reply_count, last_reply_ts }
+        }
+        C::Notify { room, level, muted } => {
+            ConvoEvent::Notify { room: RoomId(room), level: NotifyLevel::parse(&level).ok()?, muted }
+        }
+    })
+}
+
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 enum Ev {
-    Message { m: M },
-    Joined { room: R, user: i64 },
-    Left { room: R, user: i64 },
-    SessionEnded { session: String },
-    Updated { m: M },
-    RoomUpdated { room: R },
-    Read { user: i64, room: i64, seq: i64 },
-    UserUpdated { user: U },
-    Typing { room: i64, user: U },
-    Invited { user: i64, room: R, by: U, at: i64 },
-    Presence { node: u64, user: U, rooms: Vec<i64>, online: bool },
-    NodeAlive { node: u64, users: Vec<(U, Vec<i64>)> },
+    Message {
+        m: M,
+    },
+    Joined {
+        room: R,
+        user: i64,
+    },
+    Left {
+        room: R,
+        user: i64,
+    },
+    SessionEnded {
+        session: String,
+    },
+    Updated {
+        m: M,
+    },
+    RoomUpdated {
+        room: R,
+    },
+    Read {
+        user: i64,
+        room: i64,
+        seq: i64,
+    },
+    UserUpdated {
+        user: U,
+    },
+    Typing {
+        room: i64,
+        user: U,
+    },
+    Invited {
+        user: i64,
+        room: R,
+        by: U,
+        at: i64,
+    },
+    Presence {
+        node: u64,
+        user: U,
+        rooms: Vec<i64>,
+        online: bool,
+    },
+    NodeAlive {
+        node: u64,
+        users: Vec<(U, Vec<i64>)>,
+    },
+    NodeBeat {
+        node: u64,
+        users: u64,
+        digest: u64,
+    },
+    SnapshotWanted {
+        of: u64,
+    },
+    /// Issue 14: reactions, thread summaries (to a room); notification settings (to a user).
+    Convo {
+        c: C,
+    },
+    UserConvo {
+        user: i64,
+        c: C,
+    },
 }
 
 fn u(x: &User) -> U {
@@ -167,6 +278,14 @@ fn m(x: &Message) -> M {
         edited_at: x.edited_at,
         deleted: x.deleted,
         files: x.files.iter().map(f).collect(),
+        reply_to: x.reply_to,
+        thread: x.thread,
+        quote: x.extras.quote.as_ref().map(|q| Q {
+            seq: q.seq,
+            sender: q.sender.as_ref().map(u),
+            excerpt: q.excerpt.clone(),
+            deleted: q.deleted,
+        }),
     }
 }
 fn message(x: M) -> Option<Arc<Message>> {
@@ -183,6 +302,17 @@ fn message(x: M) -> Option<Arc<Message>> {
         edited_at: x.edited_at,
         deleted: x.deleted,
         files: x.files.into_iter().map(file).collect(),
+        reply_to: x.reply_to,
+        thread: x.thread,
+        extras: MessageExtras {
+            quote: x.quote.map(|q| Quote {
+                seq: q.seq,
+                sender: q.sender.map(user),
+                excerpt: q.excerpt,
+                deleted: q.deleted,
+            }),
+            ..Default::default()
+        },
     }))
 }
 fn ids(v: &[RoomId]) -> Vec<i64> {
@@ -209,6 +339,10 @@ pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
         BrokerEvent::NodeAlive { node, users } => {
             Ev::NodeAlive { node: node.0, users: users.iter().map(|(x, rs)| (u(x), ids(rs))).collect() }
         }
+        BrokerEvent::Convo(x) => Ev::Convo { c: c(x) },
+        BrokerEvent::UserConvo { user, event } => Ev::UserConvo { user: user.0, c: c(event) },
+        BrokerEvent::NodeBeat { node, users, digest } => Ev::NodeBeat { node: node.0, users: *users, digest: *digest },
+        BrokerEvent::SnapshotWanted { of } => Ev::SnapshotWanted { of: of.0 },
     };
     // Serialising plain owned data cannot fail.
     serde_json::to_vec(&Envelope { v: VERSION, node: node.0, ev }).unwrap_or_default()
@@ -243,6 +377,10 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
             node: NodeId(node),
             users: users.into_iter().map(|(x, rs)| (user(x), rooms(rs))).collect(),
         },
+        Ev::Convo { c: x } => BrokerEvent::Convo(convo(x).ok_or_else(bad)?),
+        Ev::UserConvo { user, c: x } => BrokerEvent::UserConvo { user: UserId(user), event: convo(x).ok_or_else(bad)? },
+        Ev::NodeBeat { node, users, digest } => BrokerEvent::NodeBeat { node: NodeId(node), users, digest },
+        Ev::SnapshotWanted { of } => BrokerEvent::SnapshotWanted { of: NodeId(of) },
     };
     Ok((NodeId(env.node), ev))
 }
@@ -282,6 +420,9 @@ mod tests {
                 height: Some(20),
                 created_at: 1_700_000_000_000,
             }],
+            reply_to: None,
+            thread: None,
+            extras: Default::default(),
         });
         let room = Room {
             id: RoomId(3),
@@ -294,7 +435,27 @@ mod tests {
             member_count: 2,
             retention_secs: Some(3600),
         };
+        let mut reply = (*msg).clone();
+        reply.reply_to = Some(40);
+        reply.thread = Some(39);
+        reply.extras.quote = Some(Quote { seq: 40, sender: Some(alice()), excerpt: "hi".into(), deleted: false });
         let events = vec![
+            BrokerEvent::Message(Arc::new(reply)),
+            BrokerEvent::Convo(ConvoEvent::Reactions {
+                room: RoomId(3),
+                seq: 42,
+                reactions: vec![Reaction { emoji: "👍".into(), users: vec![UserId(7), UserId(8)] }],
+            }),
+            BrokerEvent::Convo(ConvoEvent::ThreadUpdated {
+                room: RoomId(3),
+                seq: 39,
+                reply_count: 2,
+                last_reply_ts: Some(5),
+            }),
+            BrokerEvent::UserConvo {
+                user: UserId(7),
+                event: ConvoEvent::Notify { room: RoomId(3), level: NotifyLevel::Mentions, muted: true },
+            },
             BrokerEvent::Message(msg.clone()),
             BrokerEvent::Joined { room: room.clone(), user: UserId(8) },
             BrokerEvent::Left { room: room.clone(), user: UserId(8) },
@@ -310,6 +471,8 @@ mod tests {
             BrokerEvent::Typing { room: RoomId(3), user: alice() },
             BrokerEvent::Presence { node: NodeId(9), user: alice(), rooms: vec![RoomId(3)], online: true },
             BrokerEvent::NodeAlive { node: NodeId(9), users: vec![(alice(), vec![RoomId(3), RoomId(4)])] },
+            BrokerEvent::NodeBeat { node: NodeId(9), users: 3, digest: u64::MAX },
+            BrokerEvent::SnapshotWanted { of: NodeId(9) },
         ];
         for e in events {
             let (node, back) = decode(&encode(NodeId(5), &e)).unwrap();

@@ -11,12 +11,14 @@ mod codec;
 pub mod local;
 pub mod redis;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::core::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use crate::core::error::Result;
+pub use crate::core::hub::Interest;
 
 #[derive(Debug, Clone)]
 pub enum BrokerEvent {
@@ -43,9 +45,30 @@ pub enum BrokerEvent {
     /// `user` got their first (`online`) or lost their last connection on `node`; `rooms` are the
     /// rooms whose members should hear of it.
     Presence { node: NodeId, user: User, rooms: Vec<RoomId>, online: bool },
-    /// `node` is alive, and these are its connected users: a heartbeat that also repairs any presence
-    /// change that was lost. A node not heard from for the node TTL is taken as gone.
+    /// `node`'s connected users, each with the rooms whose members should hear of them: a presence
+    /// snapshot, sent when another node asks for it ([`BrokerEvent::SnapshotWanted`]). It replaces
+    /// what the receivers knew of `node`'s users.
     NodeAlive { node: NodeId, users: Vec<(User, Vec<RoomId>)> },
+    /// `node` is alive with `users` connected users whose ids hash (XOR of [`user_digest`]) to
+    /// `digest`: the compact heartbeat, constant size whatever the node holds. A receiver whose own
+    /// picture of `node` differs asks for a snapshot. A node not heard from for the node TTL is gone.
+    NodeBeat { node: NodeId, users: u64, digest: u64 },
+    /// Some node's picture of node `of` is off: `of` answers with a [`BrokerEvent::NodeAlive`].
+    SnapshotWanted { of: NodeId },
+    /// A change to a room that is not a new message (reactions, a thread's summary): to its members.
+    Convo(ConvoEvent),
+    /// A change only `user` hears of (their notification settings of a room): to their connections.
+    UserConvo { user: UserId, event: ConvoEvent },
+}
+
+/// One user's share of a [`BrokerEvent::NodeBeat`] digest (a 64-bit mix of the id, XORed over a
+/// node's users, so adding and removing a user are O(1) and order does not matter).
+pub fn user_digest(user: UserId) -> u64 {
+    // splitmix64's finaliser.
+    let mut z = (user.0 as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Where a broker delivers events: the hub.
@@ -69,6 +92,50 @@ pub trait Broker: Send + Sync + 'static {
     /// it was away may be lost, and the node resynchronises from the store. `None`: never loses any.
     fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
+    }
+    /// Who the hub tells which rooms and users this node follows, when the broker routes per room
+    /// (it then receives only those rooms' and users' events). `None`: it receives everything.
+    fn interest(&self) -> Option<Arc<dyn Interest>> {
+        None
+    }
+    /// Rooms and users this node has just started receiving; what was published for them before is
+    /// read from the store (`Chat::catch_up`). `None` when the broker never starts late.
+    fn catch_up(&self) -> Option<Arc<CatchUp>> {
+        None
+    }
+}
+
+/// Rooms and users whose events this node has just started receiving (a subscription confirmed):
+/// anything published for them before then is caught up from the store. A set, so it never grows past
+/// what the node follows, and repeated subscriptions coalesce.
+#[derive(Default)]
+pub struct CatchUp {
+    pending: parking_lot::Mutex<(HashSet<RoomId>, HashSet<UserId>)>,
+    ready: tokio::sync::Notify,
+}
+
+impl CatchUp {
+    pub fn add(&self, rooms: impl IntoIterator<Item = RoomId>, users: impl IntoIterator<Item = UserId>) {
+        let mut p = self.pending.lock();
+        p.0.extend(rooms);
+        p.1.extend(users);
+        if !p.0.is_empty() || !p.1.is_empty() {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Waits for rooms or users to catch up, and takes them all.
+    pub async fn next(&self) -> (Vec<RoomId>, Vec<UserId>) {
+        loop {
+            {
+                let mut p = self.pending.lock();
+                if !p.0.is_empty() || !p.1.is_empty() {
+                    let (r, u) = std::mem::take(&mut *p);
+                    return (r.into_iter().collect(), u.into_iter().collect());
+                }
+            }
+            self.ready.notified().await;
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 //!
 //! By concern: this file holds accounts, the access rules every command goes through (`visible_room`
 //! and its siblings, room references), messages, connections and the cluster resync; `rooms.rs` the
-//! rooms and their settings, `moderation.rs` moderation and ownership, `invites.rs` invitations.
+//! rooms and their settings, `moderation.rs` moderation and ownership, `invites.rs` invitations;
+//! issue 14's conversations: `threads.rs` (replies, threads, the quote/summary/reactions every read
+//! carries), `reactions.rs`, `pins.rs`, `notify.rs` (notification levels and mute). This file stays
+//! past 600 lines because half of it is the send path and its access rules, which read best together.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,7 +30,14 @@ use crate::store::{DynStore, Session};
 pub mod files;
 mod invites;
 mod moderation;
+mod notify;
+mod pins;
+mod reactions;
 mod rooms;
+mod search;
+mod threads;
+
+pub use search::{SearchHit, SearchResults};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]
@@ -47,6 +57,8 @@ pub struct Limits {
 pub struct Identity {
     pub user: User,
     pub session: SessionId,
+    /// When the session expires (live connections close then).
+    pub expires_at: Millis,
 }
 
 /// The answer to a send.
@@ -62,6 +74,8 @@ pub struct Ack {
 /// A message queued for storage, not yet acknowledged.
 pub struct PendingSend {
     room: RoomId,
+    /// For a reply: its thread's root, whose summary is announced once the reply is stored.
+    thread: Option<Seq>,
     waiting: Queued,
     submitted: Instant,
 }
@@ -200,7 +214,7 @@ impl Chat {
             return Err(Error::Unauthorized);
         }
         let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;
-        Ok(Identity { user, session })
+        Ok(Identity { user, session, expires_at: s.expires_at })
     }
 
     /// Ends the session; every connection made with it closes.
@@ -301,7 +315,8 @@ impl Chat {
 
     pub async fn history(&self, who: &Identity, r: &RoomRef, q: HistoryQuery) -> Result<(Room, HistoryPage)> {
         let (room, _) = self.visible_room(who, r).await?;
-        let page = self.store.history(room.id, q).await?;
+        let mut page = self.store.history(room.id, q).await?;
+        self.decorate(room.id, &mut page.messages).await?;
         Ok((room, page))
     }
 
@@ -313,7 +328,19 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<Ack> {
-        let pending = self.submit(who, r, body, client_id).await?;
+        self.send_reply(who, r, body, client_id, None).await
+    }
+
+    /// [`Chat::send`], as a reply to message `reply_to` of the same room when given.
+    pub async fn send_reply(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+        reply_to: Option<Seq>,
+    ) -> Result<Ack> {
+        let pending = self.submit_reply(who, r, body, client_id, reply_to).await?;
         self.finish_send(who, pending).await
     }
 
@@ -327,7 +354,19 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
     ) -> Result<PendingSend> {
-        self.submit_inner(who, r, body, client_id, Vec::new()).await
+        self.submit_reply(who, r, body, client_id, None).await
+    }
+
+    /// [`Chat::submit`], as a reply to message `reply_to` of the same room when given.
+    pub async fn submit_reply(
+        &self,
+        who: &Identity,
+        r: &RoomRef,
+        body: MessageBody,
+        client_id: Option<ClientMsgId>,
+        reply_to: Option<Seq>,
+    ) -> Result<PendingSend> {
+        self.submit_inner(who, r, body, client_id, reply_to, Vec::new()).await
     }
 
     async fn submit_inner(
@@ -336,6 +375,7 @@ impl Chat {
         r: &RoomRef,
         body: MessageBody,
         client_id: Option<ClientMsgId>,
+        reply_to: Option<Seq>,
         files: Vec<FileMeta>,
     ) -> Result<PendingSend> {
         // One bucket per user, whatever the transport; checked before any work is done.
@@ -343,12 +383,18 @@ impl Chat {
         self.message_rate.take(who.user.id, submitted)?;
         // Every send has an outcome within the send timeout, store lookups before queueing included.
         let deadline = tokio::time::Instant::from_std(submitted) + self.ingest.send_timeout();
-        let (room, mentions) = tokio::time::timeout_at(deadline, async {
-            let room = match r {
-                RoomRef::Id(id) => *id,
-                RoomRef::Name(_) | RoomRef::Direct(_) => self.visible_room(who, r).await?.0.id,
+        let (room, parent, mentions) = tokio::time::timeout_at(deadline, async {
+            let (room, parent) = match (r, reply_to) {
+                (RoomRef::Id(id), None) => (*id, None),
+                (_, None) => (self.visible_room(who, r).await?.0.id, None),
+                // A reply checks access first, so the parent's existence tells an outsider nothing.
+                (_, Some(seq)) => {
+                    let (room, _) = self.member_room(who, r).await?;
+                    (room.id, Some(self.reply_parent(room.id, seq).await?))
+                }
             };
-            Ok::<_, Error>((room, self.resolve_mentions(room, body.as_str()).await?))
+            let mentions = self.resolve_mentions(room, who, body.as_str()).await?;
+            Ok::<_, Error>((room, parent, mentions))
         })
         .await
         .map_err(|_| Error::Unavailable)??;
@@ -363,22 +409,32 @@ impl Chat {
             mentions,
             ts: now_millis(),
             files,
+            reply_to: parent.as_ref().map(|p| p.seq),
+            thread: parent.as_ref().map(|p| p.thread.unwrap_or(p.seq)),
+            quote: parent.as_deref().map(Quote::of),
         };
+        let thread = msg.thread;
         let waiting = self.ingest.enqueue_until(msg, deadline).await?;
         self.received.increment(1);
-        Ok(PendingSend { room, waiting, submitted })
+        Ok(PendingSend { room, thread, waiting, submitted })
     }
 
     /// Members of `room` named by `@username` in `body`. Costs a lookup only when there is an `@`.
-    async fn resolve_mentions(&self, room: RoomId, body: &str) -> Result<Vec<UserId>> {
+    /// `@room` from the room's owner or an admin names every member but the sender; from anyone else it
+    /// is an ordinary word (or names a member called `room`).
+    async fn resolve_mentions(&self, room: RoomId, who: &Identity, body: &str) -> Result<Vec<UserId>> {
         let names = mentioned_names(body);
         if names.is_empty() {
             return Ok(Vec::new());
         }
         let members = self.store.members(room).await?;
+        let everyone = names.iter().any(|n| n == ROOM_MENTION)
+            && members.iter().any(|m| m.user.id == who.user.id && m.role.moderates());
         Ok(members
             .iter()
-            .filter(|m| names.contains(&m.user.username.to_ascii_lowercase()))
+            .filter(|m| {
+                if everyone { m.user.id != who.user.id } else { names.contains(&m.user.username.to_ascii_lowercase()) }
+            })
             .map(|m| m.user.id)
             .collect())
     }
@@ -386,6 +442,10 @@ impl Chat {
     /// The second half of [`Chat::send`]: waits until the message is durable.
     pub async fn finish_send(&self, who: &Identity, pending: PendingSend) -> Result<Ack> {
         let (m, duplicate) = match pending.waiting.wait().await? {
+            Appended::Stored(m) if pending.thread.is_some() => {
+                self.thread_grew(m.room, m.thread.unwrap_or(m.seq)).await;
+                (m, false)
+            }
             Appended::Stored(m) => (m, false),
             Appended::Duplicate(m) => (m, true),
             Appended::NotMember => {
@@ -409,12 +469,13 @@ impl Chat {
             return Err(Error::Forbidden("you can only edit your own messages"));
         }
         // The new text's mentions replace the old ones (and with them the members' mention counts).
-        let mentions = self.resolve_mentions(room.id, body.as_str()).await?;
+        let mentions = self.resolve_mentions(room.id, who, body.as_str()).await?;
         let m = self
             .store
             .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
             .await?
             .ok_or(Error::MessageNotFound)?;
+        let m = self.decorated(m).await?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
         Ok(m)
     }
@@ -431,7 +492,12 @@ impl Chat {
             return Err(Error::Forbidden("you can only delete your own messages"));
         }
         let m = self.store.delete_message(room.id, seq).await?.ok_or(Error::MessageNotFound)?;
+        let m = self.decorated(m).await?;
         self.broker.publish(BrokerEvent::Updated(m.clone())).await?;
+        if let Some(root) = m.thread {
+            // One reply fewer.
+            self.thread_grew(room.id, root).await;
+        }
         Ok(m)
     }
 
@@ -464,7 +530,9 @@ impl Chat {
     /// must still be able to see the room.
     pub async fn messages_after(&self, who: &Identity, room: RoomId, after: Seq, limit: u32) -> Result<HistoryPage> {
         let (room, _) = self.visible_room(who, &RoomRef::Id(room)).await?;
-        self.store.history(room.id, HistoryQuery::After { after, limit }).await
+        let mut page = self.store.history(room.id, HistoryQuery::After { after, limit }).await?;
+        self.decorate(room.id, &mut page.messages).await?;
+        Ok(page)
     }
 
     // ---- connections ---------------------------------------------------------------------------
@@ -498,32 +566,65 @@ impl Chat {
             }
         }
         for (user, following) in self.hub.local_memberships() {
-            let rooms = self.store.user_rooms(user).await?;
-            for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
-                self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
-            }
-            let member_of: std::collections::HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
-            for gone in following.difference(&member_of) {
-                if let Some(room) = self.store.room(*gone).await? {
-                    self.hub.deliver(BrokerEvent::Left { room, user });
-                }
-            }
+            self.resync_memberships(user, following).await?;
         }
         let followed = self.hub.followed_rooms();
         for (room, delivered) in &followed {
-            let Some(r) = self.store.room(*room).await? else { continue };
-            if r.last_seq > *delivered
-                && let Some(m) = self.store.message(*room, r.last_seq).await?
-            {
-                self.hub.deliver(BrokerEvent::Message(m));
-            }
+            self.resync_room(*room, *delivered).await?;
         }
         info!(rooms = followed.len(), took_ms = started.elapsed().as_millis() as u64, "resynchronised from the store");
         Ok(())
     }
 
+    /// The broker has just started routing `rooms` and `users` to this node: whatever was published for
+    /// them before is read from the store (latest message per room, memberships per user), as
+    /// [`Chat::resync`] does for everything.
+    pub async fn catch_up(&self, rooms: &[RoomId], users: &[UserId]) -> Result<()> {
+        for user in users {
+            if let Some(following) = self.hub.rooms_of(*user) {
+                self.resync_memberships(*user, following).await?;
+            }
+        }
+        for room in rooms {
+            if let Some(delivered) = self.hub.delivered(*room) {
+                self.resync_room(*room, delivered).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins and leaves of `user` that this node's connections of them missed.
+    async fn resync_memberships(&self, user: UserId, following: std::collections::HashSet<RoomId>) -> Result<()> {
+        use crate::broker::BrokerSink as _;
+        let rooms = self.store.user_rooms(user).await?;
+        for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
+            self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
+        }
+        let member_of: std::collections::HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
+        for gone in following.difference(&member_of) {
+            if let Some(room) = self.store.room(*gone).await? {
+                self.hub.deliver(BrokerEvent::Left { room, user });
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `room`'s latest message to the hub when it is past what was `delivered`: a connection
+    /// behind it sees the gap and fills it from the store.
+    async fn resync_room(&self, room: RoomId, delivered: Seq) -> Result<()> {
+        use crate::broker::BrokerSink as _;
+        let Some(r) = self.store.room(room).await? else { return Ok(()) };
+        if r.last_seq > delivered
+            && let Some(m) = self.store.message(room, r.last_seq).await?
+        {
+            self.hub.deliver(BrokerEvent::Message(m));
+        }
+        Ok(())
+    }
+
     /// This node's part in cluster presence, until `stop`: publishes its users' presence changes as they
-    /// happen and a heartbeat every third of `ttl`, and forgets nodes not heard from for `ttl`.
+    /// happen (and snapshots other nodes ask for), a compact heartbeat every third of `ttl`, and forgets
+    /// nodes not heard from for `ttl`.
     pub async fn run_presence(self: Arc<Self>, ttl: Duration, stop: tokio_util::sync::CancellationToken) {
         let mut changes = self.hub.presence_changes(4096);
         let mut beat = tokio::time::interval(ttl / 3);
@@ -537,7 +638,12 @@ impl Chat {
                     if gone > 0 {
                         info!(nodes = gone, "nodes stopped sending heartbeats; their users are offline");
                     }
-                    BrokerEvent::NodeAlive { node: self.hub.node(), users: self.hub.local_users() }
+                    // Changes made before this beat go out before it, so the beat's digest matches
+                    // what the others have applied when they read it.
+                    while let Ok(change) = changes.try_recv() {
+                        let _ = self.broker.publish(change).await;
+                    }
+                    self.hub.beat()
                 }
             };
             // The broker queues and retries; its failures are logged there.
@@ -545,18 +651,28 @@ impl Chat {
         }
     }
 
-    /// Resynchronises (see [`Chat::resync`]) each time `reconnects` changes, until `stop`.
+    /// Resynchronises (see [`Chat::resync`]) each time `reconnects` changes, and catches up (see
+    /// [`Chat::catch_up`]) what the broker starts routing here, until `stop`.
     pub async fn run_resync(
         self: Arc<Self>,
         mut reconnects: tokio::sync::watch::Receiver<u64>,
+        catch_up: Option<Arc<crate::broker::CatchUp>>,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        let next_catch_up = async |c: &Option<Arc<crate::broker::CatchUp>>| match c {
+            Some(c) => c.next().await,
+            None => std::future::pending().await,
+        };
         loop {
-            tokio::select! {
+            let result = tokio::select! {
                 _ = stop.cancelled() => return,
-                r = reconnects.changed() => if r.is_err() { return },
-            }
-            if let Err(e) = self.resync().await {
+                r = reconnects.changed() => {
+                    if r.is_err() { return }
+                    self.resync().await
+                }
+                (rooms, users) = next_catch_up(&catch_up) => self.catch_up(&rooms, &users).await,
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = format!("{:#}", anyhow::Error::new(e)), "resynchronising from the store failed");
             }
         }
@@ -636,7 +752,7 @@ mod tests {
         let session =
             Session { id: SessionId::generate(), user: bob.id, expires_at: now_millis() + 60_000, revoked: false };
         store.create_session(&session).await.unwrap();
-        let who = Identity { user: bob.clone(), session: session.id.clone() };
+        let who = Identity { user: bob.clone(), session: session.id.clone(), expires_at: session.expires_at };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
 
         // Each change below reaches only the store, as when the broker's events were lost.
@@ -650,6 +766,9 @@ mod tests {
             mentions: vec![],
             files: vec![],
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         };
         let stored = store.append(&[msg.clone(), msg]).await.unwrap();
         assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
@@ -666,6 +785,48 @@ mod tests {
         store.revoke_session(&session.id).await.unwrap();
         chat.resync().await.unwrap();
         assert_eq!(reg.ctl.reason(), Some(CloseReason::SessionEnded));
+    }
+
+    /// What the broker starts routing to a node late (a room's first follower, a user's first
+    /// connection) is caught up from the store: the room's latest message, the user's memberships.
+    #[tokio::test]
+    async fn catch_up_hands_the_hub_what_it_missed() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let chat = chat(store.clone());
+        let (owner, bob) = (user(&store, "owner").await, user(&store, "bob").await);
+        let room = store.create_room(&RoomName::parse("late").unwrap(), Visibility::Public, owner.id).await.unwrap();
+        let other = store.create_room(&RoomName::parse("other").unwrap(), Visibility::Public, owner.id).await.unwrap();
+        store.add_member(room.id, bob.id, Role::Member).await.unwrap();
+        let who = Identity { user: bob.clone(), session: SessionId::generate(), expires_at: now_millis() + 60_000 };
+        let (mut reg, _) = chat.connect(&who).await.unwrap();
+        let msg = NewMessage {
+            room: room.id,
+            kind: MessageKind::Text,
+            sender: owner.clone(),
+            target: None,
+            body: "published before the subscription".into(),
+            client_id: None,
+            mentions: vec![],
+            ts: now_millis(),
+            files: vec![],
+            reply_to: None,
+            thread: None,
+            quote: None,
+        };
+        let stored = store.append(&[msg]).await.unwrap();
+        store.add_member(other.id, bob.id, Role::Member).await.unwrap();
+        assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
+        chat.catch_up(&[room.id, RoomId(999)], &[bob.id, UserId(999)]).await.unwrap();
+        let Appended::Stored(latest) = &stored[0] else { panic!("stored") };
+        let mut got = vec![];
+        while let Ok(d) = reg.rx.try_recv() {
+            got.push(match &d.event {
+                HubEvent::Joined(r) => format!("joined {}", r.name),
+                HubEvent::Message(m) => format!("message {}", m.seq),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(got, vec!["joined other".to_owned(), format!("message {}", latest.seq)]);
     }
 
     #[test]

@@ -125,6 +125,10 @@ impl Feed {
         out: &mut Vec<Out>,
     ) -> super::error::Result<super::domain::Seq> {
         let through = self.fill(chat, who, room, after, None, out).await?;
+        // Reactions on messages the client already had that changed while it was away.
+        for e in chat.missed_reactions(who, room, after).await? {
+            out.push(Out::Shared(super::hub::Delivery::new(super::hub::HubEvent::Convo(e))));
+        }
         self.cursors.set(room, through);
         Ok(through)
     }

@@ -3,6 +3,9 @@
 //! Every value that crosses into the core from a transport is turned into one of these newtypes first;
 //! past that point, code can rely on the invariant each type states (a [`Username`] is always valid, a
 //! [`MessageBody`] is never empty). Rules are documented for users in `docs/PROTOCOL.md` §1.
+//!
+//! One file past 600 lines on purpose: these small types refer to each other (a [`Message`] carries
+//! [`MessageExtras`] with [`Quote`]s and [`Reaction`]s, events carry messages); a third of it is tests.
 
 use std::fmt;
 use std::sync::Arc;
@@ -276,10 +279,14 @@ pub enum MessageKind {
     Role,
     /// The sender (the previous owner, now an admin) handed the room to `target`.
     OwnerChanged,
+    /// The sender pinned the message whose seq is the body (decimal).
+    Pin,
+    /// The sender unpinned the message whose seq is the body (decimal).
+    Unpin,
 }
 
 impl MessageKind {
-    const ALL: [(MessageKind, &'static str); 12] = [
+    const ALL: [(MessageKind, &'static str); 14] = [
         (MessageKind::Text, "text"),
         (MessageKind::Create, "create"),
         (MessageKind::Join, "join"),
@@ -292,6 +299,8 @@ impl MessageKind {
         (MessageKind::Topic, "topic"),
         (MessageKind::Role, "role"),
         (MessageKind::OwnerChanged, "owner_changed"),
+        (MessageKind::Pin, "pin"),
+        (MessageKind::Unpin, "unpin"),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL.iter().find(|(k, _)| *k == self).map_or("text", |(_, s)| s)
@@ -471,6 +480,9 @@ pub struct RoomView {
     /// For a direct conversation: the other person.
     pub peer: Option<User>,
     pub last_message: Option<Arc<Message>>,
+    /// The member's notification level and mute (see `Chat::room_views` for how they shape the counts).
+    pub notify: NotifyLevel,
+    pub muted: bool,
 }
 
 /// An invitation into a group room, as the invitee sees it (until they accept or decline it).
@@ -512,6 +524,13 @@ pub struct Message {
     pub deleted: bool,
     /// The files this message shares (empty once deleted).
     pub files: Vec<FileMeta>,
+    /// For a reply: the parent's `seq` (same room).
+    pub reply_to: Option<Seq>,
+    /// For a reply: the thread root's `seq` (the parent's `thread` if the parent is a reply, else the
+    /// parent).
+    pub thread: Option<Seq>,
+    /// What the core adds when it reads (never stored with the row): quote, thread summary, reactions.
+    pub extras: MessageExtras,
 }
 
 /// An uploaded file: what its uploader named it and what the server learned from its bytes.
@@ -586,6 +605,149 @@ pub fn sanitize_file_name(raw: &str) -> String {
     if trimmed.is_empty() { "file".to_owned() } else { trimmed.to_owned() }
 }
 
+/// The derived parts of a [`Message`], filled in by the core from the current state of the room
+/// (`core::chat::threads::decorate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageExtras {
+    /// For a reply: its parent as it is now.
+    pub quote: Option<Quote>,
+    /// For a root: its live (not deleted) replies, and the newest one's time.
+    pub reply_count: i64,
+    pub last_reply_ts: Option<Millis>,
+    /// In first-reaction order.
+    pub reactions: Vec<Reaction>,
+}
+
+/// A compact quote of a reply's parent; a tombstone once the parent is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub seq: Seq,
+    pub sender: Option<User>,
+    /// The first [`Quote::EXCERPT_CHARS`] characters of the parent's text; empty once deleted.
+    pub excerpt: String,
+    pub deleted: bool,
+}
+
+impl Quote {
+    pub const EXCERPT_CHARS: usize = 120;
+
+    pub fn of(parent: &Message) -> Quote {
+        Quote {
+            seq: parent.seq,
+            sender: parent.sender.clone(),
+            excerpt: if parent.deleted {
+                String::new()
+            } else {
+                parent.body.chars().take(Self::EXCERPT_CHARS).collect()
+            },
+            deleted: parent.deleted,
+        }
+    }
+}
+
+/// One emoji on a message and who reacted with it (in reaction order); its count is `users.len()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
+}
+
+/// A reaction: one Unicode extended grapheme cluster, at most [`Emoji::MAX_BYTES`] bytes, not white
+/// space or a control character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub const MAX_BYTES: usize = 32;
+    /// Distinct emoji one message may carry.
+    pub const MAX_PER_MESSAGE: usize = 20;
+
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        use unicode_segmentation::UnicodeSegmentation as _;
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_BYTES
+            && s.graphemes(true).count() == 1
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok { Ok(Emoji(s.to_owned())) } else { Err(Error::InvalidEmoji) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How much of a room a member wants to be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyLevel {
+    #[default]
+    All,
+    Mentions,
+    None,
+}
+
+impl NotifyLevel {
+    /// The `unread` a member at this level (and mute) is shown: the count for `all` when not muted,
+    /// else 0 (mentions are counted whatever the level).
+    pub fn unread_shown(self, muted: bool, unread: i64) -> i64 {
+        if self == NotifyLevel::All && !muted { unread } else { 0 }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyLevel::All => "all",
+            NotifyLevel::Mentions => "mentions",
+            NotifyLevel::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "all" => Ok(NotifyLevel::All),
+            "mentions" => Ok(NotifyLevel::Mentions),
+            "none" => Ok(NotifyLevel::None),
+            _ => Err(Error::BadRequest("notification level must be all, mentions or none".into())),
+        }
+    }
+}
+
+/// A pinned message of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub message: Arc<Message>,
+    pub pinned_by: User,
+    pub at: Millis,
+}
+
+/// A thread a user follows, as `GET /me/threads` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSummary {
+    pub room: RoomId,
+    pub root: Seq,
+    pub reply_count: i64,
+    pub last_reply_ts: Option<Millis>,
+    /// Replies from others after the user's read position in the thread.
+    pub unread: i64,
+}
+
+/// Live changes that are not new messages (no `seq` of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvoEvent {
+    /// A message's reactions changed (to the room).
+    Reactions { room: RoomId, seq: Seq, reactions: Vec<Reaction> },
+    /// A reply landed in the thread rooted at `seq` (to the room).
+    ThreadUpdated { room: RoomId, seq: Seq, reply_count: i64, last_reply_ts: Option<Millis> },
+    /// The user's notification settings of a room changed (to that user's connections).
+    Notify { room: RoomId, level: NotifyLevel, muted: bool },
+}
+
+impl ConvoEvent {
+    pub fn room(&self) -> RoomId {
+        match self {
+            ConvoEvent::Reactions { room, .. }
+            | ConvoEvent::ThreadUpdated { room, .. }
+            | ConvoEvent::Notify { room, .. } => *room,
+        }
+    }
+}
+
 /// A message on its way into the store, before it has a sequence number.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -600,6 +762,11 @@ pub struct NewMessage {
     pub ts: Millis,
     /// Files this message shares: uploaded by its sender into its room and not yet sent.
     pub files: Vec<FileMeta>,
+    /// For a reply: the parent's `seq` and the thread root's, and the parent quoted as it is now (not
+    /// stored: handed on with the stored message for its live delivery).
+    pub reply_to: Option<Seq>,
+    pub thread: Option<Seq>,
+    pub quote: Option<Quote>,
 }
 
 impl NewMessage {
@@ -615,9 +782,15 @@ impl NewMessage {
             mentions: Vec::new(),
             ts: now_millis(),
             files: Vec::new(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         }
     }
 }
+
+/// The mention that names every member of a room (from its owner and admins).
+pub const ROOM_MENTION: &str = "room";
 
 /// The `@username` words of a text, lower-cased, each once.
 pub fn mentioned_names(body: &str) -> Vec<String> {
@@ -789,5 +962,53 @@ mod tests {
         for ok in ["dm", "dm-3", "dm-3-x", "dmx-1-2", "dm-1-2-3"] {
             assert!(RoomName::parse(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn a_reaction_is_one_grapheme_cluster_of_at_most_32_bytes() {
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}"; // ZWJ sequence, one cluster
+        for ok in ["👍", "👍🏽", "🇫🇷", family, "a", "é", "e\u{301}", "❤️"] {
+            assert!(Emoji::parse(ok).is_ok(), "{ok:?}");
+        }
+        let long_cluster = format!("a{}", "\u{301}".repeat(16)); // one cluster, 33 bytes
+        for bad in ["", "ab", "👍👍", " ", "\n", "\u{7}", "🇫🇷🇩🇪", long_cluster.as_str()] {
+            assert!(matches!(Emoji::parse(bad), Err(Error::InvalidEmoji)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quotes_take_120_characters_or_a_tombstone() {
+        let mut m = Message {
+            room: RoomId(1),
+            seq: 5,
+            kind: MessageKind::Text,
+            sender: None,
+            target: None,
+            body: "é".repeat(200),
+            client_id: None,
+            mentions: vec![],
+            ts: 0,
+            edited_at: None,
+            deleted: false,
+            files: vec![],
+            reply_to: None,
+            thread: None,
+            extras: MessageExtras::default(),
+        };
+        let q = Quote::of(&m);
+        assert_eq!((q.seq, q.excerpt.chars().count(), q.deleted), (5, 120, false));
+        m.deleted = true;
+        m.body.clear();
+        assert_eq!(Quote::of(&m), Quote { seq: 5, sender: None, excerpt: String::new(), deleted: true });
+    }
+
+    #[test]
+    fn unread_is_shown_only_at_all_and_unmuted() {
+        assert_eq!(NotifyLevel::All.unread_shown(false, 7), 7);
+        for (level, muted) in [(NotifyLevel::All, true), (NotifyLevel::Mentions, false), (NotifyLevel::None, false)] {
+            assert_eq!(level.unread_shown(muted, 7), 0);
+        }
+        assert_eq!(NotifyLevel::parse("mentions").unwrap(), NotifyLevel::Mentions);
+        assert!(NotifyLevel::parse("loud").is_err());
     }
 }

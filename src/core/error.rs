@@ -64,6 +64,10 @@ pub enum Error {
     FileNotFound,
     #[error("a message may share at most {max} files")]
     TooManyFiles { max: usize },
+    #[error("a reaction is one emoji: one Unicode grapheme cluster of at most 32 bytes")]
+    InvalidEmoji,
+    #[error("a message carries at most 20 distinct reactions")]
+    TooManyReactions,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Storing failed; the cause was logged where it happened (the ingest writer), once.
@@ -108,6 +112,8 @@ impl Error {
             Error::UploadIncomplete => "upload_incomplete",
             Error::FileNotFound => "file_not_found",
             Error::TooManyFiles { .. } => "too_many_files",
+            Error::InvalidEmoji => "invalid_emoji",
+            Error::TooManyReactions => "too_many_reactions",
             Error::ShuttingDown => "shutting_down",
             Error::Unavailable => "unavailable",
             Error::Internal(_) => "internal",

@@ -1,5 +1,10 @@
 //! The hub: which live connection follows which room, and fan-out.
 //!
+//! One file past 600 lines on purpose: connections, room followers, local and remote presence and the
+//! routing interest are one state under one lock, and every mutation keeps them consistent together
+//! (a follow changes followers, interest and presence reach at once); split, those invariants would
+//! be spread over modules that each see only part of the state. About a third is tests.
+//!
 //! Why it looks like this:
 //! - **Encode once.** A delivery is an `Arc<Delivery>` shared by every recipient; transports cache their
 //!   encoding of it in [`Delivery::encoded`], so a message to 1,000 members is serialised once per
@@ -13,10 +18,16 @@
 //!   message committed but not yet published must still go out.)
 //! - Fan-out holds a read lock; only joins, leaves and (un)registering take the write lock.
 //! - **Presence spans nodes.** A user is online while they have a connection on any node. The hub
-//!   knows its own connections and, from other nodes' `Presence` events and `NodeAlive` heartbeats, who
-//!   is connected elsewhere; it tells local connections only when the cluster-wide answer flips. A node
+//!   knows its own connections and, from other nodes' `Presence` deltas and `NodeAlive` snapshots, who
+//!   is connected elsewhere. Heartbeats (`NodeBeat`) are constant-size: a count and an XOR digest of
+//!   user ids; a hub whose picture of a node differs asks it for a snapshot (`SnapshotWanted`); it tells local connections only when the cluster-wide answer flips. A node
 //!   whose heartbeats stop is dropped after the node TTL ([`Hub::expire_nodes`]), and its users go
 //!   offline then.
+//! - **A connect never costs O(room size).** Following and unfollowing are O(1) per room; presence is
+//!   pushed only through rooms of at most [`PRESENCE_ROOM_LIMIT`] members, so a reconnect storm into a
+//!   room of 10,000 is 10,000 registrations, not 10,000² presence frames.
+//! - **Routing.** [`Interest`] is told when the first local follower of a room (or connection of a
+//!   user) arrives and the last one leaves, so the broker subscribes this node only to what it needs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -24,14 +35,30 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::domain::{Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
-use crate::broker::{BrokerEvent, BrokerSink};
+use super::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
+use crate::broker::{BrokerEvent, BrokerSink, user_digest};
 
 pub type ConnId = u64;
+
+/// Rooms with more members than this get no `presence` events: telling every member of a room of
+/// N about each connect would cost O(N) per connect and O(N²) in a reconnect storm. Their members'
+/// online state comes with the member list (`Chat::members`), asked for when shown. A user who also
+/// shares a smaller room with someone is still pushed to them through that room. Documented in
+/// docs/PROTOCOL.md ("Presence").
+pub const PRESENCE_ROOM_LIMIT: i64 = 500;
+
+/// Told when this node starts or stops needing a room's or a user's events (first local follower
+/// in, last one out): per-room routing across nodes. Called under the hub's lock, so it must only
+/// record the change and return.
+pub trait Interest: Send + Sync + 'static {
+    fn room(&self, room: RoomId, wanted: bool);
+    fn user(&self, user: UserId, wanted: bool);
+}
 
 /// Why the server closed a connection. Transports map these to their own close codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +100,8 @@ pub enum HubEvent {
     UserUpdated(User),
     /// This connection's user was invited into a room.
     Invited(Invite),
+    /// Reactions, thread summaries, notification settings (issue 14).
+    Convo(ConvoEvent),
 }
 
 /// One event shared by all its recipients, with a slot per wire format for its encoding.
@@ -80,6 +109,9 @@ pub enum HubEvent {
 pub struct Delivery {
     pub event: HubEvent,
     encoded: [OnceLock<Bytes>; 2],
+    /// When it was handed to the hub: a connection whose oldest queued delivery is too old is too slow.
+    /// (Tokio's clock, so tests can move it.)
+    at: tokio::time::Instant,
 }
 
 /// Which encoding cache slot a transport uses.
@@ -91,7 +123,11 @@ pub enum WireSlot {
 
 impl Delivery {
     pub fn new(event: HubEvent) -> Arc<Self> {
-        Arc::new(Delivery { event, encoded: Default::default() })
+        Arc::new(Delivery { event, encoded: Default::default(), at: tokio::time::Instant::now() })
+    }
+    /// How long since the hub got it.
+    pub fn queued_for(&self) -> Duration {
+        self.at.elapsed()
     }
     /// The encoding for `slot`, computed by `encode` the first time any connection asks.
     pub fn encoded(&self, slot: WireSlot, encode: impl FnOnce(&HubEvent) -> Bytes) -> Bytes {
@@ -130,8 +166,21 @@ struct ConnEntry {
 
 #[derive(Default)]
 struct RoomSubs {
-    subs: Vec<(ConnId, mpsc::Sender<Arc<Delivery>>)>,
+    /// Insertion-ordered for fast fan-out iteration; removal is `swap_remove`, O(1) whatever the size.
+    subs: IndexMap<ConnId, mpsc::Sender<Arc<Delivery>>>,
     last_seq: AtomicI64,
+    /// The room's member count as last seen (in a follow, join, leave or room update).
+    members: AtomicI64,
+}
+
+impl RoomSubs {
+    /// Whether presence changes are pushed to this room's followers (see [`PRESENCE_ROOM_LIMIT`]).
+    fn pushes_presence(&self) -> bool {
+        self.members.load(Ordering::Relaxed) <= PRESENCE_ROOM_LIMIT
+    }
+    fn saw(&self, room: &Room) {
+        self.members.store(room.member_count, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -147,10 +196,12 @@ struct RemoteUser {
     nodes: HashMap<NodeId, Vec<RoomId>>,
 }
 
-/// Another node: when it was last heard from, and its users.
+/// Another node: when it was last heard from, and its users (with their digest, to compare with the
+/// node's heartbeat).
 struct RemoteNode {
     seen: Instant,
     users: HashSet<UserId>,
+    digest: u64,
 }
 
 #[derive(Default)]
@@ -160,6 +211,9 @@ struct State {
     users: HashMap<UserId, UserConns>,
     remote: HashMap<UserId, RemoteUser>,
     nodes: HashMap<NodeId, RemoteNode>,
+    /// XOR of [`user_digest`] over this node's announced users: its heartbeat.
+    digest: u64,
+    announced: u64,
 }
 
 impl State {
@@ -177,16 +231,23 @@ impl State {
     fn set_remote(&mut self, node: NodeId, user: &User, rooms: &[RoomId], online: bool) -> Option<Arc<Delivery>> {
         let uid = user.id;
         let before = self.online(uid);
-        let known =
-            self.nodes.entry(node).or_insert_with(|| RemoteNode { seen: Instant::now(), users: HashSet::new() });
+        let known = self.nodes.entry(node).or_insert_with(|| RemoteNode {
+            seen: Instant::now(),
+            users: HashSet::new(),
+            digest: 0,
+        });
         if online {
-            known.users.insert(uid);
+            if known.users.insert(uid) {
+                known.digest ^= user_digest(uid);
+            }
             let r =
                 self.remote.entry(uid).or_insert_with(|| RemoteUser { profile: user.clone(), nodes: HashMap::new() });
             r.profile = user.clone();
             r.nodes.insert(node, rooms.to_vec());
         } else {
-            known.users.remove(&uid);
+            if known.users.remove(&uid) {
+                known.digest ^= user_digest(uid);
+            }
             if let Some(r) = self.remote.get_mut(&uid) {
                 r.nodes.remove(&node);
                 if r.nodes.is_empty() {
@@ -206,6 +267,8 @@ pub struct Hub {
     node: NodeId,
     /// Where this node's own presence changes go, for other nodes (see [`Hub::presence_changes`]).
     changes: OnceLock<mpsc::Sender<BrokerEvent>>,
+    /// Who wants to know which rooms and users this node follows (the broker, for routing).
+    interest: OnceLock<Arc<dyn Interest>>,
 }
 
 /// A registered connection. Dropping it unregisters the connection from the hub.
@@ -231,6 +294,7 @@ impl Hub {
             closing: CancellationToken::new(),
             node,
             changes: OnceLock::new(),
+            interest: OnceLock::new(),
         })
     }
 
@@ -238,9 +302,32 @@ impl Hub {
         self.node
     }
 
-    /// This node's presence changes (a user's first connection here, their last one gone), as events to
-    /// publish to other nodes. At most `cap` wait; past that they are dropped, and the next heartbeat
-    /// ([`Hub::local_users`]) repairs the picture. Call once.
+    /// Sets who is told of the rooms and users this node starts or stops following (call once,
+    /// before the first registration; it is told of everything followed already, too).
+    pub fn set_interest(&self, interest: Arc<dyn Interest>) {
+        if self.interest.set(interest.clone()).is_ok() {
+            let st = self.state.read();
+            st.rooms.iter().filter(|(_, r)| !r.subs.is_empty()).for_each(|(id, _)| interest.room(*id, true));
+            st.users.keys().for_each(|u| interest.user(*u, true));
+        }
+    }
+
+    fn interest_room(&self, room: RoomId, wanted: bool) {
+        if let Some(i) = self.interest.get() {
+            i.room(room, wanted);
+        }
+    }
+
+    fn interest_user(&self, user: UserId, wanted: bool) {
+        if let Some(i) = self.interest.get() {
+            i.user(user, wanted);
+        }
+    }
+
+    /// This node's presence changes (a user's first connection here, their last one gone) and answers
+    /// to snapshot requests, as events to publish to other nodes. At most `cap` wait; past that they are
+    /// dropped, and the next heartbeat ([`Hub::beat`]) shows the others a different digest, so they ask
+    /// for a snapshot ([`Hub::local_users`]) that repairs the picture. Call once.
     pub fn presence_changes(&self, cap: usize) -> mpsc::Receiver<BrokerEvent> {
         let (tx, rx) = mpsc::channel(cap.max(1));
         let _ = self.changes.set(tx);
@@ -248,9 +335,9 @@ impl Hub {
     }
 
     fn presence_changed(&self, user: &User, rooms: &HashSet<RoomId>, online: bool) {
-        if let Some(tx) = self.changes.get() {
+        if self.changes.get().is_some() {
             let rooms = rooms.iter().copied().collect();
-            let _ = tx.try_send(BrokerEvent::Presence { node: self.node, user: user.clone(), rooms, online });
+            self.send_change(BrokerEvent::Presence { node: self.node, user: user.clone(), rooms, online });
         }
     }
 
@@ -265,6 +352,38 @@ impl Hub {
                 Some((profile, st.rooms_of(u).into_iter().collect()))
             })
             .collect()
+    }
+
+    /// This node's compact heartbeat: how many users are announced here and their digest.
+    pub fn beat(&self) -> BrokerEvent {
+        let st = self.state.read();
+        BrokerEvent::NodeBeat { node: self.node, users: st.announced, digest: st.digest }
+    }
+
+    /// `node` says it has `users` users with `digest`: it is alive; when that is not the picture here,
+    /// ask it for a snapshot.
+    fn node_beat(&self, node: NodeId, users: u64, digest: u64) {
+        if node == self.node {
+            return;
+        }
+        let mut st = self.state.write();
+        let known = st.nodes.entry(node).or_insert_with(|| RemoteNode {
+            seen: Instant::now(),
+            users: HashSet::new(),
+            digest: 0,
+        });
+        known.seen = Instant::now();
+        if known.users.len() as u64 != users || known.digest != digest {
+            drop(st);
+            metrics::counter!("parley_presence_snapshots_wanted_total").increment(1);
+            self.send_change(BrokerEvent::SnapshotWanted { of: node });
+        }
+    }
+
+    fn send_change(&self, event: BrokerEvent) {
+        if let Some(tx) = self.changes.get() {
+            let _ = tx.try_send(event);
+        }
     }
 
     /// Forgets nodes not heard from for `ttl`: their users go offline (where not connected elsewhere).
@@ -340,6 +459,17 @@ impl Hub {
         st.users.iter().map(|(uid, u)| (*uid, st.rooms_of(u))).collect()
     }
 
+    /// The rooms the connections of `user` here follow (`None` when the user has none here).
+    pub fn rooms_of(&self, user: UserId) -> Option<HashSet<RoomId>> {
+        let st = self.state.read();
+        st.users.get(&user).map(|u| st.rooms_of(u))
+    }
+
+    /// The last `seq` delivered in `room` here (`None` when nobody here follows it).
+    pub fn delivered(&self, room: RoomId) -> Option<Seq> {
+        self.state.read().rooms.get(&room).map(|r| r.last_seq.load(Ordering::Acquire))
+    }
+
     /// The sessions with a live connection here.
     pub fn sessions(&self) -> Vec<SessionId> {
         let st = self.state.read();
@@ -358,7 +488,11 @@ impl Hub {
             ctl.close(CloseReason::ShuttingDown);
         }
         let mut st = self.state.write();
-        st.users.entry(user).or_default().conns.push(id);
+        let uc = st.users.entry(user).or_default();
+        uc.conns.push(id);
+        if uc.conns.len() == 1 {
+            self.interest_user(user, true);
+        }
         st.conns
             .insert(id, ConnEntry { profile: profile.clone(), session, tx, ctl: ctl.clone(), rooms: HashSet::new() });
         Registration { hub: self.clone(), id, rx, ctl }
@@ -370,9 +504,14 @@ impl Hub {
         let mut st = self.state.write();
         let Some(entry) = st.conns.get_mut(&id) else { return };
         let tx = entry.tx.clone();
-        let new: Vec<RoomId> = rooms.iter().map(|r| r.id).filter(|r| entry.rooms.insert(*r)).collect();
+        let new: Vec<&Room> = rooms.iter().filter(|r| entry.rooms.insert(r.id)).collect();
         for r in new {
-            st.rooms.entry(r).or_default().subs.push((id, tx.clone()));
+            let subs = st.rooms.entry(r.id).or_default();
+            subs.saw(r);
+            subs.subs.insert(id, tx.clone());
+            if subs.subs.len() == 1 {
+                self.interest_room(r.id, true);
+            }
         }
     }
 
@@ -380,22 +519,32 @@ impl Hub {
         let mut st = self.state.write();
         let Some(entry) = st.conns.remove(&id) else { return };
         for room in &entry.rooms {
-            if let Some(subs) = st.rooms.get_mut(room) {
-                subs.subs.retain(|(c, _)| *c != id);
-            }
+            self.drop_sub(&mut st, *room, id);
         }
         let Some(uc) = st.users.get_mut(&entry.profile.id) else { return };
         uc.conns.retain(|c| *c != id);
         if uc.conns.is_empty() {
             let announced = uc.announced;
             st.users.remove(&entry.profile.id);
+            self.interest_user(entry.profile.id, false);
             if announced {
+                st.digest ^= user_digest(entry.profile.id);
+                st.announced -= 1;
                 if !st.online(entry.profile.id) {
                     let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
                     Self::best_effort(&st, entry.rooms.iter(), None, &d);
                 }
                 self.presence_changed(&entry.profile, &entry.rooms, false);
             }
+        }
+    }
+
+    /// Removes connection `id` from `room`'s followers, forgetting the room when it was the last.
+    fn drop_sub(&self, st: &mut State, room: RoomId, id: ConnId) {
+        let Some(subs) = st.rooms.get_mut(&room) else { return };
+        if subs.subs.swap_remove(&id).is_some() && subs.subs.is_empty() {
+            st.rooms.remove(&room);
+            self.interest_room(room, false);
         }
     }
 
@@ -409,6 +558,8 @@ impl Hub {
         if std::mem::replace(&mut uc.announced, true) {
             return;
         }
+        st.digest ^= user_digest(user);
+        st.announced += 1;
         self.presence_changed(&profile, &rooms, true);
         if st.remote.contains_key(&user) {
             return; // online elsewhere already: nothing changes for others
@@ -431,10 +582,14 @@ impl Hub {
         skip_user: Option<UserId>,
         d: &Arc<Delivery>,
     ) {
+        let presence_only = matches!(d.event, HubEvent::Presence { .. });
         let mut seen = HashSet::new();
         let mut dropped = 0u64;
         for room in rooms {
             let Some(subs) = st.rooms.get(room) else { continue };
+            if presence_only && !subs.pushes_presence() {
+                continue;
+            }
             for (cid, tx) in &subs.subs {
                 if !seen.insert(*cid) || skip_user.is_some_and(|u| st.conns.get(cid).is_some_and(|c| c.profile.id == u))
                 {
@@ -540,12 +695,18 @@ impl Hub {
                 let tx = entry.tx.clone();
                 let changed = if joined { entry.rooms.insert(room.id) } else { entry.rooms.remove(&room.id) };
                 if changed {
-                    let subs = st.rooms.entry(room.id).or_default();
                     if joined {
-                        subs.subs.push((id, tx.clone()));
+                        let subs = st.rooms.entry(room.id).or_default();
+                        subs.subs.insert(id, tx.clone());
+                        if subs.subs.len() == 1 {
+                            self.interest_room(room.id, true);
+                        }
                     } else {
-                        subs.subs.retain(|(c, _)| *c != id);
+                        self.drop_sub(&mut st, room.id, id);
                     }
+                }
+                if let Some(subs) = st.rooms.get(&room.id) {
+                    subs.saw(room);
                 }
                 if tx.try_send(d.clone()).is_err() {
                     slow.push(id);
@@ -587,7 +748,12 @@ impl BrokerSink for Hub {
             BrokerEvent::Left { room, user } => self.membership(&room, user, false),
             BrokerEvent::SessionEnded(s) => self.end_session(&s),
             BrokerEvent::Updated(m) => self.fan_out(m.room, Delivery::new(HubEvent::Updated(m))),
-            BrokerEvent::RoomUpdated(r) => self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r))),
+            BrokerEvent::RoomUpdated(r) => {
+                if let Some(subs) = self.state.read().rooms.get(&r.id) {
+                    subs.saw(&r);
+                }
+                self.fan_out(r.id, Delivery::new(HubEvent::RoomUpdated(r)))
+            }
             BrokerEvent::Read { user, room, seq } => self.to_user(user, Delivery::new(HubEvent::Read { room, seq })),
             BrokerEvent::Invited { user, invite } => self.to_user(user, Delivery::new(HubEvent::Invited(invite))),
             BrokerEvent::UserUpdated(user) => self.user_updated(user),
@@ -598,6 +764,14 @@ impl BrokerSink for Hub {
             }
             BrokerEvent::Presence { node, user, rooms, online } => self.remote_presence(node, &user, &rooms, online),
             BrokerEvent::NodeAlive { node, users } => self.node_alive(node, &users),
+            BrokerEvent::Convo(e) => self.fan_out(e.room(), Delivery::new(HubEvent::Convo(e))),
+            BrokerEvent::UserConvo { user, event } => self.to_user(user, Delivery::new(HubEvent::Convo(event))),
+            BrokerEvent::NodeBeat { node, users, digest } => self.node_beat(node, users, digest),
+            BrokerEvent::SnapshotWanted { of } => {
+                if of == self.node {
+                    self.send_change(BrokerEvent::NodeAlive { node: self.node, users: self.local_users() });
+                }
+            }
         }
     }
 }
@@ -639,6 +813,9 @@ mod tests {
             ts: 0,
             edited_at: None,
             deleted: false,
+            reply_to: None,
+            thread: None,
+            extras: Default::default(),
         })
     }
 
@@ -701,6 +878,143 @@ mod tests {
         // A node ignores its own events.
         one.deliver(BrokerEvent::NodeAlive { node: NodeId(1), users: two.local_users() });
         assert_eq!(presence_of(&mut w.rx), vec![]);
+    }
+
+    fn big_room(id: i64, members: i64) -> Room {
+        Room { member_count: members, ..room(id) }
+    }
+
+    /// Frames queued to all connections by one more user connecting into a room of `size` members
+    /// (all connected), and by that user leaving again.
+    fn frames_per_connect(size: i64) -> (usize, usize) {
+        let hub = Hub::new(4, NodeId(1));
+        let r = big_room(1, size + 1);
+        let mut members: Vec<Registration> = (0..size)
+            .map(|i| {
+                let reg = hub.register(&user(100 + i), SessionId(format!("s{i}")));
+                hub.follow(reg.id, std::slice::from_ref(&r));
+                hub.announce_online(reg.id);
+                reg
+            })
+            .collect();
+        let drain = |members: &mut Vec<Registration>| {
+            members.iter_mut().map(|m| std::iter::from_fn(|| m.rx.try_recv().ok()).count()).sum::<usize>()
+        };
+        drain(&mut members);
+        let newcomer = hub.register(&user(1), SessionId("new".into()));
+        hub.follow(newcomer.id, std::slice::from_ref(&r));
+        hub.announce_online(newcomer.id);
+        let on = drain(&mut members);
+        drop(newcomer);
+        (on, drain(&mut members))
+    }
+
+    #[test]
+    fn a_connect_into_a_big_room_queues_no_frames_per_member() {
+        // Small rooms: every member hears of it (exact presence).
+        assert_eq!(frames_per_connect(10), (10, 10));
+        assert_eq!(
+            frames_per_connect(PRESENCE_ROOM_LIMIT - 1),
+            ((PRESENCE_ROOM_LIMIT - 1) as usize, (PRESENCE_ROOM_LIMIT - 1) as usize)
+        );
+        // Past the limit the work per connect does not grow with the room.
+        for size in [PRESENCE_ROOM_LIMIT, 2_000, 10_000] {
+            assert_eq!(frames_per_connect(size), (0, 0), "room of {size}");
+        }
+    }
+
+    #[test]
+    fn a_room_that_grows_past_the_limit_stops_pushing_presence() {
+        let hub = Hub::new(8, NodeId(1));
+        let mut a = hub.register(&user(1), SessionId("a".into()));
+        hub.follow(a.id, &[big_room(1, 2)]);
+        hub.announce_online(a.id);
+        let b = hub.register(&user(2), SessionId("b".into()));
+        hub.follow(b.id, &[big_room(1, 2)]);
+        hub.announce_online(b.id);
+        assert_eq!(presence_of(&mut a.rx), vec![(2, true)]);
+        hub.deliver(BrokerEvent::RoomUpdated(big_room(1, PRESENCE_ROOM_LIMIT + 1)));
+        drop(b);
+        assert_eq!(presence_of(&mut a.rx), vec![]);
+        // The online state is still answered on request.
+        assert!(hub.online([UserId(1), UserId(2)]) == HashSet::from([UserId(1)]));
+    }
+
+    #[derive(Default)]
+    struct Seen(parking_lot::Mutex<Vec<(char, i64, bool)>>);
+    impl Interest for Seen {
+        fn room(&self, room: RoomId, wanted: bool) {
+            self.0.lock().push(('r', room.0, wanted));
+        }
+        fn user(&self, user: UserId, wanted: bool) {
+            self.0.lock().push(('u', user.0, wanted));
+        }
+    }
+
+    #[test]
+    fn interest_follows_the_first_and_last_local_follower() {
+        let hub = Hub::new(8, NodeId(1));
+        let seen = Arc::new(Seen::default());
+        hub.set_interest(seen.clone());
+        let a = hub.register(&user(1), SessionId("a".into()));
+        hub.follow(a.id, &[room(1), room(2)]);
+        let b = hub.register(&user(1), SessionId("b".into()));
+        hub.follow(b.id, &[room(1)]);
+        hub.deliver(BrokerEvent::Left { room: room(2), user: UserId(1) });
+        hub.deliver(BrokerEvent::Joined { room: room(3), user: UserId(1) });
+        drop(a);
+        let mut got = std::mem::take(&mut *seen.0.lock());
+        got.sort();
+        assert_eq!(got, vec![('r', 1, true), ('r', 2, false), ('r', 2, true), ('r', 3, true), ('u', 1, true)]);
+        drop(b);
+        let mut got = std::mem::take(&mut *seen.0.lock());
+        got.sort();
+        assert_eq!(got, vec![('r', 1, false), ('r', 3, false), ('u', 1, false)]);
+    }
+
+    /// Heartbeats are a count and a digest; a node whose picture differs (it just started, or a delta
+    /// was lost) asks for a snapshot and is repaired by it; a matching beat asks for nothing.
+    #[tokio::test]
+    async fn a_beat_that_does_not_match_asks_for_a_snapshot_that_repairs_presence() {
+        let (one, two) = (Hub::new(16, NodeId(1)), Hub::new(16, NodeId(2)));
+        let (mut from_one, mut from_two) = (one.presence_changes(16), two.presence_changes(16));
+        let mut w = one.register(&user(1), SessionId("w".into()));
+        one.follow(w.id, &[room(7)]);
+        one.announce_online(w.id);
+        while from_one.try_recv().is_ok() {}
+        let regs: Vec<Registration> = (2..=4)
+            .map(|i| {
+                let r = two.register(&user(i), SessionId(format!("s{i}")));
+                two.follow(r.id, &[room(7)]);
+                two.announce_online(r.id);
+                r
+            })
+            .collect();
+        while from_two.try_recv().is_ok() {} // the deltas are lost
+        let beat = two.beat();
+        assert!(matches!(beat, BrokerEvent::NodeBeat { users: 3, .. }), "{beat:?}");
+        one.deliver(beat);
+        let want = from_one.try_recv().unwrap();
+        assert!(matches!(want, BrokerEvent::SnapshotWanted { of: NodeId(2) }), "{want:?}");
+        one.deliver(want.clone()); // not for node one: ignored
+        assert!(from_one.try_recv().is_err());
+        two.deliver(want);
+        let snapshot = from_two.try_recv().unwrap();
+        assert!(matches!(&snapshot, BrokerEvent::NodeAlive { users, .. } if users.len() == 3), "{snapshot:?}");
+        one.deliver(snapshot);
+        let mut got = presence_of(&mut w.rx);
+        got.sort();
+        assert_eq!(got, vec![(2, true), (3, true), (4, true)]);
+        one.deliver(two.beat());
+        assert!(from_one.try_recv().is_err(), "the pictures match: no snapshot");
+        // A user leaves node two and that delta is delivered: still in step.
+        drop(regs);
+        while let Ok(change) = from_two.try_recv() {
+            one.deliver(change);
+        }
+        one.deliver(two.beat());
+        assert!(from_one.try_recv().is_err());
+        assert!(one.online([UserId(2), UserId(3), UserId(4)]).is_empty());
     }
 
     #[tokio::test]

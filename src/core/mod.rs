@@ -4,10 +4,12 @@
 
 pub mod blobs;
 pub mod chat;
+pub mod conn;
 pub mod cursor;
 pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod ingest;
 pub mod limits;
+pub mod search;
 pub mod typing;

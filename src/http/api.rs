@@ -15,7 +15,11 @@ use super::AppState;
 use super::ClientAddr;
 use super::auth::{Auth, COOKIE};
 use super::error::{ApiResult, error_response};
-use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::openapi::{
+    BansW, ConversationsW, DeadDeliveriesW, DirectW, ErrorW, InvitesW, LoginW, MembersW, MessagePath, ReadW, RoomPath,
+    RoomViewsW, RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
+};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -50,7 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
-fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
+pub(super) fn seq_param(s: &str) -> Result<Seq, crate::core::error::Error> {
     s.parse()
         .map_err(|_| crate::core::error::Error::BadRequest("the message sequence number must be an integer".into()))
 }
@@ -59,13 +63,14 @@ pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterReq {
     username: String,
     password: String,
     display_name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/register", tag = "accounts", summary = "Register", request_body = RegisterReq, responses((status = 201, description = "the new account", body = UserW), (status = 409, description = "`username_taken`", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
 pub async fn register(
     State(app): State<Arc<AppState>>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
@@ -79,12 +84,13 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(UserW::from(&user))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginReq {
     username: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/login", tag = "accounts", summary = "Log in", request_body = LoginReq, responses((status = 200, description = "a token bound to a new session; also set as the HttpOnly cookie `parley_token`", body = LoginW), (status = 401, description = "`bad_credentials` (unknown user or wrong password alike)", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
@@ -103,6 +109,7 @@ pub async fn login(
     Ok(resp)
 }
 
+#[utoipa::path(post, path = "/api/v1/logout", tag = "accounts", summary = "Log out: ends the session (its sockets on every node close) and clears the cookie", responses((status = 204, description = "logged out")))]
 pub async fn logout(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     app.chat.logout(&who).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -113,15 +120,17 @@ pub async fn logout(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiRes
     Ok(resp)
 }
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", summary = "The signed-in user", responses((status = 200, description = "the user", body = UserW)))]
 pub async fn me(Auth(who): Auth) -> ApiResult<Response> {
     Ok(Json(UserW::from(&who.user)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PatchMe {
     display_name: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", summary = "Change your display name", request_body = PatchMe, responses((status = 200, description = "the updated user", body = UserW)))]
 pub async fn patch_me(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -135,11 +144,13 @@ fn rooms_json(rooms: &[Room]) -> Response {
     Json(serde_json::json!({ "rooms": rooms.iter().map(RoomW::from).collect::<Vec<_>>() })).into_response()
 }
 
+#[utoipa::path(get, path = "/api/v1/me/rooms", tag = "rooms", summary = "Your rooms and direct conversations, with unread and mention counts", responses((status = 200, description = "your rooms", body = RoomViewsW)))]
 pub async fn my_rooms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let views = app.chat.my_rooms(&who).await?;
     Ok(Json(serde_json::json!({ "rooms": views.iter().map(RoomViewW::from).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/dms", tag = "rooms", summary = "Your direct conversations, newest activity first", responses((status = 200, description = "your direct conversations", body = ConversationsW)))]
 /// Direct conversations only, newest activity first.
 pub async fn my_dms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let mut views: Vec<RoomView> =
@@ -149,11 +160,12 @@ pub async fn my_dms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiRes
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct OpenDm {
     username: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/dms", tag = "rooms", summary = "Open (or find) the direct conversation with a user", request_body = OpenDm, responses((status = 200, description = "the conversation and its peer", body = DirectW), (status = 404, description = "`user_not_found`", body = ErrorW)))]
 pub async fn open_dm(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -163,16 +175,18 @@ pub async fn open_dm(
     Ok(Json(serde_json::json!({ "room": RoomW::from(&room), "peer": UserW::from(&peer) })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "Public rooms", responses((status = 200, description = "public rooms", body = RoomsW)))]
 pub async fn public_rooms(State(app): State<Arc<AppState>>, Auth(_who): Auth) -> ApiResult<Response> {
     Ok(rooms_json(&app.chat.public_rooms().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateRoom {
     name: String,
     visibility: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", summary = "Create a group room (you become its owner)", request_body = CreateRoom, responses((status = 201, description = "the room", body = RoomW), (status = 409, description = "`room_exists`", body = ErrorW)))]
 pub async fn create_room(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -184,6 +198,7 @@ pub async fn create_room(
     Ok((StatusCode::CREATED, Json(RoomW::from(&room))).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}", tag = "rooms", summary = "A room", params(RoomPath), responses((status = 200, description = "the room", body = RoomW)))]
 pub async fn get_room(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -193,6 +208,7 @@ pub async fn get_room(
     Ok(Json(RoomW::from(&room)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/members", tag = "rooms", summary = "Members, online or not, with roles", params(RoomPath), responses((status = 200, description = "members", body = MembersW)))]
 pub async fn members(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -202,21 +218,24 @@ pub async fn members(
     Ok(Json(serde_json::json!({ "members": members.iter().map(MemberW::from).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "rooms", summary = "Join a public room, or a private one you were invited to", params(RoomPath), responses((status = 200, description = "the room", body = RoomW)))]
 pub async fn join(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     let room = app.chat.join(&who, &room_ref(&room)).await?;
     Ok(Json(RoomW::from(&room)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/leave", tag = "rooms", summary = "Leave a room", params(RoomPath), responses((status = 204, description = "left")))]
 pub async fn leave(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     app.chat.leave(&who, &room_ref(&room)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InviteReq {
     username: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/invites", tag = "rooms", summary = "Invite a user (members of private rooms: owner and admins)", params(RoomPath), request_body = InviteReq, responses((status = 204, description = "invited")))]
 pub async fn invite(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -227,13 +246,15 @@ pub async fn invite(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<u32>,
+    pub(super) before: Option<i64>,
+    pub(super) after: Option<i64>,
+    pub(super) limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "History page, ascending seq", params(RoomPath, HistoryParams), responses((status = 200, description = "a page of messages", body = HistoryW)))]
 pub async fn history(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -245,14 +266,36 @@ pub async fn history(
     Ok(Json(HistoryW::from(&page)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    q: String,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/search?q=…&cursor=…&limit=…`: the query language is in `q` (docs/PROTOCOL.md, "Search").
+#[utoipa::path(get, path = "/api/v1/search", tag = "messages", summary = "Search the messages you may read (query language: docs/PROTOCOL.md, Search)", params(SearchParams), responses((status = 200, description = "hits, best first, and the next page's cursor", body = SearchResultsW)))]
+pub async fn search(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Params(p): Params<SearchParams>,
+) -> ApiResult<Response> {
+    let found = app.chat.search(&who, &p.q, p.cursor.as_deref(), p.limit).await?;
+    Ok(Json(SearchResultsW::from(&found)).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SendReq {
     body: String,
     client_id: Option<String>,
     #[serde(default)]
     files: Vec<String>,
+    /// The seq of the message this one replies to (same room).
+    reply_to: Option<Seq>,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "Send a message (answered once it is durable)", params(RoomPath), request_body = SendReq, responses((status = 201, description = "the acknowledgement; a resend with the same `client_id` answers the original with `duplicate: true`", body = AckW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn send(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -261,12 +304,12 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let body = MessageBody::parse(&req.body, app.chat.limits.max_message_bytes)?;
     let client_id = req.client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-    let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files).await?;
+    let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files, req.reply_to).await?;
     let ack = app.chat.finish_send(&who, pending).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PatchRoom {
     name: Option<String>,
     topic: Option<String>,
@@ -282,6 +325,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
     Option::<i64>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}", tag = "rooms", summary = "Rename, set the topic or the retention period (owner and admins)", params(RoomPath), request_body = PatchRoom, responses((status = 200, description = "the room", body = RoomW)))]
 pub async fn patch_room(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -316,11 +360,13 @@ pub async fn patch_room(
     Ok(Json(RoomW::from(&room)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Username)]
 pub struct Target {
     username: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/kick", tag = "rooms", summary = "Remove a member (owner and admins)", params(RoomPath), request_body = Target, responses((status = 204, description = "kicked")))]
 pub async fn kick(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -331,6 +377,7 @@ pub async fn kick(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/ban", tag = "rooms", summary = "Ban a user (owner and admins)", params(RoomPath), request_body = Target, responses((status = 204, description = "banned")))]
 pub async fn ban(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -341,6 +388,7 @@ pub async fn ban(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/unban", tag = "rooms", summary = "Lift a ban (owner and admins)", params(RoomPath), request_body = Target, responses((status = 204, description = "unbanned")))]
 pub async fn unban(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -351,6 +399,7 @@ pub async fn unban(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/owner", tag = "rooms", summary = "Hand the room to a current member (owner only); the previous owner becomes an admin", description = "Recorded as an `owner_changed` system message (sender: the previous owner, target: the new one).", params(RoomPath), request_body = Target, responses((status = 204, description = "done")))]
 /// Hands the room to another member (owner only); the previous owner becomes an admin.
 pub async fn transfer_owner(
     State(app): State<Arc<AppState>>,
@@ -362,18 +411,21 @@ pub async fn transfer_owner(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/bans", tag = "rooms", summary = "The room's bans (owner and admins)", params(RoomPath), responses((status = 200, description = "bans", body = BansW)))]
 /// The room's bans (owner and admins).
 pub async fn bans(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     let bans = app.chat.bans(&who, &room_ref(&room)).await?;
     Ok(Json(serde_json::json!({ "bans": bans.iter().map(BanW::from).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/me/invites", tag = "rooms", summary = "Your pending invitations, oldest first", responses((status = 200, description = "invitations", body = InvitesW)))]
 /// The caller's pending invitations, oldest first.
 pub async fn my_invites(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let invites = app.chat.invites(&who).await?;
     Ok(Json(serde_json::json!({ "invites": invites.iter().map(InviteW::from).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/me/invites/{room}/accept", tag = "rooms", summary = "Accept an invitation: you join the room", params(RoomPath), responses((status = 200, description = "the room joined", body = RoomW), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
 /// Accepts an invitation: the caller joins the room.
 pub async fn accept_invite(
     State(app): State<Arc<AppState>>,
@@ -384,6 +436,7 @@ pub async fn accept_invite(
     Ok(Json(RoomW::from(&room)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/me/invites/{room}/decline", tag = "rooms", summary = "Decline an invitation", params(RoomPath), responses((status = 204, description = "declined"), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
 pub async fn decline_invite(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -393,12 +446,13 @@ pub async fn decline_invite(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetRole {
     username: String,
     role: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/roles", tag = "rooms", summary = "Make a member an admin or a plain member (owner only)", params(RoomPath), request_body = SetRole, responses((status = 204, description = "role set")))]
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -410,11 +464,13 @@ pub async fn set_role(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReadReq {
+    #[schema(value_type = i64)]
     seq: Seq,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/read", tag = "messages", summary = "Move your read marker forward", params(RoomPath), request_body = ReadReq, responses((status = 200, description = "the read marker now", body = ReadW)))]
 pub async fn mark_read(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -425,6 +481,7 @@ pub async fn mark_read(
     Ok(Json(serde_json::json!({ "room": room.0, "seq": seq })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/typing", tag = "messages", summary = "Say you are typing (ephemeral; at most once per 2 s is forwarded)", params(RoomPath), responses((status = 204, description = "told")))]
 pub async fn typing(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -434,6 +491,7 @@ pub async fn typing(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/typing", tag = "messages", summary = "Who is typing now", params(RoomPath), responses((status = 200, description = "user ids", body = TypingW)))]
 pub async fn typing_now(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -443,11 +501,12 @@ pub async fn typing_now(
     Ok(Json(serde_json::json!({ "users": users.iter().map(|u| u.0).collect::<Vec<_>>() })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditReq {
     body: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages", summary = "Edit your message", params(MessagePath), request_body = EditReq, responses((status = 200, description = "the edited message", body = MessageW)))]
 pub async fn edit_message(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -460,6 +519,7 @@ pub async fn edit_message(
     Ok(Json(MessageW::from(&*m)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages", summary = "Delete a message (its author, the owner or admins)", params(MessagePath), responses((status = 204, description = "deleted")))]
 pub async fn delete_message(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -474,11 +534,12 @@ fn webhook_json(h: &Webhook) -> serde_json::Value {
     serde_json::json!({ "id": h.id, "room": h.room.0, "url": h.url, "created_by": h.created_by.0, "created_at": h.created_at })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewWebhook {
     url: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/webhooks", tag = "webhooks", summary = "Register a webhook (owner and admins); the one answer that shows its secret", params(RoomPath), request_body = NewWebhook, responses((status = 201, description = "the webhook, with `secret`", body = WebhookW)))]
 /// Registers a webhook: the one answer that shows its signing secret.
 pub async fn add_webhook(
     State(app): State<Arc<AppState>>,
@@ -492,6 +553,7 @@ pub async fn add_webhook(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/webhooks", tag = "webhooks", summary = "The room's webhooks (owner and admins)", params(RoomPath), responses((status = 200, description = "webhooks, without secrets", body = WebhooksW)))]
 pub async fn webhooks(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -501,6 +563,7 @@ pub async fn webhooks(
     Ok(Json(serde_json::json!({ "webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/rooms/{room}/webhooks/{id}", tag = "webhooks", summary = "Remove a webhook (owner and admins)", params(WebhookPath), responses((status = 204, description = "removed")))]
 pub async fn delete_webhook(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -511,6 +574,7 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/rooms/{room}/webhooks/dead", tag = "webhooks", summary = "Deliveries that failed every attempt (owner and admins)", params(RoomPath), responses((status = 200, description = "the dead-letter list, newest first", body = DeadDeliveriesW)))]
 /// Deliveries to this room's webhooks that failed every attempt (the dead-letter list, newest first).
 pub async fn dead_webhook_deliveries(
     State(app): State<Arc<AppState>>,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::AppState;
 
 /// The answer of `GET /api/v1/config` (docs/PROTOCOL.md §4).
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ClientConfigW {
     /// Largest message body, in bytes of UTF-8 (`--max-message-bytes`).
     pub max_message_bytes: usize,
@@ -22,6 +22,7 @@ pub struct ClientConfigW {
     pub max_upload_bytes: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/config", tag = "operations", summary = "The server's limits for clients (no token needed)", responses((status = 200, description = "the limits", body = ClientConfigW)), security(()))]
 pub async fn config(State(app): State<Arc<AppState>>) -> Json<ClientConfigW> {
     Json(ClientConfigW {
         max_message_bytes: app.chat.limits.max_message_bytes,

@@ -32,11 +32,12 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::UploadStalled { .. } => StatusCode::REQUEST_TIMEOUT,
         Error::FileNotFound => StatusCode::NOT_FOUND,
+        Error::InvalidEmoji => StatusCode::BAD_REQUEST,
         Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::TooManyAttempts { .. } | Error::RateLimited { .. } | Error::TooManyConnections { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        Error::UsernameTaken | Error::RoomNameTaken => StatusCode::CONFLICT,
+        Error::UsernameTaken | Error::RoomNameTaken | Error::TooManyReactions => StatusCode::CONFLICT,
         Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
         Error::NotAMember | Error::Forbidden(_) | Error::Banned => StatusCode::FORBIDDEN,
         Error::MessageNotFound | Error::WebhookNotFound | Error::InviteNotFound => StatusCode::NOT_FOUND,

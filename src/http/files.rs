@@ -16,13 +16,15 @@ use super::error::{ApiResult, error_response};
 use super::wire::FileW;
 use crate::core::domain::*;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name as the user knows it (sanitized before it is kept).
     name: Option<String>,
 }
 
 /// `POST /api/v1/rooms/{room}/files?name=…`: the body is the file's bytes, streamed to the blob store.
+#[utoipa::path(post, path = "/api/v1/rooms/{room}/files", tag = "files", summary = "Upload a file into a room (not yet shared: send a message with its id in `files`)", params(super::openapi::RoomPath, UploadQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes (any `Content-Type`, ignored)"), responses((status = 201, description = "the file, not yet shared", body = FileW), (status = 408, description = "`upload_stalled`", body = super::openapi::ErrorW), (status = 413, description = "`file_too_large`", body = super::openapi::ErrorW), (status = 507, description = "`quota_exceeded`", body = super::openapi::ErrorW)))]
 pub async fn upload(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,
@@ -39,12 +41,14 @@ pub async fn upload(
 }
 
 /// `GET /api/v1/files/{id}`: what the file is, for those who may read it.
+#[utoipa::path(get, path = "/api/v1/files/{id}", tag = "files", summary = "A file's metadata", params(super::openapi::FilePath), responses((status = 200, description = "the file", body = FileW)))]
 pub async fn meta(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     let file = app.files.file(&who, &id).await?;
     Ok(Json(FileW::from(&file)).into_response())
 }
 
 /// `GET /api/v1/files/{id}/content`: the bytes, whole or one range.
+#[utoipa::path(get, path = "/api/v1/files/{id}/content", tag = "files", summary = "A file's bytes, whole or one range", params(super::openapi::FilePath, ("Range" = Option<String>, Header, description = "`bytes=…`: one range answers 206")), responses((status = 200, description = "the bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "one range of the bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 416, description = "the range is not satisfiable")))]
 pub async fn content(
     State(app): State<Arc<AppState>>,
     Auth(who): Auth,

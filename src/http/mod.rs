@@ -4,8 +4,13 @@
 pub mod api;
 pub mod auth;
 pub mod client_config;
+pub mod convo;
+pub mod deadline;
 pub mod error;
 pub mod files;
+pub mod openapi;
+pub mod ops;
+pub mod proxy;
 pub mod sse;
 pub mod web;
 pub mod wire;
@@ -41,6 +46,10 @@ pub struct HttpConfig {
     pub write_timeout: Duration,
     /// How long a busy WebSocket gathers deliveries before writing them at once (zero: never waits).
     pub write_coalesce: Duration,
+    /// `/metrics` on this router (false when `--metrics-listen` gives it its own port).
+    pub metrics_on_public_port: bool,
+    /// Peers whose `X-Forwarded-For` is believed (`proxy.rs`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The client's address, as the server's connection info (plain or TLS listener alike).
@@ -83,6 +92,12 @@ impl axum::serve::Listener for NoDelayListener {
 
 impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl<L: axum::serve::Listener<Addr = SocketAddr>> Connected<IncomingStream<'_, deadline::Deadline<L>>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, deadline::Deadline<L>>) -> Self {
         ClientAddr(*stream.remote_addr())
     }
 }
@@ -131,7 +146,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi_json))
         .route("/config", get(client_config::config))
         .route("/register", post(api::register))
         .route("/login", post(api::login))
@@ -161,22 +176,47 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/files", post(files::upload))
         .route("/files/{id}", get(files::meta))
         .route("/files/{id}/content", get(files::content))
+        .route("/search", get(api::search))
         .route("/rooms/{room}/webhooks", get(api::webhooks).post(api::add_webhook))
         .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))
         .route("/rooms/{room}/webhooks/{id}", axum::routing::delete(api::delete_webhook))
         .route("/rooms/{room}/messages/{seq}", axum::routing::patch(api::edit_message).delete(api::delete_message))
+        .route(
+            "/rooms/{room}/messages/{seq}/reactions/{emoji}",
+            axum::routing::put(convo::add_reaction).delete(convo::remove_reaction),
+        )
+        .route("/rooms/{room}/threads/{seq}", get(convo::thread))
+        .route("/rooms/{room}/threads/{seq}/read", post(convo::mark_thread_read))
+        .route("/rooms/{room}/pins", get(convo::pins).post(convo::pin))
+        .route("/rooms/{room}/pins/{seq}", axum::routing::delete(convo::unpin))
+        .route("/rooms/{room}/notify", axum::routing::put(convo::set_notify))
+        .route("/me/threads", get(convo::my_threads))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
-        });
-    Router::new()
+        })
+        .route_layer(axum::middleware::from_fn(ops::tag_route));
+    let mut app = Router::new()
         .nest("/api/v1", api)
-        .route("/api/docs", get(web::api_docs))
-        .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .merge(
+            // The interactive reference, bundled into the binary (it loads nothing from other sites).
+            utoipa_swagger_ui::SwaggerUi::new("/api/docs").config(
+                utoipa_swagger_ui::Config::from("/api/v1/openapi.json")
+                    .try_it_out_enabled(true)
+                    .persist_authorization(true)
+                    // No badge from the public validator: nothing leaves this server.
+                    .validator_url("none"),
+            ),
+        )
+        .route("/ws", get(ws::upgrade).fallback(ws::method_not_allowed))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(ready));
+    if state.config.metrics_on_public_port {
+        app = app.route("/metrics", get(ops::metrics));
+    }
+    app.route_layer(axum::middleware::from_fn(ops::tag_route))
         .fallback(web::asset)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::forwarded_client))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), json_refusals))
@@ -194,14 +234,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(RandomId))
         .layer(axum::middleware::map_request(drop_odd_request_id))
+        .layer(axum::middleware::from_fn(ops::record))
         .with_state(state)
 }
 
-/// The OpenAPI description of the REST API (kept beside PROTOCOL.md; a test checks it covers every route).
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+/// The OpenAPI document, generated from the handlers (`openapi.rs`); `docs/openapi.json` is the same.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)),
+    security(()))]
+pub async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ([(header::CONTENT_TYPE, "application/json")], DOC.get_or_init(openapi::document).as_str()).into_response()
+}
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Alive",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)), security(()))]
+pub async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// Browsers send `Origin` with WebSocket handshakes and state-changing requests; another site must not
@@ -283,7 +333,13 @@ fn refusal_code(status: StatusCode) -> &'static str {
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Ready when the store and the broker answer, each within [`READY_TIMEOUT`]; the body names each check.
-async fn ready(State(app): State<Arc<AppState>>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Store and broker reachable (each within 2 s)",
+    responses(
+        (status = 200, description = "ready: `{\"status\":\"ready\",\"checks\":{\"store\":\"ok\",\"broker\":\"ok\"}}`", body = openapi::ReadyW),
+        (status = 503, description = "not ready: `error.code` is `not_ready`, `checks` names what failed", body = openapi::ReadyW),
+    ),
+    security(()))]
+pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
     async fn check<F: Future<Output = crate::core::error::Result<()>>>(f: F) -> &'static str {
         match tokio::time::timeout(READY_TIMEOUT, f).await {
             Ok(Ok(())) => "ok",
@@ -314,11 +370,6 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
         "checks": checks,
     });
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-}
-
-/// Prometheus text exposition of the process's metrics.
-async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::observe::render()).into_response()
 }
 
 #[cfg(test)]

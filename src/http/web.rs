@@ -32,12 +32,6 @@ pub async fn asset(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     serve(if path.is_empty() { "index.html" } else { path }, &method, &headers).await
 }
 
-/// `GET /api/docs`: the REST reference, rendered in the browser from `/api/v1/openapi.json` by
-/// `api-docs.js` (same origin only, so it works offline).
-pub async fn api_docs(method: Method, headers: HeaderMap) -> Response {
-    serve("api-docs.html", &method, &headers).await
-}
-
 /// How a body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {

@@ -1,12 +1,17 @@
 //! Wire types, version 1: the JSON shapes of `docs/PROTOCOL.md`, shared by REST, WebSocket and SSE.
 //! Server-side shapes borrow from domain values, so encoding copies nothing but the output bytes.
+//!
+//! One file past 600 lines on purpose: the two frame enums (serde-tagged, so every variant lives in one
+//! enum) and the shapes they embed are the protocol's single vocabulary, read side by side with
+//! `docs/PROTOCOL.md`; split, a new frame would be spread over several files.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::core::chat::Ack;
+use crate::core::chat::{Ack, SearchResults};
 use crate::core::domain::{
-    Ban, FileMeta, HistoryPage, Invite, Member, Message, Room, RoomId, RoomRef, RoomView, Seq, User,
+    Ban, ConvoEvent, FileMeta, HistoryPage, Invite, Member, Message, Pin, Quote, Reaction, Room, RoomId, RoomRef,
+    RoomView, Seq, ThreadSummary, User,
 };
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
@@ -14,7 +19,8 @@ use crate::core::hub::HubEvent;
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const SUBPROTOCOL: &str = "parley.v1";
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserW<'a> {
     pub id: i64,
     pub username: &'a str,
@@ -27,10 +33,13 @@ impl<'a> From<&'a User> for UserW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberW<'a> {
     #[serde(flatten)]
     pub user: UserW<'a>,
+    #[schema(value_type = String, example = "member")]
+    /// `owner`, `admin` or `member`.
     pub role: &'static str,
     pub online: bool,
 }
@@ -41,16 +50,22 @@ impl<'a> From<&'a (Member, bool)> for MemberW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomW<'a> {
     pub id: i64,
     pub name: &'a str,
+    /// `group` or `direct`.
+    #[schema(value_type = String, example = "group")]
     pub kind: &'static str,
+    /// `public` or `private`.
+    #[schema(value_type = String, example = "public")]
     pub visibility: &'static str,
     pub topic: &'a str,
     pub created_by: i64,
     pub last_seq: i64,
     pub member_count: i64,
+    /// Messages older than this many seconds are purged; `null` keeps everything.
     pub retention_secs: Option<i64>,
 }
 
@@ -71,7 +86,8 @@ impl<'a> From<&'a Room> for RoomW<'a> {
 }
 
 /// An invitation, as its invitee sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Invite)]
 pub struct InviteW<'a> {
     pub room: RoomW<'a>,
     pub invited_by: UserW<'a>,
@@ -85,7 +101,8 @@ impl<'a> From<&'a Invite> for InviteW<'a> {
 }
 
 /// A ban, as the room's moderators see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Ban)]
 pub struct BanW<'a> {
     pub user: UserW<'a>,
     pub banned_at: i64,
@@ -98,10 +115,13 @@ impl<'a> From<&'a Ban> for BanW<'a> {
 }
 
 /// A room as one member sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RoomView)]
 pub struct RoomViewW<'a> {
     #[serde(flatten)]
     pub room: RoomW<'a>,
+    /// Your role: `owner`, `admin` or `member`.
+    #[schema(value_type = String, example = "member")]
     pub role: &'static str,
     pub last_read: i64,
     pub unread: i64,
@@ -109,6 +129,8 @@ pub struct RoomViewW<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<UserW<'a>>,
     pub last_message: Option<MessageW<'a>>,
+    pub notify: &'static str,
+    pub muted: bool,
 }
 
 impl<'a> From<&'a RoomView> for RoomViewW<'a> {
@@ -121,15 +143,22 @@ impl<'a> From<&'a RoomView> for RoomViewW<'a> {
             mentions: v.mentions,
             peer: v.peer.as_ref().map(UserW::from),
             last_message: v.last_message.as_deref().map(MessageW::from),
+            notify: v.notify.as_str(),
+            muted: v.muted,
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Message)]
 pub struct MessageW<'a> {
     pub room: i64,
     pub seq: i64,
+    /// `text`, or a system kind (`create`, `join`, `leave`, `invite`, `kick`, `ban`, `unban`, `role`, `rename`,
+    /// `topic`, …; docs/PROTOCOL.md §2).
+    #[schema(value_type = String, example = "text")]
     pub kind: &'static str,
+    /// `null` for system messages without an actor.
     pub sender: Option<UserW<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<UserW<'a>>,
@@ -144,10 +173,23 @@ pub struct MessageW<'a> {
     pub deleted: bool,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub files: Vec<FileW<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<QuoteW<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reply_ts: Option<i64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub reactions: Vec<ReactionW<'a>>,
 }
 
 /// An uploaded file as clients see it (never its blob address or uploader-only details).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = File)]
 pub struct FileW<'a> {
     pub id: &'a str,
     pub room: i64,
@@ -183,6 +225,75 @@ impl<'a> From<&'a FileMeta> for FileW<'a> {
     }
 }
 
+/// A reply's quote of its parent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QuoteW<'a> {
+    pub seq: i64,
+    pub sender: Option<UserW<'a>>,
+    pub excerpt: &'a str,
+    pub deleted: bool,
+}
+
+impl<'a> From<&'a Quote> for QuoteW<'a> {
+    fn from(q: &'a Quote) -> Self {
+        QuoteW { seq: q.seq, sender: q.sender.as_ref().map(UserW::from), excerpt: &q.excerpt, deleted: q.deleted }
+    }
+}
+
+/// One emoji's reactions on a message.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReactionW<'a> {
+    pub emoji: &'a str,
+    pub count: usize,
+    pub users: Vec<i64>,
+}
+
+impl<'a> From<&'a Reaction> for ReactionW<'a> {
+    fn from(r: &'a Reaction) -> Self {
+        ReactionW { emoji: &r.emoji, count: r.users.len(), users: r.users.iter().map(|u| u.0).collect() }
+    }
+}
+
+pub fn reactions_w(rs: &[Reaction]) -> Vec<ReactionW<'_>> {
+    rs.iter().map(ReactionW::from).collect()
+}
+
+/// A pinned message.
+#[derive(Serialize)]
+pub struct PinW<'a> {
+    pub message: MessageW<'a>,
+    pub pinned_by: UserW<'a>,
+    pub at: i64,
+}
+
+impl<'a> From<&'a Pin> for PinW<'a> {
+    fn from(p: &'a Pin) -> Self {
+        PinW { message: MessageW::from(&*p.message), pinned_by: UserW::from(&p.pinned_by), at: p.at }
+    }
+}
+
+/// A followed thread (`GET /me/threads`).
+#[derive(Serialize)]
+pub struct ThreadSummaryW {
+    pub room: i64,
+    pub seq: i64,
+    pub reply_count: i64,
+    pub last_reply_ts: Option<i64>,
+    pub unread: i64,
+}
+
+impl From<&ThreadSummary> for ThreadSummaryW {
+    fn from(t: &ThreadSummary) -> Self {
+        ThreadSummaryW {
+            room: t.room.0,
+            seq: t.root,
+            reply_count: t.reply_count,
+            last_reply_ts: t.last_reply_ts,
+            unread: t.unread,
+        }
+    }
+}
+
 impl<'a> From<&'a Message> for MessageW<'a> {
     fn from(m: &'a Message) -> Self {
         MessageW {
@@ -198,11 +309,18 @@ impl<'a> From<&'a Message> for MessageW<'a> {
             edited_at: m.edited_at,
             deleted: m.deleted,
             files: m.files.iter().map(FileW::from).collect(),
+            reply_to: m.reply_to,
+            thread: m.thread,
+            quote: m.extras.quote.as_ref().map(QuoteW::from),
+            reply_count: (m.extras.reply_count > 0).then_some(m.extras.reply_count),
+            last_reply_ts: m.extras.last_reply_ts.filter(|_| m.extras.reply_count > 0),
+            reactions: reactions_w(&m.extras.reactions),
         }
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Ack)]
 pub struct AckW<'a> {
     pub room: i64,
     pub seq: i64,
@@ -217,7 +335,8 @@ impl<'a> From<&'a Ack> for AckW<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = History)]
 pub struct HistoryW<'a> {
     pub messages: Vec<MessageW<'a>>,
     pub has_more: bool,
@@ -229,7 +348,50 @@ impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// One search hit: where it is (room, seq: open the room there) and a plain-text snippet whose matched
+/// words are the `highlights` ranges, `[start, end)` in characters (Unicode scalar values) of `snippet`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SearchHitW<'a> {
+    pub room: i64,
+    pub room_name: &'a str,
+    pub room_kind: &'static str,
+    pub seq: i64,
+    pub message: MessageW<'a>,
+    pub snippet: &'a str,
+    pub highlights: Vec<[usize; 2]>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SearchResultsW<'a> {
+    pub hits: Vec<SearchHitW<'a>>,
+    /// Pass back as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<&'a str>,
+}
+
+impl<'a> From<&'a SearchResults> for SearchResultsW<'a> {
+    fn from(r: &'a SearchResults) -> Self {
+        SearchResultsW {
+            hits: r
+                .hits
+                .iter()
+                .map(|h| SearchHitW {
+                    room: h.room.id.0,
+                    room_name: &h.room.name,
+                    room_kind: h.room.kind.as_str(),
+                    seq: h.message.seq,
+                    message: MessageW::from(&*h.message),
+                    snippet: &h.snippet.text,
+                    highlights: h.snippet.highlights.iter().map(|&(a, b)| [a, b]).collect(),
+                })
+                .collect(),
+            next_cursor: r.next_cursor.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
 pub struct ErrorBodyW<'a> {
     pub code: &'a str,
     pub message: &'a str,
@@ -326,6 +488,48 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a str>,
     },
+    Reactions {
+        room: i64,
+        seq: i64,
+        reactions: Vec<ReactionW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    ThreadUpdated {
+        room: i64,
+        seq: i64,
+        reply_count: i64,
+        last_reply_ts: Option<i64>,
+    },
+    Notify {
+        room: i64,
+        notify: &'static str,
+        muted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    /// Reply to `thread`: the root and a page of its replies.
+    Thread {
+        room: i64,
+        root: MessageW<'a>,
+        #[serde(flatten)]
+        page: HistoryW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    Pins {
+        room: i64,
+        pins: Vec<PinW<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
+    /// Reply to `search`.
+    SearchResults {
+        #[serde(flatten)]
+        results: SearchResultsW<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<&'a str>,
+    },
     Error {
         code: &'a str,
         message: &'a str,
@@ -378,6 +582,26 @@ pub fn encode_event(e: &HubEvent) -> Bytes {
         HubEvent::Read { room, seq } => ServerFrame::Read { room: room.0, seq: *seq, req: None }.encode(),
         HubEvent::UserUpdated(u) => ServerFrame::UserUpdated { user: UserW::from(u) }.encode(),
         HubEvent::Invited(i) => ServerFrame::Invited { invite: InviteW::from(i) }.encode(),
+        HubEvent::Convo(c) => encode_convo(c, None),
+    }
+}
+
+/// The frame of a [`ConvoEvent`] (also the reply to `react`/`unreact`/`notify`, with its `req`).
+pub fn encode_convo(c: &ConvoEvent, req: Option<&str>) -> Bytes {
+    match c {
+        ConvoEvent::Reactions { room, seq, reactions } => {
+            ServerFrame::Reactions { room: room.0, seq: *seq, reactions: reactions_w(reactions), req }.encode()
+        }
+        ConvoEvent::ThreadUpdated { room, seq, reply_count, last_reply_ts } => ServerFrame::ThreadUpdated {
+            room: room.0,
+            seq: *seq,
+            reply_count: *reply_count,
+            last_reply_ts: *last_reply_ts,
+        }
+        .encode(),
+        ConvoEvent::Notify { room, level, muted } => {
+            ServerFrame::Notify { room: room.0, notify: level.as_str(), muted: *muted, req }.encode()
+        }
     }
 }
 
@@ -405,7 +629,8 @@ impl From<RoomRefW> for RoomRef {
 
 /// Frames clients send on a WebSocket.
 #[derive(Deserialize, Debug)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+// Unknown fields are ignored: within a version, fields are only ever added (PROTOCOL.md).
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Send {
         room: RoomRefW,
@@ -414,6 +639,7 @@ pub enum ClientFrame {
         /// Ids of files the sender uploaded into this room (`POST /api/v1/rooms/{room}/files`).
         #[serde(default)]
         files: Vec<String>,
+        reply_to: Option<Seq>,
         req: Option<String>,
     },
     Join {
@@ -514,11 +740,56 @@ pub enum ClientFrame {
         room: RoomRefW,
         req: Option<String>,
     },
+    React {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Unreact {
+        room: RoomRefW,
+        seq: Seq,
+        emoji: String,
+        req: Option<String>,
+    },
+    Thread {
+        room: RoomRefW,
+        seq: Seq,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
+    Pin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Unpin {
+        room: RoomRefW,
+        seq: Seq,
+        req: Option<String>,
+    },
+    Pins {
+        room: RoomRefW,
+        req: Option<String>,
+    },
+    Notify {
+        room: RoomRefW,
+        level: Option<String>,
+        muted: Option<bool>,
+        req: Option<String>,
+    },
+    Search {
+        q: String,
+        cursor: Option<String>,
+        limit: Option<u32>,
+        req: Option<String>,
+    },
 }
 
 /// Where a reconnecting client stands in one room.
 #[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct ResumeW {
     pub room: i64,
     pub after: Seq,
@@ -547,6 +818,14 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "invites",
     "accept_invite",
     "decline_invite",
+    "react",
+    "unreact",
+    "thread",
+    "pin",
+    "unpin",
+    "pins",
+    "notify",
+    "search",
 ];
 
 impl ClientFrame {
@@ -573,7 +852,15 @@ impl ClientFrame {
             | ClientFrame::Transfer { req, .. }
             | ClientFrame::Invites { req }
             | ClientFrame::AcceptInvite { req, .. }
-            | ClientFrame::DeclineInvite { req, .. } => req.as_deref(),
+            | ClientFrame::DeclineInvite { req, .. }
+            | ClientFrame::React { req, .. }
+            | ClientFrame::Unreact { req, .. }
+            | ClientFrame::Thread { req, .. }
+            | ClientFrame::Pin { req, .. }
+            | ClientFrame::Unpin { req, .. }
+            | ClientFrame::Pins { req, .. }
+            | ClientFrame::Notify { req, .. }
+            | ClientFrame::Search { req, .. } => req.as_deref(),
         }
     }
 }
@@ -585,6 +872,19 @@ pub enum FrameError {
     Bad(String),
     /// A well-formed frame of a type this version does not know: `unknown_type`.
     UnknownType(String),
+}
+
+/// The `req` of a frame that could not be decoded, when it is JSON with a usable one: the error reply
+/// carries it back, so the client can match it to its request.
+pub fn frame_req(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ReqOnly {
+        req: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<ReqOnly>(text).ok()?.req? {
+        serde_json::Value::String(r) if r.len() <= 64 => Some(r),
+        _ => None,
+    }
 }
 
 pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
@@ -629,18 +929,17 @@ mod tests {
         ));
         assert!(matches!(decode_client_frame(r#"{"type":"ping","req":"p1"}"#), Ok(ClientFrame::Ping { req: Some(_) })));
         assert!(matches!(decode_client_frame(r#"{"type":"shout"}"#), Err(FrameError::UnknownType(t)) if t == "shout"));
-        for bad in [
-            "",
-            "{",
-            "[]",
-            "null",
-            r#"{"room":1}"#,
-            r#"{"type":"send","room":1}"#,
-            r#"{"type":7}"#,
-            r#"{"type":"send","room":1,"body":"x","extra":1}"#,
-        ] {
+        for bad in ["", "{", "[]", "null", r#"{"room":1}"#, r#"{"type":"send","room":1}"#, r#"{"type":7}"#] {
             assert!(matches!(decode_client_frame(bad), Err(FrameError::Bad(_))), "{bad}");
         }
+        // Unknown fields are ignored (fields are only ever added within a version).
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"send","room":1,"body":"x","extra":1}"#),
+            Ok(ClientFrame::Send { .. })
+        ));
+        assert_eq!(frame_req(r#"{"type":"shout","req":"r9"}"#).as_deref(), Some("r9"));
+        assert_eq!(frame_req(r#"{"type":"shout","req":9}"#), None);
+        assert_eq!(frame_req("not json"), None);
         let long_req = format!(r#"{{"type":"ping","req":"{}"}}"#, "x".repeat(65));
         assert!(matches!(decode_client_frame(&long_req), Err(FrameError::Bad(_))));
     }
@@ -655,5 +954,41 @@ mod tests {
         assert_eq!(v["type"], "error");
         assert_eq!(v["code"], "not_a_member");
         assert_eq!(v["req"], "r1");
+    }
+
+    #[test]
+    fn conversation_frames_decode_and_encode_as_documented() {
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"send","room":1,"body":"x","reply_to":4}"#),
+            Ok(ClientFrame::Send { reply_to: Some(4), .. })
+        ));
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"react","room":1,"seq":4,"emoji":"👍","req":"r"}"#),
+            Ok(ClientFrame::React { seq: 4, .. })
+        ));
+        assert!(matches!(
+            decode_client_frame(r#"{"type":"notify","room":1,"muted":true}"#),
+            Ok(ClientFrame::Notify { .. })
+        ));
+        assert!(matches!(decode_client_frame(r#"{"type":"pins","room":"general"}"#), Ok(ClientFrame::Pins { .. })));
+        assert!(matches!(decode_client_frame(r#"{"type":"react","room":1,"seq":4}"#), Err(FrameError::Bad(_))));
+
+        use crate::core::domain::{ConvoEvent, NotifyLevel, Reaction, UserId};
+        let e = ConvoEvent::Reactions {
+            room: RoomId(3),
+            seq: 9,
+            reactions: vec![Reaction { emoji: "👍".into(), users: vec![UserId(1), UserId(5)] }],
+        };
+        let v: serde_json::Value = serde_json::from_slice(&encode_convo(&e, None)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"reactions","room":3,"seq":9,"reactions":[{"emoji":"👍","count":2,"users":[1,5]}]})
+        );
+        let e = ConvoEvent::Notify { room: RoomId(3), level: NotifyLevel::None, muted: true };
+        let v: serde_json::Value = serde_json::from_slice(&encode_convo(&e, Some("n"))).unwrap();
+        assert_eq!(v, serde_json::json!({"type":"notify","room":3,"notify":"none","muted":true,"req":"n"}));
+        let e = ConvoEvent::ThreadUpdated { room: RoomId(3), seq: 2, reply_count: 1, last_reply_ts: Some(7) };
+        let v: serde_json::Value = serde_json::from_slice(&encode_convo(&e, None)).unwrap();
+        assert_eq!(v, serde_json::json!({"type":"thread_updated","room":3,"seq":2,"reply_count":1,"last_reply_ts":7}));
     }
 }

@@ -5,14 +5,18 @@
 //! - Reads never wait on the store: a `send` is queued for storage in read order (so each sender's
 //!   messages keep their order) and its acknowledgement is awaited alongside other work; at most
 //!   [`MAX_IN_FLIGHT`] sends wait at once, after which the connection stops reading (backpressure).
-//! - Deliveries pass through the connection's [`Feed`], which drops repeats and fills gaps from the
+//! - Deliveries pass through the connection's [`Feed`](crate::core::cursor::Feed), which drops repeats and fills gaps from the
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
 //! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
 //!   are buffered up to `WRITE_BUFFER` bytes between flushes). With `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
-//! - Every write has a deadline; a connection silent for two keepalive periods is dropped.
+//! - The connection life cycle (session end, keepalive, slow-client bounds, shutdown drain) is
+//!   [`crate::core::conn`]'s; this module maps its ends to close codes. Every write has a deadline; a
+//!   connection silent for two keepalive periods is closed with 4002.
+//! - The acting connection gets edit/delete/read/rename/topic results as replies only
+//!   ([`crate::core::conn::Echo`]); its other connections get the broadcast.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +28,19 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span};
 
 use super::AppState;
 use super::auth::token_of;
-use super::error::ApiError;
+use super::error::{ApiError, error_response};
 use super::wire::*;
-use crate::core::chat::{Chat, Identity};
-use crate::core::cursor::{Feed, Out};
+use crate::core::chat::Identity;
+use crate::core::conn::{CLOSE_NOTICE, Connection, Echo, End, Timing, Wake};
+use crate::core::cursor::Out;
 use crate::core::domain::*;
 use crate::core::error::Error;
-use crate::core::hub::{CloseReason, Delivery, HubEvent, WireSlot};
+use crate::core::hub::WireSlot;
 use crate::core::limits::{Admission, Transport};
 
 /// Sends awaiting their acknowledgement, per connection, before reading pauses.
@@ -47,12 +52,23 @@ const WRITE_BUFFER: usize = 16 * 1024;
 
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Nothing heard from the client (not even a Pong) for two keepalive periods.
+pub const CLOSE_SILENT: u16 = 4002;
 
 pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response {
     let mut parts = parts;
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
         Ok(ws) => ws,
-        Err(r) => return r.into_response(),
+        // Not a WebSocket handshake (a plain GET, a missing header): the documented JSON error, with
+        // the status axum chose (400, 426, …).
+        Err(r) => {
+            let status = r.status();
+            return error_response(
+                status,
+                "bad_request",
+                &format!("/ws takes a WebSocket handshake: {}", r.body_text()),
+            );
+        }
     };
     let Some(token) = token_of(&parts) else { return ApiError(Error::Unauthorized).into_response() };
     let who = match app.chat.authenticate(&token).await {
@@ -83,6 +99,15 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         })
 }
 
+/// `/ws` with a method other than GET: the documented JSON error.
+pub async fn method_not_allowed() -> Response {
+    error_response(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "/ws takes a WebSocket handshake (GET with Upgrade: websocket)",
+    )
+}
+
 type Sink = SplitSink<WebSocket, WsMessage>;
 
 fn text(bytes: Bytes) -> WsMessage {
@@ -97,36 +122,61 @@ fn encode_out(o: Out) -> Bytes {
     }
 }
 
-async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission: Admission, mut hold: bool) {
+/// How a WebSocket ends.
+enum Exit {
+    /// The server ends it (see [`close_frame_for`]).
+    End(End),
+    /// The client broke the protocol: a close frame with this code and reason.
+    Protocol(u16, &'static str),
+    /// The client closed or vanished: nobody to tell.
+    Gone,
+}
+
+/// Why a write did not complete.
+enum WriteFail {
+    /// Not taken within the write timeout: the client is too slow.
+    TooSlow,
+    /// The connection is broken.
+    Gone,
+}
+
+impl From<WriteFail> for Exit {
+    fn from(w: WriteFail) -> Self {
+        match w {
+            WriteFail::TooSlow => Exit::End(End::TooSlow),
+            WriteFail::Gone => Exit::Gone,
+        }
+    }
+}
+
+async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Admission, hold: bool) {
     let chat = app.chat.clone();
     let write_timeout = app.config.write_timeout;
-    let keepalive = app.config.keepalive;
+    let timing = Timing { keepalive: app.config.keepalive, write_timeout, hears_client: true };
     let (mut sink, mut stream) = socket.split();
 
-    let (mut reg, rooms) = match chat.connect(&who).await {
+    let (mut conn, rooms) = match Connection::open(&chat, who, admission, timing).await {
         Ok(x) => x,
         Err(e) => {
             let _ = sink.send(text(ServerFrame::error(&e, None))).await;
             return;
         }
     };
-    let mut feed = Feed::new(&rooms);
+    // `?resume=1`: the client's first `resume` frame decides where live delivery starts (see
+    // PROTOCOL.md, "reconnecting"); until it arrives deliveries wait in the bounded queue.
+    conn.hold(hold);
     let hello = ServerFrame::Hello {
         v: PROTOCOL_VERSION,
-        user: UserW::from(&who.user),
+        user: UserW::from(&conn.who.user),
         rooms: rooms.iter().map(RoomViewW::from).collect(),
     };
-    if timeout(write_timeout, sink.send(text(hello.encode()))).await.is_err() {
+    if write_all(&mut sink, write_timeout, std::iter::once(hello.encode())).await.is_err() {
         return;
     }
     drop(rooms);
 
     let mut acks = FuturesUnordered::new();
-    let mut ping = interval_at(Instant::now() + keepalive, keepalive);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
     // Grown on first use: an idle connection holds no buffers.
-    let mut batch = Vec::new();
     let mut out = Vec::new();
     let delivered = metrics::counter!("parley_messages_delivered_total");
     let coalesce = app.config.write_coalesce;
@@ -137,138 +187,166 @@ async fn run(socket: WebSocket, app: Arc<AppState>, mut who: Identity, admission
     let window = tokio::time::sleep_until(Instant::now());
     tokio::pin!(window);
 
-    let close: Option<(u16, &str)> = loop {
+    let exit: Exit = loop {
         tokio::select! {
-            // A close from the hub wins over everything else that is ready.
+            // What the connection life cycle says (an end first) wins over everything else that is ready.
             biased;
-            reason = reg.ctl.closed() => break Some(close_frame_for(reason)),
-            n = reg.rx.recv_many(&mut batch, WRITE_BATCH), if !hold && flush_at.is_none() => {
-                if n == 0 {
-                    // The hub dropped this connection; it always says why first.
-                    break reg.ctl.reason().map(close_frame_for);
+            wake = conn.wake(), if flush_at.is_none() => match wake {
+                Wake::End(end) => break Exit::End(end),
+                Wake::Keepalive => {
+                    if let Err(w) = write_raw(&mut sink, write_timeout, WsMessage::Ping(Bytes::new())).await {
+                        break w.into();
+                    }
                 }
-                // A busy connection (it wrote less than a window ago) holds these until the window
-                // closes, then writes all that came with one flush; a quiet one writes at once.
-                if let Some(at) = last_write.filter(|at| !coalesce.is_zero() && at.elapsed() < coalesce) {
-                    flush_at = Some(at + coalesce);
-                    window.as_mut().reset(at + coalesce);
-                    continue;
+                Wake::Deliveries => {
+                    // A busy connection (it wrote less than a window ago) holds these until the window
+                    // closes, then writes all that came with one flush; a quiet one writes at once.
+                    if let Some(at) = last_write.filter(|at| !coalesce.is_zero() && at.elapsed() < coalesce) {
+                        flush_at = Some(at + coalesce);
+                        window.as_mut().reset(at + coalesce);
+                        continue;
+                    }
+                    match deliver(&mut conn, &mut out, &mut sink, write_timeout).await {
+                        Ok(n) => delivered.increment(n),
+                        Err(e) => break e,
+                    }
+                    last_write = Some(Instant::now());
                 }
-                let Some(n) = deliver(&chat, &mut who, &mut feed, &mut batch, &mut out, &mut sink, write_timeout).await else { break None };
-                last_write = Some(Instant::now());
-                delivered.increment(n);
-            }
+            },
             // The window closed: take what queued meanwhile (not woken per message) and write it.
             () = &mut window, if flush_at.is_some() => {
                 flush_at = None;
-                while batch.len() < WRITE_BATCH {
-                    let Ok(d) = reg.rx.try_recv() else { break };
-                    batch.push(d);
+                conn.gather(WRITE_BATCH);
+                match deliver(&mut conn, &mut out, &mut sink, write_timeout).await {
+                    Ok(n) => delivered.increment(n),
+                    Err(e) => break e,
                 }
-                let Some(n) = deliver(&chat, &mut who, &mut feed, &mut batch, &mut out, &mut sink, write_timeout).await else { break None };
                 last_write = Some(Instant::now());
-                delivered.increment(n);
             }
             Some(reply) = acks.next(), if !acks.is_empty() => {
-                if !write_all(&mut sink, write_timeout, std::iter::once(reply)).await { break None; }
+                if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(reply)).await { break w.into(); }
             }
             frame = stream.next(), if acks.len() < MAX_IN_FLIGHT => {
-                last_heard = Instant::now();
+                conn.heard();
                 match frame {
                     Some(Ok(WsMessage::Text(t))) => {
-                        let replies = match handle_frame(&chat, &who, &mut feed, &mut hold, t.as_str()).await {
+                        if conn.live().is_err() {
+                            break Exit::End(End::SessionEnded);
+                        }
+                        let replies = match handle_frame(&mut conn, t.as_str()).await {
                             Handled::Replies(r) => r,
                             Handled::Pending(fut) => { acks.push(fut); continue; }
                         };
-                        if !write_all(&mut sink, write_timeout, replies.into_iter()).await { break None; }
+                        if let Err(w) = write_all(&mut sink, write_timeout, replies.into_iter()).await { break w.into(); }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
                         let e = ServerFrame::error_with_code("bad_frame", "binary frames are not part of the protocol; send JSON text", None);
-                        if !write_all(&mut sink, write_timeout, std::iter::once(e)).await { break None; }
+                        if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(e)).await { break w.into(); }
                     }
                     Some(Ok(WsMessage::Close(_))) => {
                         // The library queues its reply to a close and sends it on the next read:
                         // read on, so the closing handshake completes cleanly.
                         let _ = timeout(write_timeout, async { while let Some(Ok(_)) = stream.next().await {} }).await;
-                        break None;
+                        break Exit::Gone;
                     }
-                    None => break None,
+                    None => break Exit::Gone,
                     Some(Ok(_)) => {} // Ping (answered by the library) and Pong
                     Some(Err(e)) => {
                         debug!(error = %e, "websocket read failed");
                         // RFC 6455 §7.1.7: fail the connection with a close frame saying why.
                         break match e.into_inner().downcast_ref::<tungstenite::Error>() {
-                            Some(tungstenite::Error::Capacity(_)) => Some((1009, "frame too large")),
-                            Some(tungstenite::Error::Utf8(_)) => Some((1007, "text must be UTF-8")),
+                            Some(tungstenite::Error::Capacity(_)) => Exit::Protocol(1009, "frame too large"),
+                            Some(tungstenite::Error::Utf8(_)) => Exit::Protocol(1007, "text must be UTF-8"),
                             // The peer is gone: nobody to tell.
-                            Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => None,
-                            Some(tungstenite::Error::Protocol(_)) => Some((1002, "protocol error")),
-                            _ => None,
+                            Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => Exit::Gone,
+                            Some(tungstenite::Error::Protocol(_)) => Exit::Protocol(1002, "protocol error"),
+                            _ => Exit::Gone,
                         };
                     }
                 }
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > keepalive * 2 {
-                    debug!("keepalive timeout");
-                    break None;
-                }
-                if timeout(write_timeout, sink.send(WsMessage::Ping(Bytes::new()))).await.map_or(true, |r| r.is_err()) {
-                    break None;
-                }
-            }
         }
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
-        let _ = timeout(write_timeout, sink.send(WsMessage::Close(Some(frame)))).await;
-        // Give the client a moment to answer the close, without waiting on a dead peer.
-        let _ = timeout(Duration::from_secs(1), async { while let Some(Ok(_)) = stream.next().await {} }).await;
-    }
-    drop(reg);
-    drop(admission);
+    let (code, reason) = match exit {
+        Exit::Gone => return,
+        Exit::Protocol(code, reason) => (code, reason),
+        Exit::End(end) => {
+            debug!(end = end.code(), "closing");
+            if matches!(end, End::ShuttingDown | End::SessionEnded) {
+                // Drain: reading has stopped; what was accepted is stored and acknowledged, and what is
+                // queued is written, before the close (all bounded by the write timeout).
+                let answers = async {
+                    let mut replies = Vec::new();
+                    while let Some(r) = acks.next().await {
+                        replies.push(r);
+                    }
+                    replies
+                };
+                let replies = timeout(write_timeout, answers).await.unwrap_or_default();
+                let _ = write_all(&mut sink, write_timeout, replies.into_iter()).await;
+                if end == End::ShuttingDown {
+                    conn.drain(&mut out).await;
+                    let _ = write_all(&mut sink, write_timeout, out.drain(..).map(encode_out)).await;
+                }
+            }
+            close_frame_for(end)
+        }
+    };
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+    // Told when it can be: a client too slow to read gets it if it catches up within the notice.
+    let _ = timeout(CLOSE_NOTICE, sink.send(WsMessage::Close(Some(frame)))).await;
+    // Give the client a moment to answer the close, without waiting on a dead peer.
+    let _ = timeout(CLOSE_NOTICE, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+    drop(conn);
 }
 
-/// Passes a batch of hub deliveries through the feed and writes the result with one flush; the number
-/// of frames written, or `None` when the peer is gone or too slow.
+/// Passes the deliveries the connection took through its feed and writes the result with one flush;
+/// the number of frames written.
 async fn deliver(
-    chat: &Arc<Chat>,
-    who: &mut Identity,
-    feed: &mut Feed,
-    batch: &mut Vec<Arc<Delivery>>,
+    conn: &mut Connection,
     out: &mut Vec<Out>,
     sink: &mut Sink,
     write_timeout: Duration,
-) -> Option<u64> {
-    for d in batch.drain(..) {
-        if let HubEvent::UserUpdated(u) = &d.event
-            && u.id == who.user.id
-        {
-            who.user = u.clone(); // later sends carry the new name
-        }
-        feed.deliver(chat, who, d, out).await;
-    }
+) -> Result<u64, Exit> {
+    conn.take(out).await.map_err(Exit::End)?;
     let n = out.len() as u64;
-    write_all(sink, write_timeout, out.drain(..).map(encode_out)).await.then_some(n)
+    write_all(sink, write_timeout, out.drain(..).map(encode_out)).await.map_err(|w| match w {
+        WriteFail::TooSlow => Exit::End(conn.too_slow()),
+        WriteFail::Gone => Exit::Gone,
+    })?;
+    Ok(n)
 }
 
-fn close_frame_for(reason: CloseReason) -> (u16, &'static str) {
-    match reason {
-        CloseReason::SessionEnded => (CLOSE_SESSION_ENDED, "session ended"),
-        CloseReason::TooSlow => (CLOSE_TOO_SLOW, "too slow: send queue overflowed"),
-        CloseReason::ShuttingDown => (1001, "server shutting down"),
+pub fn close_frame_for(end: End) -> (u16, &'static str) {
+    match end {
+        End::SessionEnded => (CLOSE_SESSION_ENDED, "session ended"),
+        End::TooSlow => (CLOSE_TOO_SLOW, "too slow: deliveries waited too long"),
+        End::ShuttingDown => (1001, "server shutting down"),
+        End::Silent => (CLOSE_SILENT, "no answer to keepalive"),
     }
 }
 
-/// Writes frames then flushes once; false when the peer is gone or too slow.
-async fn write_all(sink: &mut Sink, deadline: Duration, frames: impl Iterator<Item = Bytes>) -> bool {
+/// Writes frames then flushes once, within `deadline`.
+async fn write_all(sink: &mut Sink, deadline: Duration, frames: impl Iterator<Item = Bytes>) -> Result<(), WriteFail> {
     let work = async {
         for f in frames {
             sink.feed(text(f)).await?;
         }
         sink.flush().await
     };
-    matches!(timeout(deadline, work).await, Ok(Ok(())))
+    match timeout(deadline, work).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFail::Gone),
+        Err(_) => Err(WriteFail::TooSlow),
+    }
+}
+
+async fn write_raw(sink: &mut Sink, deadline: Duration, m: WsMessage) -> Result<(), WriteFail> {
+    match timeout(deadline, sink.send(m)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFail::Gone),
+        Err(_) => Err(WriteFail::TooSlow),
+    }
 }
 
 type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Bytes> + Send>>;
@@ -282,32 +360,34 @@ fn one(b: Bytes) -> Result<Handled, Error> {
     Ok(Handled::Replies(vec![b]))
 }
 
-async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &mut bool, text: &str) -> Handled {
+async fn handle_frame(conn: &mut Connection, text: &str) -> Handled {
     let frame = match decode_client_frame(text) {
         Ok(f) => f,
         Err(FrameError::Bad(why)) => {
             return Handled::Replies(vec![ServerFrame::error_with_code(
                 "bad_frame",
                 &format!("malformed frame: {why}"),
-                None,
+                frame_req(text).as_deref(),
             )]);
         }
         Err(FrameError::UnknownType(t)) => {
             return Handled::Replies(vec![ServerFrame::error_with_code(
                 "unknown_type",
                 &format!("unknown frame type '{t}'"),
-                None,
+                frame_req(text).as_deref(),
             )]);
         }
     };
+    let chat = &conn.chat().clone();
+    let who = &conn.who.clone();
     let req = frame.req().map(str::to_owned);
     let req_s = req.as_deref();
     let result: Result<Handled, Error> = async {
         match frame {
-            ClientFrame::Send { room, body, client_id, files, .. } => {
+            ClientFrame::Send { room, body, client_id, files, reply_to, .. } => {
                 let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
                 let client_id = client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-                let pending = chat.submit_with_files(who, &room.into(), body, client_id, &files).await?;
+                let pending = chat.submit_with_files(who, &room.into(), body, client_id, &files, reply_to).await?;
                 let (chat, who, req) = (chat.clone(), who.clone(), req.clone());
                 Ok(Handled::Pending(Box::pin(async move {
                     match chat.finish_send(&who, pending).await {
@@ -333,11 +413,11 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             ClientFrame::Resume { rooms, .. } => {
                 // Deliveries held for this resume are written after its replies; the feed drops the
                 // ones the resume already sent.
-                *hold = false;
+                conn.hold(false);
                 let mut replies = Vec::new();
                 for r in rooms {
                     let mut out = Vec::new();
-                    let through = feed.resume(chat, who, RoomId(r.room), r.after, &mut out).await?;
+                    let through = conn.resume(RoomId(r.room), r.after, &mut out).await?;
                     replies.extend(out.into_iter().map(encode_out));
                     replies.push(ServerFrame::Recovered { room: r.room, seq: through, req: req_s }.encode());
                 }
@@ -349,15 +429,18 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             }
             ClientFrame::Read { room, seq, .. } => {
                 let (room, seq) = chat.mark_read(who, &room.into(), seq).await?;
+                conn.expect_echo(Echo::Read(room, seq));
                 one(ServerFrame::Read { room: room.0, seq, req: req_s }.encode())
             }
             ClientFrame::Edit { room, seq, body, .. } => {
                 let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
                 let m = chat.edit(who, &room.into(), seq, body).await?;
+                conn.expect_echo(Echo::Updated(m.clone()));
                 one(ServerFrame::MessageUpdated { message: MessageW::from(&*m), req: req_s }.encode())
             }
             ClientFrame::Delete { room, seq, .. } => {
                 let m = chat.delete(who, &room.into(), seq).await?;
+                conn.expect_echo(Echo::Updated(m.clone()));
                 one(ServerFrame::MessageUpdated { message: MessageW::from(&*m), req: req_s }.encode())
             }
             ClientFrame::Dm { username, .. } => {
@@ -386,10 +469,12 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             }
             ClientFrame::Rename { room, name, .. } => {
                 let room = chat.rename(who, &room.into(), RoomName::parse(&name)?).await?;
+                conn.expect_echo(Echo::Room(room.clone()));
                 one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
             }
             ClientFrame::Topic { room, topic, .. } => {
                 let room = chat.set_topic(who, &room.into(), Topic::parse(&topic)?).await?;
+                conn.expect_echo(Echo::Room(room.clone()));
                 one(ServerFrame::RoomUpdated { room: RoomW::from(&room), req: req_s }.encode())
             }
             ClientFrame::Transfer { room, username, .. } => {
@@ -407,6 +492,47 @@ async fn handle_frame(chat: &Arc<Chat>, who: &Identity, feed: &mut Feed, hold: &
             ClientFrame::DeclineInvite { room, .. } => {
                 chat.decline_invite(who, &room.into()).await?;
                 one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::React { room, seq, emoji, .. } => {
+                let (room, reactions) = chat.react(who, &room.into(), seq, &Emoji::parse(&emoji)?, true).await?;
+                one(encode_convo(&ConvoEvent::Reactions { room, seq, reactions }, req_s))
+            }
+            ClientFrame::Unreact { room, seq, emoji, .. } => {
+                let (room, reactions) = chat.react(who, &room.into(), seq, &Emoji::parse(&emoji)?, false).await?;
+                one(encode_convo(&ConvoEvent::Reactions { room, seq, reactions }, req_s))
+            }
+            ClientFrame::Thread { room, seq, before, after, limit, .. } => {
+                let q = HistoryQuery::new(before, after, limit)?;
+                let (room, root, page) = chat.thread(who, &room.into(), seq, q).await?;
+                one(ServerFrame::Thread {
+                    room: room.id.0,
+                    root: MessageW::from(&*root),
+                    page: HistoryW::from(&page),
+                    req: req_s,
+                }
+                .encode())
+            }
+            ClientFrame::Pin { room, seq, .. } => {
+                chat.set_pinned(who, &room.into(), seq, true).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Unpin { room, seq, .. } => {
+                chat.set_pinned(who, &room.into(), seq, false).await?;
+                one(ServerFrame::Ok { req: req_s }.encode())
+            }
+            ClientFrame::Pins { room, .. } => {
+                let (room, pins) = chat.pins(who, &room.into()).await?;
+                one(ServerFrame::Pins { room: room.0, pins: pins.iter().map(PinW::from).collect(), req: req_s }
+                    .encode())
+            }
+            ClientFrame::Notify { room, level, muted, .. } => {
+                let level = level.as_deref().map(NotifyLevel::parse).transpose()?;
+                let (room, level, muted) = chat.set_notify(who, &room.into(), level, muted).await?;
+                one(encode_convo(&ConvoEvent::Notify { room, level, muted }, req_s))
+            }
+            ClientFrame::Search { q, cursor, limit, .. } => {
+                let found = chat.search(who, &q, cursor.as_deref(), limit).await?;
+                one(ServerFrame::SearchResults { results: SearchResultsW::from(&found), req: req_s }.encode())
             }
         }
     }

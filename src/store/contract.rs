@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+mod convo;
+mod search;
+
 use super::{DynStore, Session};
 use crate::core::domain::*;
 use crate::core::error::Error;
@@ -32,6 +35,9 @@ fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessag
         mentions: vec![],
         files: vec![],
         ts: now_millis(),
+        reply_to: None,
+        thread: None,
+        quote: None,
     }
 }
 
@@ -62,6 +68,8 @@ pub async fn run_all(store: DynStore) {
     ownership_moves_and_returns(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
     files_are_shared_once_and_go_with_their_message(&store).await;
+    convo::run_all(&store).await;
+    search::run_all(&store).await;
 }
 
 fn file(id: &str, room: RoomId, uploader: UserId, blob: &str, size: i64, at: Millis) -> FileMeta {

@@ -1,5 +1,8 @@
 //! An in-memory store: the reference implementation of the contract, used by unit tests and by
 //! `--database-url memory:` for throwaway servers. Nothing survives a restart.
+//!
+//! One file past 600 lines on purpose: it is the one `impl Store` of the reference backend, every method
+//! a few lines over the same lock; its length follows the trait's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use parking_lot::Mutex;
 use super::{Credentials, Session, Store};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{self, SearchHits, SearchQuery};
 
 #[derive(Default)]
 struct Inner {
@@ -22,6 +26,14 @@ struct Inner {
     next_webhook: i64,
     /// Uploaded files, in upload order.
     files: Vec<FileMeta>,
+    /// Per member: notification level and mute (absent: `all`, not muted); dropped with the membership.
+    notify: HashMap<(RoomId, UserId), (NotifyLevel, bool)>,
+    /// Per message: emoji in first-reaction order, each with its users in reaction order.
+    reactions: HashMap<(RoomId, Seq), Vec<Reaction>>,
+    /// Per room: (seq, pinned by, at).
+    pins: HashMap<RoomId, Vec<(Seq, UserId, Millis)>>,
+    /// (user, room, root) → read position in that thread.
+    thread_reads: HashMap<(UserId, RoomId, Seq), Seq>,
 }
 
 struct RoomRow {
@@ -42,6 +54,10 @@ struct StoredRow {
     ts: Millis,
     edited_at: Option<Millis>,
     deleted: bool,
+    reply_to: Option<Seq>,
+    thread: Option<Seq>,
+    /// When its reactions last changed.
+    reactions_at: Option<Millis>,
     /// Removed by retention: absent from every read, but its slot keeps later `seq`s in place.
     purged: bool,
 }
@@ -61,7 +77,31 @@ fn idx(id: i64) -> Option<usize> {
     usize::try_from(id.checked_sub(1)?).ok()
 }
 
+impl MemoryStore {
+    /// Adds `user`'s `emoji` to a message's list; false when it was there.
+    fn add_to(list: &mut Vec<Reaction>, user: UserId, emoji: &Emoji) -> Result<bool> {
+        let distinct = list.len();
+        match list.iter_mut().find(|r| r.emoji == emoji.as_str()) {
+            Some(r) if r.users.contains(&user) => Ok(false),
+            Some(r) => {
+                r.users.push(user);
+                Ok(true)
+            }
+            None if distinct >= Emoji::MAX_PER_MESSAGE => Err(Error::TooManyReactions),
+            None => {
+                list.push(Reaction { emoji: emoji.as_str().to_owned(), users: vec![user] });
+                Ok(true)
+            }
+        }
+    }
+}
+
 impl Inner {
+    fn touch_reactions(&mut self, room: RoomId, seq: Seq, at: Millis) {
+        if let Some(m) = self.row_mut(room).and_then(|r| r.messages.get_mut(idx(seq)?)) {
+            m.reactions_at = Some(at);
+        }
+    }
     fn user(&self, id: UserId) -> Option<&User> {
         self.users.get(idx(id.0)?).map(|(u, _, _)| u)
     }
@@ -92,6 +132,9 @@ impl Inner {
             edited_at: m.edited_at,
             deleted: m.deleted,
             files: self.files.iter().filter(|f| f.room == room && f.seq == Some(seq)).cloned().collect(),
+            reply_to: m.reply_to,
+            thread: m.thread,
+            extras: MessageExtras::default(),
         }))
     }
     fn name_taken(&self, key: &str) -> bool {
@@ -244,11 +287,14 @@ impl Store for MemoryStore {
                 RoomKind::Direct => r.members.keys().find(|u| **u != user).and_then(|u| g.user(*u).cloned()),
                 RoomKind::Group => None,
             };
+            let (notify, muted) = g.notify.get(&(r.room.id, user)).copied().unwrap_or_default();
             out.push(RoomView {
                 room: g.room(r),
                 role,
                 last_read,
-                unread: unread_msgs.len() as i64,
+                unread: notify.unread_shown(muted, unread_msgs.len() as i64),
+                notify,
+                muted,
                 mentions: unread_msgs.iter().filter(|m| m.mentions.contains(&user)).count() as i64,
                 peer,
                 last_message: g.message(r.room.id, r.messages.len() as Seq),
@@ -301,7 +347,9 @@ impl Store for MemoryStore {
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool> {
-        Ok(self.inner.lock().row_mut(room).is_some_and(|r| r.members.remove(&user).is_some()))
+        let mut g = self.inner.lock();
+        g.notify.remove(&(room, user));
+        Ok(g.row_mut(room).is_some_and(|r| r.members.remove(&user).is_some()))
     }
 
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
@@ -385,6 +433,7 @@ impl Store for MemoryStore {
     async fn ban(&self, room: RoomId, user: UserId, _by: UserId) -> Result<bool> {
         let mut g = self.inner.lock();
         g.invites.remove(&(room, user));
+        g.notify.remove(&(room, user));
         if let Some(r) = g.row_mut(room) {
             r.members.remove(&user);
         }
@@ -440,6 +489,9 @@ impl Store for MemoryStore {
                 ts: m.ts,
                 edited_at: None,
                 deleted: false,
+                reply_to: m.reply_to,
+                thread: m.thread,
+                reactions_at: None,
                 purged: false,
             });
             let seq = r.messages.len() as Seq;
@@ -454,7 +506,9 @@ impl Store for MemoryStore {
                     stored.seq = Some(seq);
                 }
             }
-            out.push(Appended::Stored(g.message(m.room, seq).expect("just stored")));
+            let mut stored = g.message(m.room, seq).expect("just stored");
+            Arc::make_mut(&mut stored).extras.quote = m.quote.clone();
+            out.push(Appended::Stored(stored));
         }
         Ok(out)
     }
@@ -518,6 +572,31 @@ impl Store for MemoryStore {
         Ok(g.message(room, seq))
     }
 
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let g = self.inner.lock();
+        let mut found: Vec<(usize, Millis, RoomId, Seq)> = Vec::new();
+        for r in g.rooms.iter().filter(|r| r.members.contains_key(&user) && q.room.is_none_or(|id| id == r.room.id)) {
+            for (i, m) in r.messages.iter().enumerate() {
+                if m.purged || m.deleted || m.kind != MessageKind::Text || q.sender.is_some_and(|s| s != m.sender) {
+                    continue;
+                }
+                let in_time = q.from.is_none_or(|f| m.ts >= f) && q.before.is_none_or(|b| m.ts < b);
+                let link = !q.has_link || m.body.contains("http://") || m.body.contains("https://");
+                if let (true, true, Some(score)) = (in_time, link, search::score(&m.body, &q.terms)) {
+                    found.push((score, m.ts, r.room.id, i as Seq + 1));
+                }
+            }
+        }
+        // The newest `WINDOW` matches, best first (as the SQL stores).
+        found.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+        found.truncate(search::WINDOW as usize);
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        let page = found.iter().skip(q.offset as usize);
+        let messages: Vec<_> =
+            page.clone().take(q.limit as usize).filter_map(|&(_, _, room, seq)| g.message(room, seq)).collect();
+        Ok(SearchHits { messages, has_more: page.count() > q.limit as usize })
+    }
+
     async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room> {
         let mut g = self.inner.lock();
         g.row_mut(room).ok_or(Error::RoomNotFound)?.room.retention_secs = secs;
@@ -544,7 +623,14 @@ impl Store for MemoryStore {
             }
             n += 1;
         }
+        // Reactions and pins go with their messages.
+        let gone: std::collections::HashSet<Seq> =
+            r.messages.iter().enumerate().filter(|(_, m)| m.purged).map(|(i, _)| i as Seq + 1).collect();
         g.files.retain(|f| !(f.room == room && f.seq.is_some_and(|s| purged.contains(&s))));
+        g.reactions.retain(|(rm, s), _| *rm != room || !gone.contains(s));
+        if let Some(pins) = g.pins.get_mut(&room) {
+            pins.retain(|(s, _, _)| !gone.contains(s));
+        }
         Ok(n)
     }
 
@@ -623,6 +709,193 @@ impl Store for MemoryStore {
         let before = g.webhooks.len();
         g.webhooks.retain(|w| !(w.id == id && w.room == room));
         Ok(g.webhooks.len() < before)
+    }
+
+    async fn thread(&self, room: RoomId, root: Seq, query: HistoryQuery) -> Result<HistoryPage> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(HistoryPage { messages: vec![], has_more: false }) };
+        let limit = query.limit() as usize;
+        let replies = (1..=r.messages.len() as i64)
+            .filter(|s| idx(*s).and_then(|i| r.messages.get(i)).is_some_and(|m| !m.purged && m.thread == Some(root)));
+        let (mut seqs, forward): (Vec<i64>, bool) = match query {
+            HistoryQuery::Latest { .. } => (replies.rev().take(limit + 1).collect(), false),
+            HistoryQuery::Before { before, .. } => {
+                (replies.rev().filter(|s| *s < before).take(limit + 1).collect(), false)
+            }
+            HistoryQuery::After { after, .. } => (replies.filter(|s| *s > after).take(limit + 1).collect(), true),
+        };
+        let has_more = seqs.len() > limit;
+        seqs.truncate(limit);
+        if !forward {
+            seqs.reverse();
+        }
+        Ok(HistoryPage { messages: seqs.into_iter().filter_map(|s| g.message(room, s)).collect(), has_more })
+    }
+
+    async fn thread_stats(&self, room: RoomId, roots: &[Seq]) -> Result<Vec<(Seq, i64, Millis)>> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(vec![]) };
+        let mut out: Vec<(Seq, i64, Millis)> = Vec::new();
+        for m in r.messages.iter().filter(|m| !m.purged && !m.deleted) {
+            let Some(t) = m.thread.filter(|t| roots.contains(t)) else { continue };
+            match out.iter_mut().find(|(s, _, _)| *s == t) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.2 = e.2.max(m.ts);
+                }
+                None => out.push((t, 1, m.ts)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn followed_threads(&self, user: UserId) -> Result<Vec<ThreadSummary>> {
+        let g = self.inner.lock();
+        let mut out = Vec::new();
+        for r in g.rooms.iter().filter(|r| r.members.contains_key(&user)) {
+            let live = |s: Seq| idx(s).and_then(|i| r.messages.get(i)).filter(|m| !m.purged);
+            let involved = |m: &StoredRow| m.sender == user || m.mentions.contains(&user);
+            let mut roots: Vec<Seq> = r.messages.iter().filter(|m| !m.purged).filter_map(|m| m.thread).collect();
+            roots.sort_unstable();
+            roots.dedup();
+            for root in roots {
+                let replies: Vec<(Seq, &StoredRow)> = (1..=r.messages.len() as i64)
+                    .filter_map(|s| live(s).filter(|m| m.thread == Some(root)).map(|m| (s, m)))
+                    .collect();
+                let follows = live(root).is_some_and(involved) || replies.iter().any(|(_, m)| involved(m));
+                let alive: Vec<&(Seq, &StoredRow)> = replies.iter().filter(|(_, m)| !m.deleted).collect();
+                if !follows || alive.is_empty() {
+                    continue;
+                }
+                let read = g.thread_reads.get(&(user, r.room.id, root)).copied().unwrap_or(0);
+                out.push(ThreadSummary {
+                    room: r.room.id,
+                    root,
+                    reply_count: alive.len() as i64,
+                    last_reply_ts: alive.iter().map(|(_, m)| m.ts).max(),
+                    unread: alive.iter().filter(|(s, m)| *s > read && m.sender != user).count() as i64,
+                });
+            }
+        }
+        out.sort_by_key(|t| std::cmp::Reverse(t.last_reply_ts));
+        Ok(out)
+    }
+
+    async fn mark_thread_read(&self, room: RoomId, root: Seq, user: UserId, seq: Seq) -> Result<Seq> {
+        let mut g = self.inner.lock();
+        let e = g.thread_reads.entry((user, room, root)).or_insert(seq);
+        *e = (*e).max(seq);
+        Ok(*e)
+    }
+
+    async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
+        let mut g = self.inner.lock();
+        if g.message(room, seq).is_none() {
+            return Err(Error::MessageNotFound);
+        }
+        let added = Self::add_to(g.reactions.entry((room, seq)).or_default(), user, emoji)?;
+        if added {
+            g.touch_reactions(room, seq, at);
+        }
+        Ok(added)
+    }
+
+    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let Some(list) = g.reactions.get_mut(&(room, seq)) else { return Ok(false) };
+        let Some(i) = list.iter().position(|r| r.emoji == emoji.as_str()) else { return Ok(false) };
+        let before = list[i].users.len();
+        list[i].users.retain(|u| *u != user);
+        let removed = list[i].users.len() < before;
+        if list[i].users.is_empty() {
+            // The emoji goes, and with it its place in first-reaction order (as in the SQL stores).
+            list.remove(i);
+        }
+        if removed {
+            g.touch_reactions(room, seq, at);
+        }
+        Ok(removed)
+    }
+
+    async fn reactions_changed(
+        &self,
+        room: RoomId,
+        through: Seq,
+        since: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Seq, Vec<Reaction>)>> {
+        let g = self.inner.lock();
+        let Some(r) = g.row(room) else { return Ok(vec![]) };
+        let mut seqs: Vec<Seq> = r
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| !m.purged && (*i as Seq) < through && m.reactions_at.is_some_and(|t| t > since))
+            .map(|(i, _)| i as Seq + 1)
+            .collect();
+        let skip = seqs.len().saturating_sub(limit as usize);
+        seqs.drain(..skip);
+        Ok(seqs.into_iter().map(|s| (s, g.reactions.get(&(room, s)).cloned().unwrap_or_default())).collect())
+    }
+    async fn reactions(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<(Seq, Vec<Reaction>)>> {
+        let g = self.inner.lock();
+        let mut out: Vec<(Seq, Vec<Reaction>)> = seqs
+            .iter()
+            .filter_map(|s| g.reactions.get(&(room, *s)).filter(|l| !l.is_empty()).map(|l| (*s, l.clone())))
+            .collect();
+        out.sort_by_key(|(s, _)| *s);
+        out.dedup_by_key(|(s, _)| *s);
+        Ok(out)
+    }
+
+    async fn pin(&self, room: RoomId, seq: Seq, by: UserId, at: Millis) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let list = g.pins.entry(room).or_default();
+        if list.iter().any(|(s, _, _)| *s == seq) {
+            return Ok(false);
+        }
+        list.push((seq, by, at));
+        Ok(true)
+    }
+
+    async fn unpin(&self, room: RoomId, seq: Seq) -> Result<bool> {
+        let mut g = self.inner.lock();
+        let Some(list) = g.pins.get_mut(&room) else { return Ok(false) };
+        let before = list.len();
+        list.retain(|(s, _, _)| *s != seq);
+        Ok(list.len() < before)
+    }
+
+    async fn pins(&self, room: RoomId) -> Result<Vec<(Seq, User, Millis)>> {
+        let g = self.inner.lock();
+        let mut out: Vec<(Seq, User, Millis)> = g
+            .pins
+            .get(&room)
+            .map(|l| l.iter().filter_map(|(s, by, at)| Some((*s, g.user(*by)?.clone(), *at))).collect())
+            .unwrap_or_default();
+        out.sort_by_key(|(s, _, at)| std::cmp::Reverse((*at, *s)));
+        Ok(out)
+    }
+
+    async fn set_notify(
+        &self,
+        room: RoomId,
+        user: UserId,
+        level: Option<NotifyLevel>,
+        muted: Option<bool>,
+    ) -> Result<Option<(NotifyLevel, bool)>> {
+        let mut g = self.inner.lock();
+        if !g.row(room).is_some_and(|r| r.members.contains_key(&user)) {
+            return Ok(None);
+        }
+        let e = g.notify.entry((room, user)).or_default();
+        if let Some(l) = level {
+            e.0 = l;
+        }
+        if let Some(m) = muted {
+            e.1 = m;
+        }
+        Ok(Some(*e))
     }
 
     async fn ping(&self) -> Result<()> {

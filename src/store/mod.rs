@@ -17,6 +17,7 @@ pub mod contract;
 pub mod memory;
 pub mod pg;
 mod rows;
+mod search_sql;
 mod shared;
 pub mod sql;
 mod sqlite_writer;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 
 use crate::core::domain::*;
 use crate::core::error::Result;
+use crate::core::search::{SearchHits, SearchQuery};
 
 /// A registered user with the password hash, for login only.
 #[derive(Debug, Clone)]
@@ -132,6 +134,14 @@ pub trait Store: Send + Sync + 'static {
     /// Erases a message's text, mentions and files, leaving a tombstone in its place; `None` when absent.
     async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>>;
 
+    /// Full-text search over the live text messages of the rooms `user` is a member of *now* (the
+    /// membership is checked in the same query, so a left or banned user finds nothing there), with
+    /// `query`'s filters: of the newest `core::search::WINDOW` matches, best match first, then newest;
+    /// `query.limit` hits from `query.offset`. The
+    /// index is kept in the transaction that writes the message (append, edit, delete, purge), so what a
+    /// write made durable is what search sees.
+    async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchHits>;
+
     /// Sets (or, with `None`, clears) how long a room keeps its messages.
     async fn set_retention(&self, room: RoomId, secs: Option<i64>) -> Result<Room>;
     /// Every room with a retention period, and that period in seconds.
@@ -165,6 +175,64 @@ pub trait Store: Send + Sync + 'static {
     async fn advance_webhook(&self, id: i64, from: Seq, to: Seq) -> Result<bool>;
     /// Removes a room's webhook; false when it had no such webhook.
     async fn delete_webhook(&self, room: RoomId, id: i64) -> Result<bool>;
+
+    // ---- conversations (issue 14) --------------------------------------------------------------
+
+    /// The live replies of `room` whose thread root is `root`, paged like history (ascending `seq`).
+    async fn thread(&self, room: RoomId, root: Seq, query: HistoryQuery) -> Result<HistoryPage>;
+    /// For each of `roots` that has live (not deleted) replies: its root, how many, and the newest one's
+    /// time.
+    async fn thread_stats(&self, room: RoomId, roots: &[Seq]) -> Result<Vec<(Seq, i64, Millis)>>;
+    /// The messages of `room` with these `seq`s (absent ones left out), in any order.
+    async fn messages_at(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<Arc<Message>>> {
+        let mut out = Vec::with_capacity(seqs.len());
+        for s in seqs {
+            if let Some(m) = self.message(room, *s).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+    /// The threads `user` follows in rooms they belong to (they wrote the root or a reply, or were
+    /// mentioned in one), each with its live replies and those from others after the user's position.
+    async fn followed_threads(&self, user: UserId) -> Result<Vec<ThreadSummary>>;
+    /// Moves `user`'s read position in the thread forward to `seq` (never back); the position after.
+    async fn mark_thread_read(&self, room: RoomId, root: Seq, user: UserId, seq: Seq) -> Result<Seq>;
+
+    /// Adds `user`'s reaction (idempotent: false when it was there). Refused with
+    /// `Error::TooManyReactions` when it would be the message's 21st distinct emoji; the check and the
+    /// insert are one transaction, serialised per message.
+    async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool>;
+    /// Removes it; false when it was not there. Both record `at` as the message's last reaction change.
+    async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool>;
+    /// The messages of `room` up to `through` whose reactions changed after `since`, with their current
+    /// reactions (an empty list when the last one was taken back), ascending, at most `limit` (the newest).
+    async fn reactions_changed(
+        &self,
+        room: RoomId,
+        through: Seq,
+        since: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Seq, Vec<Reaction>)>>;
+    /// The reactions of each of `seqs` that has any, emoji in first-reaction order.
+    async fn reactions(&self, room: RoomId, seqs: &[Seq]) -> Result<Vec<(Seq, Vec<Reaction>)>>;
+
+    /// Pins a message; false when it was pinned already.
+    async fn pin(&self, room: RoomId, seq: Seq, by: UserId, at: Millis) -> Result<bool>;
+    /// Unpins it; false when it was not pinned.
+    async fn unpin(&self, room: RoomId, seq: Seq) -> Result<bool>;
+    /// The room's pins, newest first: (seq, pinned by, at).
+    async fn pins(&self, room: RoomId) -> Result<Vec<(Seq, User, Millis)>>;
+
+    /// Changes a member's notification level and/or mute; the settings after, or `None` when `user`
+    /// is not a member.
+    async fn set_notify(
+        &self,
+        room: RoomId,
+        user: UserId,
+        level: Option<NotifyLevel>,
+        muted: Option<bool>,
+    ) -> Result<Option<(NotifyLevel, bool)>>;
 
     /// Cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

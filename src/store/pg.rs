@@ -31,6 +31,7 @@ use super::rows::{self, mentions_to_text};
 use super::shared;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{SearchHits, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
@@ -80,6 +81,8 @@ impl shared::Dialect for PgStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) ON CONFLICT (name_key) DO NOTHING RETURNING id";
 
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2 FOR NO KEY UPDATE";
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
@@ -89,6 +92,33 @@ impl shared::Dialect for PgStore {
         let mut tx = shared::Dialect::begin(self).await?;
         sqlx::query("SELECT pg_current_xact_id()").execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)
+    }
+
+    /// The GIN index on the generated `search` column finds the matches; the newest search window of
+    /// them the caller may read are ranked by `ts_rank` (computed for the window only).
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let window = format!(
+            "SELECT m.room_id AS wr, m.seq AS ws, m.created_at AS wt FROM messages m {} \
+             ORDER BY m.created_at DESC, m.room_id DESC, m.seq DESC LIMIT {}",
+            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)"),
+            crate::core::search::WINDOW
+        );
+        let from = rows::MSG_SELECT.replace(
+            "FROM messages m",
+            &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"),
+        );
+        let sql = format!(
+            "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
+             LIMIT $8 OFFSET $9"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
+        for v in super::search_sql::filter_values(q) {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let has_more = rows.len() > q.limit as usize;
+        let messages = rows.iter().take(q.limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+        Ok(SearchHits { messages, has_more })
     }
 
     /// A fixed number of round trips per batch, whatever its size: each step sends its whole batch as
@@ -217,6 +247,9 @@ impl shared::Dialect for PgStore {
                 edited_at: None,
                 deleted: false,
                 files: m.files.iter().map(|f| FileMeta { seq: Some(*last), ..f.clone() }).collect(),
+                reply_to: m.reply_to,
+                thread: m.thread,
+                extras: MessageExtras { quote: m.quote.clone(), ..Default::default() },
             })));
         }
 
@@ -225,6 +258,8 @@ impl shared::Dialect for PgStore {
             fates.iter().filter_map(|f| if let Fate::Insert(m) = f { Some(m) } else { None }).collect();
         if !new.is_empty() {
             let n = new.len();
+            let (mut reply_to, mut thread): (Vec<Option<Seq>>, Vec<Option<Seq>>) =
+                (Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut room, mut seq, mut kind, mut sender, mut target, mut body, mut cid, mut mentions, mut ts) = (
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
@@ -246,11 +281,14 @@ impl shared::Dialect for PgStore {
                 cid.push(m.client_id.as_deref());
                 mentions.push(mentions_to_text(&m.mentions));
                 ts.push(m.ts);
+                reply_to.push(m.reply_to);
+                thread.push(m.thread);
             }
             sqlx::query(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
+                "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at, \
+                 reply_to, thread) \
                  SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
-                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[])",
+                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[])",
             )
             .bind(&room)
             .bind(&seq)
@@ -261,6 +299,8 @@ impl shared::Dialect for PgStore {
             .bind(&cid)
             .bind(&mentions)
             .bind(&ts)
+            .bind(&reply_to)
+            .bind(&thread)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -459,6 +499,9 @@ mod tests {
             mentions: vec![],
             files: vec![],
             ts: now_millis(),
+            reply_to: None,
+            thread: None,
+            quote: None,
         }
     }
 

@@ -18,7 +18,7 @@ pub(super) const ROOM_COLS: &str = "r.id, r.name, r.kind, r.visibility, r.topic,
 
 /// Messages `m` with their sender `u` and target `t`, as [`message_from`] reads them.
 pub(super) const MSG_SELECT: &str = "SELECT m.room_id, m.seq, m.kind, m.sender_id, m.body, m.client_id, m.created_at, \
-     m.mentions, m.edited_at, m.deleted, m.target_id, u.username, u.display_name, \
+     m.mentions, m.edited_at, m.deleted, m.target_id, m.reply_to, m.thread, u.username, u.display_name, \
      t.username AS t_username, t.display_name AS t_display_name \
      FROM messages m JOIN users u ON u.id = m.sender_id LEFT JOIN users t ON t.id = m.target_id";
 
@@ -125,6 +125,9 @@ pub(super) fn message_from(row: &impl DbRow) -> Result<Arc<Message>> {
         edited_at: row.opt_int("edited_at")?,
         deleted: row.flag("deleted")?,
         files: Vec::new(),
+        reply_to: row.opt_int("reply_to")?,
+        thread: row.opt_int("thread")?,
+        extras: MessageExtras::default(),
     }))
 }
 

@@ -17,11 +17,13 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::rows;
+use super::rows::{self, MSG_SELECT};
+use super::search_sql;
 use super::shared;
 use super::sqlite_writer::{Outcome, Writer};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::search::{self, SearchHits, SearchQuery};
 
 pub struct SqlStore {
     pool: SqlitePool,
@@ -97,6 +99,9 @@ impl shared::Dialect for SqlStore {
     const INSERT_DIRECT: &'static str = "INSERT INTO rooms (name, name_key, kind, visibility, created_by, created_at) \
          VALUES ($1, $2, 'direct', 'private', $3, $4) RETURNING id";
 
+    // BEGIN IMMEDIATE already serialises writers.
+    const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -109,6 +114,40 @@ impl shared::Dialect for SqlStore {
 
     async fn close_writer(&self) {
         self.writer.close().await;
+    }
+
+    /// FTS5 drives the query: it walks the matches newest first (`messages_fts_ids` numbers them in
+    /// indexing order), each joined to the caller's membership and the filters, and stops after the
+    /// search window; only those are ranked by bm25 (`rank`). So a common word costs a window's worth of
+    /// rows, not every match.
+    async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
+        let window = format!(
+            "SELECT f.rowid AS fid, f.rank AS score FROM messages_fts f \
+             CROSS JOIN messages_fts_ids i ON i.id = f.rowid CROSS JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq {} \
+             ORDER BY f.rowid DESC LIMIT {}",
+            // CROSS JOIN fixes the join order: the full-text match runs once, as the outer loop (else
+            // the planner may run it once per member row).
+            search_sql::FILTERS
+                .replace("{MATCH}", "messages_fts MATCH $1")
+                .replace("JOIN members", "CROSS JOIN members"),
+            search::WINDOW
+        );
+        let from = MSG_SELECT.replace(
+            "FROM messages m",
+            &format!(
+                "FROM ({window}) w JOIN messages_fts_ids i ON i.id = w.fid \
+                 JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq"
+            ),
+        );
+        let sql = format!("{from} ORDER BY w.score, w.fid DESC LIMIT $8 OFFSET $9");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(search_sql::fts5_match(&q.terms)).bind(user.0);
+        for v in search_sql::filter_values(q) {
+            query = query.bind(v);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let has_more = rows.len() > q.limit as usize;
+        let messages = rows.iter().take(q.limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+        Ok(SearchHits { messages, has_more })
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>> {
@@ -180,6 +219,9 @@ mod tests {
                 mentions: vec![],
                 files: vec![],
                 ts: now_millis(),
+                reply_to: None,
+                thread: None,
+                quote: None,
             };
             let out = store.append(&[msg]).await.unwrap_or_else(|e| panic!("append {i} failed: {e:#}"));
             assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");

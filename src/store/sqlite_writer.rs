@@ -141,8 +141,8 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
     let mut is_member = tx.prepare_cached("SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2")?;
     let mut last_seq = tx.prepare_cached("SELECT last_seq FROM rooms WHERE id = ?1")?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (room_id, seq, kind, sender_id, target_id, body, client_id, mentions, created_at, \
+         reply_to, thread) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let mut mention =
         tx.prepare_cached("INSERT INTO mentions (room_id, seq, user_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
@@ -208,6 +208,8 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
             cid,
             mentions_to_text(&m.mentions),
             m.ts,
+            m.reply_to,
+            m.thread,
         ])?;
         for u in &m.mentions {
             mention.execute(params![m.room.0, seq, u.0])?;
@@ -237,6 +239,9 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
             edited_at: None,
             deleted: false,
             files,
+            reply_to: m.reply_to,
+            thread: m.thread,
+            extras: MessageExtras { quote: m.quote.clone(), ..Default::default() },
         })));
     }
     for room in touched {

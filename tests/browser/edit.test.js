@@ -59,7 +59,8 @@ test('edit and delete one\'s own message; the other page follows live; reload ke
   assert.equal(await owners.getByRole('button', { name: 'Delete message' }).count(), 0);
 
   // Delete, from the keyboard: one Tab stop per message (a toolbar), → reaches Delete, the dialog confirms.
-  assert.deepEqual(await mine.locator('.msg-actions button').evaluateAll((bs) => bs.map((b) => b.tabIndex)), [0, -1],
+  // (Reply, Add reaction, Edit, Delete: the first is the toolbar's one stop.)
+  assert.deepEqual(await mine.locator('.msg-actions button').evaluateAll((bs) => bs.map((b) => b.tabIndex)), [0, -1, -1, -1],
     'one focus stop per message');
   await mine.getByRole('button', { name: 'Edit message' }).focus();
   await b.page.keyboard.press('ArrowRight');

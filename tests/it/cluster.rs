@@ -361,6 +361,38 @@ async fn a_file_uploaded_on_one_node_downloads_from_another() {
     let eve = b.user("eve").await;
     let (s, e) = b.get(Some(&eve), &format!("/api/v1/files/{id}")).await;
     assert_eq!((s, &e["error"]["code"]), (404, &json!("room_not_found")));
+}
+
+/// Per-room routing: node B subscribes to a room's channel only when a client there follows it. A
+/// client on B joining a room whose traffic so far went only to node A gets every message from its join
+/// on, in order and without a gap, though its node subscribes while messages are flowing. (That the
+/// catch-up closes the window when nothing follows is `chat::tests::catch_up_hands_the_hub_what_it_missed`.)
+#[tokio::test]
+async fn a_client_joining_on_another_node_mid_stream_misses_nothing() {
+    let Some(cluster) = Cluster::new("joining_on_another_node_mid_stream").await else { return };
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let (sam, joy) = (a.user("sam").await, b.user("joy").await);
+    let room = a.room(&sam, "routed", "public").await;
+    let mut joy_ws = b.ws(&joy).await;
+    let mut sender = a.ws(&sam).await;
+    let sending = tokio::spawn(async move { send_acked(&mut sender, room, "m", 0, 300).await });
+    // Join while the messages flow (as soon as some have been stored).
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while a.get(Some(&sam), "/api/v1/rooms/routed").await.1["last_seq"].as_i64().unwrap() < 50 {
+        assert!(tokio::time::Instant::now() < until, "messages are being stored");
+        tokio::task::yield_now().await;
+    }
+    b.join(&joy, "routed").await;
+    let last = *sending.await.unwrap().iter().max().unwrap();
+    let joined = joy_ws.next_of("joined").await;
+    assert_eq!(joined["room"]["id"], room);
+    // Every kind of message: joy's own join is one of them.
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&last) {
+        seqs.push(joy_ws.next_of("message").await["message"]["seq"].as_i64().unwrap());
+    }
+    let first = seqs[0];
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "every message from the join on, in order, once");
     a.stop().await;
     b.stop().await;
     cluster.drop_schema().await;

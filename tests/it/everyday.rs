@@ -176,10 +176,20 @@ async fn authors_edit_and_delete_moderators_delete_and_history_keeps_tombstones(
     assert_eq!(e["code"], "forbidden", "members delete only their own");
     let ok = call(&mut b1, json!({"type": "edit", "room": room, "seq": mine, "body": "typo"})).await;
     assert_eq!((ok["type"].as_str(), ok["message"]["body"].as_str()), (Some("message_updated"), Some("typo")));
-    for ws in [&mut a1, &mut b1, &mut a2, &mut b2] {
+    // Every other connection gets the broadcast, the author's other device included; the acting
+    // connection got its reply and no second copy (issue 11 item 19).
+    for ws in [&mut a1, &mut a2, &mut b2] {
         let live = ws.next_of("message_updated").await;
         assert_eq!((live["message"]["seq"].as_i64(), live["message"]["body"].as_str()), (Some(mine), Some("typo")));
         assert!(live["message"]["edited_at"].as_i64().is_some());
+    }
+    b1.send(json!({"type": "ping", "req": "p"})).await;
+    loop {
+        let v = b1.next_json().await;
+        assert_ne!(v["type"], "message_updated", "no broadcast copy for the acting connection: {v}");
+        if v["type"] == "pong" {
+            break;
+        }
     }
 
     // The owner removes uma's message; everyone sees the tombstone.

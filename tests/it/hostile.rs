@@ -242,6 +242,8 @@ async fn static_file_paths_never_reach_outside_web() {
         "/..\\..\\Cargo.toml",
         "/index.html/../../Cargo.toml",
         "/api-docs.js/..%2f..%2fsrc%2fmain.rs",
+        "/api/docs/..%2f..%2fCargo.toml",
+        "/api/docs/../../Cargo.toml",
         "//etc/passwd",
         "/%00../Cargo.toml",
         "/....//....//etc/passwd",
@@ -359,27 +361,35 @@ async fn hostile_websocket_frames_get_errors_or_1009_and_nothing_else_breaks() {
 }
 
 #[tokio::test]
-async fn the_api_docs_page_and_script_are_served_and_load_nothing_from_elsewhere() {
+async fn the_api_docs_page_is_bundled_and_loads_nothing_from_elsewhere() {
     let app = spawn_app().await;
+    // `/api/docs` redirects to the bundled Swagger UI at `/api/docs/`.
     let page = app.http.get(app.url("/api/docs")).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    assert!(page.url().path().ends_with("/api/docs/"), "{}", page.url());
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
-    let script = app.http.get(app.url("/api-docs.js")).send().await.unwrap();
-    assert_eq!(script.status(), 200);
-    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
-    let js = script.text().await.unwrap();
-    let css = app.http.get(app.url("/api-docs.css")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains(r#"src="/api-docs.js""#) && html.contains(r#"href="/api-docs.css""#));
-    assert!(js.contains("/api/v1/openapi.json") && js.contains("$ref"));
-    for (name, text) in [("page", &html), ("script", &js), ("style", &css)] {
+    let init = app.http.get(app.url("/api/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    // Try-it-out with a token box (the bearer scheme's "Authorize"), the document from this server.
+    assert!(init.contains("\"url\": \"/api/v1/openapi.json\"") && init.contains("\"tryItOutEnabled\": true"), "{init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"] {
+        assert!(html.contains(&format!("./{asset}")), "{asset}");
+        let r = app.http.get(app.url(&format!("/api/docs/{asset}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset} is bundled");
+        assert!(r.headers().contains_key("content-security-policy"));
+    }
+    for (name, text) in [("page", &html), ("initializer", &init)] {
         // Same-origin only: no absolute URL, no protocol-relative one, no inline script.
-        for bad in ["http://", "https://", "src=\"//", "href=\"//", "url(", "@import", "<script>"] {
+        for bad in ["http://", "https://", "src=\"//", "href=\"//", "<script>"] {
             assert!(!text.contains(bad), "the {name} refers to another origin or inlines script ({bad})");
         }
     }
+    let (s, doc) = app.get(None, "/api/v1/openapi.json").await;
+    assert_eq!(s, 200);
+    assert!(doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer", "a token box: {doc}");
 }
 
 /// The committed fuzz corpora (and seeds), replayed through the fuzz targets' checks on stable.

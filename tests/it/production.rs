@@ -107,10 +107,15 @@ async fn json_logs_carry_the_request_id() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // In JSON mode the banner is a log line too, with the URL as a field; stdout stays empty.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line[line.find("http://").unwrap()..].split_whitespace().next().unwrap().trim_end_matches('/').to_owned();
-    let stderr = child.stderr.take().unwrap();
+    while !line.contains("Parley is running") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the banner line");
+    }
+    let banner: Value = serde_json::from_str(&line).expect("the banner is a JSON log line");
+    let url = banner["fields"]["url"].as_str().expect("a url field").trim_end_matches('/').to_owned();
     let resp = reqwest::Client::new()
         .post(format!("{url}/api/v1/register"))
         .header("x-request-id", "trace-me-7")
@@ -121,7 +126,7 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(resp.status(), 201);
     // The "registered" event is logged inside the request's span.
     let mut reader = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr).lines().map_while(Result::ok).find(|l| l.contains("\"registered\""))
+        stderr.lines().map_while(Result::ok).find(|l| l.contains("\"registered\""))
     });
     let found = timeout(DEADLINE, &mut reader).await;
     child.kill().unwrap();

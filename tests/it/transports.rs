@@ -8,20 +8,20 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use crate::harness::*;
 
 /// A minimal EventSource: events as (event, id, data).
-struct Sse {
+pub(crate) struct Sse {
     resp: reqwest::Response,
     buf: String,
 }
 
 #[derive(Debug, Clone)]
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: Value,
+pub(crate) struct SseEvent {
+    pub(crate) event: String,
+    pub(crate) id: Option<String>,
+    pub(crate) data: Value,
 }
 
 impl Sse {
-    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Sse {
+    pub(crate) async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Sse {
         let mut req = app.http.get(app.url("/api/v1/events")).header("cookie", format!("parley_token={token}"));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
@@ -32,7 +32,7 @@ impl Sse {
         Sse { resp, buf: String::new() }
     }
 
-    async fn next(&mut self) -> SseEvent {
+    pub(crate) async fn next(&mut self) -> SseEvent {
         loop {
             if let Some(i) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..i + 2).collect();
@@ -60,7 +60,7 @@ impl Sse {
         }
     }
 
-    async fn next_text(&mut self) -> (SseEvent, Value) {
+    pub(crate) async fn next_text(&mut self) -> (SseEvent, Value) {
         loop {
             let e = self.next().await;
             if e.event == "message" && e.data["message"]["kind"] == "text" {
@@ -71,24 +71,24 @@ impl Sse {
     }
 }
 
-struct Tcp {
+pub(crate) struct Tcp {
     r: tokio::io::Lines<BufReader<OwnedReadHalf>>,
     w: OwnedWriteHalf,
 }
 
 impl Tcp {
-    async fn connect(app: &TestApp) -> Tcp {
+    pub(crate) async fn connect(app: &TestApp) -> Tcp {
         let (r, w) = TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
         let mut t = Tcp { r: BufReader::new(r).lines(), w };
         assert!(t.line().await.starts_with("* Welcome to Parley"));
         t
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).await.unwrap();
     }
 
-    async fn line(&mut self) -> String {
+    pub(crate) async fn line(&mut self) -> String {
         tokio::time::timeout(DEADLINE, self.r.next_line())
             .await
             .expect("a line in time")
@@ -97,7 +97,7 @@ impl Tcp {
     }
 
     /// Lines until one starts with `prefix`; returns it.
-    async fn until(&mut self, prefix: &str) -> String {
+    pub(crate) async fn until(&mut self, prefix: &str) -> String {
         loop {
             let l = self.line().await;
             if l.starts_with(prefix) {
@@ -106,7 +106,7 @@ impl Tcp {
         }
     }
 
-    async fn login(app: &TestApp, name: &str) -> Tcp {
+    pub(crate) async fn login(app: &TestApp, name: &str) -> Tcp {
         let mut t = Tcp::connect(app).await;
         t.send(format!("/login {name} password-{name}\n").as_bytes()).await;
         assert!(t.until("* Hello").await.contains("Hello"));

@@ -34,6 +34,29 @@ pub enum Command {
     Owner(String),
     /// Upload a file into the current room and share it in a message.
     Upload(String),
+    /// Answer message `seq` of the current room.
+    Reply {
+        seq: i64,
+        text: String,
+    },
+    /// Add (`on`) or take back a reaction.
+    React {
+        seq: i64,
+        emoji: String,
+        on: bool,
+    },
+    /// Pin (`true`) or unpin a message (owner and admins).
+    Pin {
+        seq: i64,
+        on: bool,
+    },
+    Pins,
+    Thread(i64),
+    /// `/notify all|mentions|none` (a level) or `mute` / `unmute`.
+    Notify {
+        level: Option<String>,
+        muted: Option<bool>,
+    },
     Quit,
     Help,
 }
@@ -53,6 +76,11 @@ pub const HELP: &[&str] = &[
     "  /kick USER · /ban USER · /unban USER   moderation (owner and admins)",
     "  /op USER · /deop USER   make USER an admin or a member again (owner)",
     "  /owner USER             hand the room over to USER (owner)",
+    "  /reply SEQ TEXT         answer message SEQ (its number is shown as #SEQ)",
+    "  /react SEQ EMOJI · /unreact SEQ EMOJI   add or take back a reaction",
+    "  /thread SEQ             the thread of message SEQ",
+    "  /pin SEQ · /unpin SEQ   pin or unpin a message (owner and admins) · /pins lists them",
+    "  /notify all|mentions|none|mute|unmute   notifications of the current room",
     "  /nick DISPLAY NAME      change your display name",
     "  /upload PATH            share a file in the current room",
     "  /quit                   leave the program",
@@ -64,6 +92,11 @@ pub const HELP: &[&str] = &[
     "  PgUp / PgDn or Ctrl-↑ / Ctrl-↓ scroll · Esc back to the newest message, or close this panel",
     "  Ctrl-W delete word · Ctrl-U clear · Ctrl-C quit",
 ];
+
+/// A message number: `12` or `#12`.
+fn seq_arg(s: &str) -> Result<i64, String> {
+    s.trim_start_matches('#').parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("not a message number: {s}"))
+}
 
 fn user_arg(words: &[&str], usage: &str) -> Result<String, String> {
     match words {
@@ -140,6 +173,38 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
         "owner" => user_arg(&words, "/owner USER").map(Command::Owner),
         "upload" if !args.is_empty() => Ok(Command::Upload(args.to_owned())),
         "upload" => Err("usage: /upload PATH".to_owned()),
+        "reply" | "r" => match args.split_once(char::is_whitespace) {
+            Some((seq, text)) if !text.trim().is_empty() => {
+                Ok(Command::Reply { seq: seq_arg(seq)?, text: text.trim().to_owned() })
+            }
+            _ => Err("usage: /reply SEQ TEXT".into()),
+        },
+        "react" | "unreact" => match words.as_slice() {
+            [seq, emoji] => Ok(Command::React {
+                seq: seq_arg(seq)?,
+                emoji: (*emoji).to_owned(),
+                on: name.eq_ignore_ascii_case("react"),
+            }),
+            _ => Err(format!("usage: /{} SEQ EMOJI", name.to_ascii_lowercase())),
+        },
+        "pin" | "unpin" => match words.as_slice() {
+            [seq] => Ok(Command::Pin { seq: seq_arg(seq)?, on: name.eq_ignore_ascii_case("pin") }),
+            _ => Err(format!("usage: /{} SEQ", name.to_ascii_lowercase())),
+        },
+        "pins" => Ok(Command::Pins),
+        "thread" => match words.as_slice() {
+            [seq] => Ok(Command::Thread(seq_arg(seq)?)),
+            _ => Err("usage: /thread SEQ".into()),
+        },
+        "notify" => match words.as_slice() {
+            [w] => match w.to_ascii_lowercase().as_str() {
+                l @ ("all" | "mentions" | "none") => Ok(Command::Notify { level: Some(l.to_owned()), muted: None }),
+                "mute" => Ok(Command::Notify { level: None, muted: Some(true) }),
+                "unmute" => Ok(Command::Notify { level: None, muted: Some(false) }),
+                _ => Err("usage: /notify all|mentions|none|mute|unmute".into()),
+            },
+            _ => Err("usage: /notify all|mentions|none|mute|unmute".into()),
+        },
         "quit" | "exit" | "q" => Ok(Command::Quit),
         "help" | "h" | "?" => Ok(Command::Help),
         other => Err(format!("unknown command /{other} (try /help)")),
@@ -193,5 +258,27 @@ mod tests {
         assert_eq!(parse_command("/op bob"), Ok(Command::Op { username: "bob".into(), admin: true }));
         assert_eq!(parse_command("/deop bob"), Ok(Command::Op { username: "bob".into(), admin: false }));
         assert_eq!(parse_command("/owner bob"), Ok(Command::Owner("bob".into())));
+    }
+
+    #[test]
+    fn parses_the_conversation_commands() {
+        assert_eq!(parse_command("/reply 12  sure thing "), Ok(Command::Reply { seq: 12, text: "sure thing".into() }));
+        assert_eq!(parse_command("/reply #3 ok"), Ok(Command::Reply { seq: 3, text: "ok".into() }));
+        assert!(parse_command("/reply 12").is_err());
+        assert!(parse_command("/reply x hi").is_err());
+        assert_eq!(parse_command("/react 4 👍"), Ok(Command::React { seq: 4, emoji: "👍".into(), on: true }));
+        assert_eq!(parse_command("/unreact 4 👍"), Ok(Command::React { seq: 4, emoji: "👍".into(), on: false }));
+        assert!(parse_command("/react 4").is_err());
+        assert_eq!(parse_command("/pin 7"), Ok(Command::Pin { seq: 7, on: true }));
+        assert_eq!(parse_command("/unpin 7"), Ok(Command::Pin { seq: 7, on: false }));
+        assert_eq!(parse_command("/pins"), Ok(Command::Pins));
+        assert_eq!(parse_command("/thread 9"), Ok(Command::Thread(9)));
+        assert_eq!(
+            parse_command("/notify mentions"),
+            Ok(Command::Notify { level: Some("mentions".into()), muted: None })
+        );
+        assert_eq!(parse_command("/notify mute"), Ok(Command::Notify { level: None, muted: Some(true) }));
+        assert_eq!(parse_command("/notify unmute"), Ok(Command::Notify { level: None, muted: Some(false) }));
+        assert!(parse_command("/notify loud").is_err());
     }
 }

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthChar;
 
 use crate::model::{PendingSend, RoomView};
-use crate::proto::{Message, User};
+use crate::proto::{Message, Quote, Reaction, User};
 
 const NAME_COLORS: [Color; 6] =
     [Color::Cyan, Color::Green, Color::Magenta, Color::Yellow, Color::Blue, Color::LightRed];
@@ -114,8 +114,47 @@ fn system_text(m: &Message) -> String {
     }
 }
 
+/// Reactions as `👍 2 · 🎉 1` (empty when none).
+pub fn reactions_text(reactions: &[Reaction]) -> String {
+    reactions.iter().map(|r| format!("{} {}", one_line(&r.emoji), r.count)).collect::<Vec<_>>().join(" · ")
+}
+
+/// The compact quote above a reply: `↳ alice: first words` (or the tombstone).
+pub fn quote_text(q: &Quote) -> String {
+    match (&q.sender, q.deleted) {
+        (_, true) => format!("↳ #{} (deleted message)", q.seq),
+        (Some(u), false) => format!("↳ #{} {}: {}", q.seq, one_line(u.shown_name()), one_line(&q.excerpt)),
+        (None, false) => format!("↳ #{} {}", q.seq, one_line(&q.excerpt)),
+    }
+}
+
+/// Lines under a message: its reactions, then its reply count.
+fn footer_lines(m: &Message, me: Option<&User>, indent: usize, width: usize, out: &mut Vec<Line<'static>>) {
+    let dim = Style::new().add_modifier(Modifier::DIM);
+    if !m.reactions.is_empty() {
+        let mut spans = vec![Span::raw(" ".repeat(indent))];
+        for (i, r) in m.reactions.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" · ", dim));
+            }
+            let mine = me.is_some_and(|u| r.users.contains(&u.id));
+            let style =
+                if mine { Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED) } else { Style::new() };
+            spans.push(Span::styled(format!("{} {}", one_line(&r.emoji), r.count), style));
+        }
+        out.push(Line::from(spans));
+    }
+    if m.reply_count > 0 {
+        let n = m.reply_count;
+        let text = format!("{n} repl{} (/thread {})", if n == 1 { "y" } else { "ies" }, m.seq);
+        for l in wrap(&text, width.saturating_sub(indent), width.saturating_sub(indent)) {
+            out.push(Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(l, dim)]));
+        }
+    }
+}
+
 fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Line<'static>>) {
-    let time = format!("{} ", clock(m.ts));
+    let time = format!("{} #{} ", clock(m.ts), m.seq);
     let name = m.sender.as_ref().map(|u| one_line(u.shown_name())).unwrap_or_else(|| "someone".to_owned());
     let dim = Style::new().add_modifier(Modifier::DIM);
     if m.is_system() {
@@ -131,6 +170,15 @@ fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Lin
         text_lines(&time, &name, sender_style, "(message deleted)", style, width, out);
         return;
     }
+    let indent = width_of(&time);
+    if let Some(q) = &m.quote {
+        for l in wrap(&quote_text(q), width.saturating_sub(indent), width.saturating_sub(indent)).into_iter().take(1) {
+            out.push(Line::from(vec![
+                Span::raw(" ".repeat(indent)),
+                Span::styled(l, dim.add_modifier(Modifier::ITALIC)),
+            ]));
+        }
+    }
     let mut body = sanitize(&m.body);
     if m.edited_at.is_some() {
         body.push_str(" (edited)");
@@ -141,15 +189,21 @@ fn message_lines(m: &Message, me: Option<&User>, width: usize, out: &mut Vec<Lin
     };
     if let Some(action) = body.strip_prefix("/me ") {
         let text = format!("* {name} {action}");
-        let indent = width_of(&time);
         for (i, l) in wrap(&text, width.saturating_sub(indent), width.saturating_sub(indent)).into_iter().enumerate() {
             let lead = if i == 0 { Span::styled(time.clone(), dim) } else { Span::raw(" ".repeat(indent)) };
             out.push(Line::from(vec![lead, Span::styled(l, body_style.add_modifier(Modifier::ITALIC))]));
         }
+        footer_lines(m, me, indent, width, out);
         return;
     }
-    text_lines(&time, &name, sender_style, &body, body_style, width, out);
-    file_lines(m, width_of(&time), width, out);
+    let (mut text, styles) = crate::markup::render(&m.body);
+    text = sanitize(&text);
+    if m.edited_at.is_some() {
+        text.push_str(" (edited)");
+    }
+    styled_text_lines(&time, &name, sender_style, &text, &styles, body_style, width, out);
+    file_lines(m, indent, width, out);
+    footer_lines(m, me, indent, width, out);
 }
 
 /// One line per shared file: name, size and the download path (relative to the server's address).
@@ -171,6 +225,55 @@ pub fn human_size(n: i64) -> String {
         format!("{:.1} KiB", f / 1024.0)
     } else {
         format!("{:.1} MiB", f / (1024.0 * 1024.0))
+    }
+}
+
+/// Like [`text_lines`], each character of `body` adding `styles[i]` (from the Markdown) to `base`.
+#[allow(clippy::too_many_arguments)]
+fn styled_text_lines(
+    time: &str,
+    name: &str,
+    name_style: Style,
+    body: &str,
+    styles: &[Style],
+    base: Style,
+    width: usize,
+    out: &mut Vec<Line<'static>>,
+) {
+    let head = width_of(time) + width_of(name) + 2;
+    let indent = width_of(time);
+    let chars: Vec<char> = body.chars().collect();
+    let mut at = 0usize;
+    for (i, part) in wrap(body, width.saturating_sub(head), width.saturating_sub(indent)).into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            vec![
+                Span::styled(time.to_owned(), Style::new().add_modifier(Modifier::DIM)),
+                Span::styled(name.to_owned(), name_style),
+                Span::raw(": "),
+            ]
+        } else {
+            vec![Span::raw(" ".repeat(indent))]
+        };
+        // The wrapper only drops white space and line breaks: find each character of the line in the
+        // body to know its style.
+        let mut run = String::new();
+        let mut run_style = base;
+        for c in part.chars() {
+            while at < chars.len() && chars[at] != c {
+                at += 1;
+            }
+            let style = base.patch(styles.get(at).copied().unwrap_or_default());
+            at += 1;
+            if style != run_style && !run.is_empty() {
+                spans.push(Span::styled(std::mem::take(&mut run), run_style));
+            }
+            run_style = style;
+            run.push(c);
+        }
+        if !run.is_empty() {
+            spans.push(Span::styled(run, run_style));
+        }
+        out.push(Line::from(spans));
     }
 }
 
@@ -275,6 +378,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             files: vec![],
+            ..Message::default()
         };
         assert!(mentions(&m, &me));
         m.body = "alice without at, @alicexyz".into();

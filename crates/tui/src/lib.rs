@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod layout;
+pub mod markup;
 pub mod model;
 pub mod net;
 pub mod proto;
@@ -51,6 +52,9 @@ pub struct ChatArgs {
     /// The room to open first (joined when the user is not a member yet).
     #[arg(long)]
     pub room: Option<String>,
+    /// Ring the terminal bell when a message mentions you.
+    #[arg(long)]
+    pub bell: bool,
 }
 
 /// A `client_id` prefix unique to this run.
@@ -156,6 +160,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let login = api.login(&creds).await.context("login failed")?;
     let (network, mut events) = net::spawn(api.clone(), creds, login.token, NetConfig::default());
     let mut state = ChatState::new(client_prefix(), args.room.clone());
+    state.bell = args.bell;
 
     let result = {
         let mut terminal = ratatui::init(); // also installs a panic hook that restores the terminal
@@ -211,6 +216,11 @@ async fn chat_loop(
         };
         if actions.contains(&Action::Quit) || state.quit {
             return Ok(());
+        }
+        if actions.contains(&Action::Bell) {
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x07").and_then(|()| out.flush());
         }
         network.dispatch(actions);
     }

@@ -102,6 +102,8 @@ pub struct PendingSend {
     pub client_id: String,
     pub room: i64,
     pub body: String,
+    /// The message this one answers (`/reply`).
+    pub reply_to: Option<i64>,
 }
 
 /// A text panel shown over the message pane (`/help`, `/who`, `/list`), scrollable, closed by Esc.

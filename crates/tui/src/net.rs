@@ -288,7 +288,7 @@ impl Network {
                     |_| NetEvent::Uploaded,
                     "cannot upload",
                 ),
-                Action::Quit => {}
+                Action::Quit | Action::Bell => {}
             }
         }
     }

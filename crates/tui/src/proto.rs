@@ -103,6 +103,19 @@ pub struct Message {
     /// Files the message shares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileRef>,
+    /// On a reply: the message it answers, its thread root and a quote of the parent.
+    #[serde(default)]
+    pub reply_to: Option<i64>,
+    #[serde(default)]
+    pub thread: Option<i64>,
+    #[serde(default)]
+    pub quote: Option<Quote>,
+    /// On a thread root with replies.
+    #[serde(default)]
+    pub reply_count: i64,
+    /// Reactions, in first-reaction order (absent: none).
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
 }
 
 /// A file a message shares (docs/PROTOCOL.md §2 File).
@@ -113,6 +126,38 @@ pub struct FileRef {
     pub size: i64,
     /// The download path on the server.
     pub url: String,
+}
+
+/// A reply's compact quote of its parent (a tombstone once the parent is deleted).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Quote {
+    pub seq: i64,
+    #[serde(default)]
+    pub sender: Option<User>,
+    #[serde(default)]
+    pub excerpt: String,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// One emoji on a message, with who reacted.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reaction {
+    pub emoji: String,
+    #[serde(default)]
+    pub count: i64,
+    #[serde(default)]
+    pub users: Vec<i64>,
+}
+
+/// A pinned message of a room.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pin {
+    pub message: Message,
+    #[serde(default)]
+    pub pinned_by: Option<User>,
+    #[serde(default)]
+    pub at: i64,
 }
 
 fn text_kind() -> String {
@@ -168,6 +213,51 @@ pub enum ServerFrame {
         at: i64,
     },
     Ok {
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// A message's reactions changed (the whole new list); also the reply to `react` / `unreact`.
+    Reactions {
+        room: i64,
+        seq: i64,
+        #[serde(default)]
+        reactions: Vec<Reaction>,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// A reply to thread root `seq` was stored or deleted.
+    ThreadUpdated {
+        room: i64,
+        seq: i64,
+        #[serde(default)]
+        reply_count: i64,
+    },
+    /// The user's notification settings of a room (from any device; also the reply to `notify`).
+    Notify {
+        room: i64,
+        #[serde(default)]
+        notify: String,
+        #[serde(default)]
+        muted: bool,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// Reply to `thread`: the root and a page of its replies.
+    Thread {
+        room: i64,
+        root: Box<Message>,
+        #[serde(default)]
+        messages: Vec<Message>,
+        #[serde(default)]
+        has_more: bool,
+        #[serde(default)]
+        req: Option<String>,
+    },
+    /// Reply to `pins`.
+    Pins {
+        room: i64,
+        #[serde(default)]
+        pins: Vec<Pin>,
         #[serde(default)]
         req: Option<String>,
     },
@@ -243,6 +333,57 @@ pub enum ClientFrame {
         body: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// The message of the room this one answers.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    React {
+        room: RoomRef,
+        seq: i64,
+        emoji: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Unreact {
+        room: RoomRef,
+        seq: i64,
+        emoji: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Pin {
+        room: RoomRef,
+        seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Unpin {
+        room: RoomRef,
+        seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Pins {
+        room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Thread {
+        room: RoomRef,
+        seq: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Notify {
+        room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        level: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        muted: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<String>,
     },

@@ -222,9 +222,10 @@ impl Chat {
         body: MessageBody,
         client_id: Option<ClientMsgId>,
         file_ids: &[String],
+        reply_to: Option<Seq>,
     ) -> Result<super::PendingSend> {
         if file_ids.is_empty() {
-            return self.submit(who, r, body, client_id).await;
+            return self.submit_reply(who, r, body, client_id, reply_to).await;
         }
         if file_ids.len() > MAX_FILES_PER_MESSAGE {
             return Err(Error::TooManyFiles { max: MAX_FILES_PER_MESSAGE });
@@ -241,7 +242,7 @@ impl Chat {
                 _ => return Err(Error::FileNotFound),
             }
         }
-        self.submit_inner(who, &RoomRef::Id(room), body, client_id, files).await
+        self.submit_inner(who, &RoomRef::Id(room), body, client_id, reply_to, files).await
     }
 }
 

@@ -6,6 +6,9 @@
 //! does I/O, so the whole client logic is testable without a terminal or a server. (The only outside input
 //! is the clock, read for typing indicators.)
 
+mod convo;
+#[cfg(test)]
+mod convo_tests;
 mod events;
 mod keys;
 mod submit;
@@ -45,11 +48,15 @@ pub enum Action {
     LoadDms,
     /// Upload the file at `path` into `room`, then send a message sharing it.
     Upload { room: i64, path: String },
+    /// Ring the terminal bell (a mention, with `--bell`).
+    Bell,
     /// Leave the program.
     Quit,
 }
 
 /// What the network layer reports to the state.
+// Frames are the common case: boxing them would allocate per frame to shrink rare events.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetEvent {
     /// A frame read from the WebSocket.
@@ -107,6 +114,8 @@ struct DmRequest {
 #[derive(Debug)]
 pub struct ChatState {
     pub me: Option<User>,
+    /// Ring the terminal bell when a message mentions the user (`--bell`).
+    pub bell: bool,
     pub rooms: Vec<RoomView>,
     pub current: usize,
     /// The multi-line composer.
@@ -153,6 +162,7 @@ impl ChatState {
     pub fn new(client_prefix: impl Into<String>, initial_room: Option<String>) -> Self {
         ChatState {
             me: None,
+            bell: false,
             rooms: Vec::new(),
             current: 0,
             composer: new_composer(),
@@ -270,6 +280,7 @@ impl ChatState {
             room: RoomRef::Id(p.room),
             body: p.body.clone(),
             client_id: Some(p.client_id.clone()),
+            reply_to: p.reply_to,
             req: Some(p.client_id.clone()),
         })
     }
@@ -344,6 +355,7 @@ impl ChatState {
                 {
                     self.pending.retain(|p| &p.client_id != cid);
                 }
+                let bell = self.bell;
                 let Some(view) = self.room_mut(room_id) else { return actions };
                 let prev_last = view.last_seq();
                 let seq = message.seq;
@@ -351,10 +363,14 @@ impl ChatState {
                 let mentioned = me.as_ref().is_some_and(|u| crate::layout::mentions(&message, u));
                 let kind = message.kind.clone();
                 let seen = Some(room_id) == current_id && view.scroll == 0;
+                let fresh = seq > prev_last;
                 if view.merge(message) {
                     if is_text && !from_me && !seen {
                         view.unread += 1;
                         view.mentions += usize::from(mentioned);
+                    }
+                    if bell && fresh && is_text && !from_me && mentioned {
+                        actions.push(Action::Bell);
                     }
                     if seq > prev_last {
                         match kind.as_str() {
@@ -472,6 +488,13 @@ impl ChatState {
                 }
             }
             ServerFrame::Error { code, message, req } => self.on_error(code, message, req),
+            ServerFrame::Reactions { room, seq, reactions, req } => {
+                self.on_reactions(room, seq, reactions, req.is_some())
+            }
+            ServerFrame::ThreadUpdated { room, seq, reply_count } => self.on_thread_updated(room, seq, reply_count),
+            ServerFrame::Notify { room, notify, muted, .. } => self.on_notify(room, notify, muted),
+            ServerFrame::Thread { root, messages, has_more, .. } => self.on_thread(*root, messages, has_more),
+            ServerFrame::Pins { room, pins, .. } => self.on_pins(room, pins),
             ServerFrame::Pong { .. } | ServerFrame::Unknown => {}
         }
         actions

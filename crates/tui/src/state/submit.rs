@@ -12,12 +12,17 @@ impl ChatState {
 
     /// Queues a text message for the current room.
     pub(super) fn send_text(&mut self, body: String) -> Vec<Action> {
+        self.send_reply(body, None)
+    }
+
+    /// Queues a text message for the current room, answering `reply_to` when given.
+    pub(super) fn send_reply(&mut self, body: String, reply_to: Option<i64>) -> Vec<Action> {
         let Some(room) = self.current_room().map(|r| r.room.id) else {
             self.error("you are in no room: /join NAME or /create NAME first");
             return Vec::new();
         };
         self.next_client += 1;
-        let p = PendingSend { client_id: format!("{}-{}", self.client_prefix, self.next_client), room, body };
+        let p = PendingSend { client_id: format!("{}-{}", self.client_prefix, self.next_client), room, body, reply_to };
         let action = Self::send_frame(&p);
         self.pending.push(p);
         self.last_typing = None;
@@ -152,6 +157,17 @@ impl ChatState {
             Ok(Command::Owner(u)) => self.room_command(format!("{u} now owns {label}"), |room, req| {
                 ClientFrame::Transfer { room, username: u, req }
             }),
+            Ok(Command::Reply { seq, text }) => self.send_reply(text, Some(seq)),
+            Ok(Command::React { seq, emoji, on }) => self.react(seq, emoji, on),
+            Ok(Command::Thread(seq)) => self.thread(seq),
+            Ok(Command::Pins) => self.pins(),
+            Ok(Command::Notify { level, muted }) => self.notify(level, muted),
+            Ok(Command::Pin { seq, on }) => {
+                let done = format!("{} #{seq}", if on { "pinned" } else { "unpinned" });
+                self.room_command(done, |room, req| {
+                    if on { ClientFrame::Pin { room, seq, req } } else { ClientFrame::Unpin { room, seq, req } }
+                })
+            }
             Ok(Command::Topic(Some(topic))) => {
                 self.room_command(format!("topic of {label} set"), |room, req| ClientFrame::Topic { room, topic, req })
             }

@@ -3,11 +3,11 @@ use super::*;
 use crate::proto::Message;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-fn user(id: i64, name: &str) -> User {
+pub(super) fn user(id: i64, name: &str) -> User {
     User { id, username: name.into(), display_name: name.into() }
 }
 
-fn room(id: i64, name: &str, last_seq: i64) -> Room {
+pub(super) fn room(id: i64, name: &str, last_seq: i64) -> Room {
     Room {
         id,
         name: name.into(),
@@ -20,7 +20,7 @@ fn room(id: i64, name: &str, last_seq: i64) -> Room {
     }
 }
 
-fn msg(room: i64, seq: i64, from: &User, body: &str) -> Message {
+pub(super) fn msg(room: i64, seq: i64, from: &User, body: &str) -> Message {
     Message {
         room,
         seq,
@@ -34,10 +34,11 @@ fn msg(room: i64, seq: i64, from: &User, body: &str) -> Message {
         edited_at: None,
         deleted: false,
         files: vec![],
+        ..Message::default()
     }
 }
 
-fn hello(rooms: Vec<Room>) -> ServerFrame {
+pub(super) fn hello(rooms: Vec<Room>) -> ServerFrame {
     ServerFrame::Hello { v: 1, user: user(1, "alice"), rooms }
 }
 
@@ -61,7 +62,7 @@ fn history_reqs(actions: &[Action]) -> Vec<HistoryReq> {
         .collect()
 }
 
-fn sends(actions: &[Action]) -> Vec<(String, String)> {
+pub(super) fn sends(actions: &[Action]) -> Vec<(String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
