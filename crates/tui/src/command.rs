@@ -51,6 +51,11 @@ pub enum Command {
         on: bool,
     },
     Pins,
+    /// `/search QUERY` (the server's query language), or `/search +CURSOR QUERY` for the next page.
+    Search {
+        query: String,
+        cursor: Option<String>,
+    },
     Thread(i64),
     /// `/notify all|mentions|none` (a level) or `mute` / `unmute`.
     Notify {
@@ -79,6 +84,7 @@ pub const HELP: &[&str] = &[
     "  /reply SEQ TEXT         answer message SEQ (its number is shown as #SEQ)",
     "  /react SEQ EMOJI · /unreact SEQ EMOJI   add or take back a reaction",
     "  /thread SEQ             the thread of message SEQ",
+    "  /search QUERY           search your rooms: words, \"phrases\", prefix*, in:ROOM by:USER has:link",
     "  /pin SEQ · /unpin SEQ   pin or unpin a message (owner and admins) · /pins lists them",
     "  /notify all|mentions|none|mute|unmute   notifications of the current room",
     "  /nick DISPLAY NAME      change your display name",
@@ -192,6 +198,16 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
             _ => Err(format!("usage: /{} SEQ", name.to_ascii_lowercase())),
         },
         "pins" => Ok(Command::Pins),
+        "search" => match args.strip_prefix('+') {
+            Some(r) => match r.split_once(char::is_whitespace) {
+                Some((c, q)) if !q.trim().is_empty() => {
+                    Ok(Command::Search { query: q.trim().to_owned(), cursor: Some(c.to_owned()) })
+                }
+                _ => Err("usage: /search [+CURSOR] QUERY".into()),
+            },
+            None if args.is_empty() => Err("usage: /search [+CURSOR] QUERY".into()),
+            None => Ok(Command::Search { query: args.to_owned(), cursor: None }),
+        },
         "thread" => match words.as_slice() {
             [seq] => Ok(Command::Thread(seq_arg(seq)?)),
             _ => Err("usage: /thread SEQ".into()),
@@ -272,6 +288,15 @@ mod tests {
         assert_eq!(parse_command("/pin 7"), Ok(Command::Pin { seq: 7, on: true }));
         assert_eq!(parse_command("/unpin 7"), Ok(Command::Pin { seq: 7, on: false }));
         assert_eq!(parse_command("/pins"), Ok(Command::Pins));
+        assert_eq!(
+            parse_command("/search \"release notes\" by:bob"),
+            Ok(Command::Search { query: "\"release notes\" by:bob".into(), cursor: None })
+        );
+        assert_eq!(
+            parse_command("/search +abc12 deploy"),
+            Ok(Command::Search { query: "deploy".into(), cursor: Some("abc12".into()) })
+        );
+        assert!(parse_command("/search").is_err());
         assert_eq!(parse_command("/thread 9"), Ok(Command::Thread(9)));
         assert_eq!(
             parse_command("/notify mentions"),

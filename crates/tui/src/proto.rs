@@ -150,6 +150,21 @@ pub struct Reaction {
     pub users: Vec<i64>,
 }
 
+/// One search hit: where it is, and a plain-text snippet whose matches are the `highlights` ranges
+/// (`[start, end)` in characters).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchHit {
+    pub room: i64,
+    #[serde(default)]
+    pub room_name: String,
+    pub seq: i64,
+    pub message: Message,
+    #[serde(default)]
+    pub snippet: String,
+    #[serde(default)]
+    pub highlights: Vec<[usize; 2]>,
+}
+
 /// A pinned message of a room.
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct Pin {
@@ -304,6 +319,15 @@ pub enum ServerFrame {
         #[serde(default)]
         req: Option<String>,
     },
+    /// Reply to `search`.
+    SearchResults {
+        #[serde(default)]
+        hits: Vec<SearchHit>,
+        #[serde(default)]
+        next_cursor: Option<String>,
+        #[serde(default)]
+        req: Option<String>,
+    },
     /// A frame type this client does not use (presence, recovered, …): ignored.
     #[serde(other)]
     Unknown,
@@ -367,6 +391,13 @@ pub enum ClientFrame {
     },
     Pins {
         room: RoomRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<String>,
+    },
+    Search {
+        q: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<String>,
     },

@@ -3,7 +3,7 @@
 
 use super::{Action, ChatState, Panel};
 use crate::layout::{one_line, reactions_text};
-use crate::proto::{ClientFrame, Message, Pin, Reaction, RoomRef};
+use crate::proto::{ClientFrame, Message, Pin, Reaction, RoomRef, SearchHit};
 
 const THREAD_PAGE: u32 = 50;
 
@@ -37,6 +37,34 @@ impl ChatState {
         let Some(room) = self.current_id() else { return Vec::new() };
         let req = Some(self.req("p"));
         vec![Action::Send(ClientFrame::Pins { room: RoomRef::Id(room), req })]
+    }
+
+    pub(super) fn search(&mut self, q: String, cursor: Option<String>) -> Vec<Action> {
+        let req = Some(self.req("s"));
+        self.last_search = Some(q.clone());
+        vec![Action::Send(ClientFrame::Search { q, cursor, req })]
+    }
+
+    /// The answer to `/search`: one line per hit, matches between `*`, in a panel.
+    pub(super) fn on_search_results(&mut self, hits: Vec<SearchHit>, next_cursor: Option<String>) {
+        let q = self.last_search.clone().unwrap_or_default();
+        let mut lines: Vec<String> = hits
+            .iter()
+            .map(|h| {
+                let label = self.room(h.room).map(|r| r.room.label()).unwrap_or_else(|| format!("#{}", h.room_name));
+                let name =
+                    h.message.sender.as_ref().map(|u| one_line(u.shown_name())).unwrap_or_else(|| "someone".into());
+                format!("{label} #{} {name}: {}", h.seq, marked(&h.snippet, &h.highlights))
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push("no messages match".into());
+        }
+        if let Some(c) = next_cursor {
+            lines.push(format!("… more: /search +{c} {q}"));
+        }
+        let n = hits.len();
+        self.panel = Some(Panel { title: format!("search \"{q}\": {n} hit(s) (Esc closes)"), lines, scroll: 0 });
     }
 
     pub(super) fn notify(&mut self, level: Option<String>, muted: Option<bool>) -> Vec<Action> {
@@ -95,6 +123,23 @@ impl ChatState {
         }
         self.panel = Some(Panel { title: format!("pinned in {label} (Esc closes)"), lines, scroll: 0 });
     }
+}
+
+/// A snippet on one line with its matched ranges between `*` (the terminal shows no markup there).
+fn marked(text: &str, highlights: &[[usize; 2]]) -> String {
+    let mut marks = highlights.iter().flat_map(|&[a, b]| [a, b]).peekable();
+    let mut out = String::with_capacity(text.len() + 2 * highlights.len());
+    for (i, c) in text.chars().enumerate() {
+        while marks.peek() == Some(&i) {
+            marks.next();
+            out.push('*');
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    if marks.next().is_some() {
+        out.push('*');
+    }
+    out
 }
 
 /// `#seq name: body [reactions]`, on one line, for the thread and pins panels.

@@ -136,3 +136,32 @@ fn the_bell_rings_on_a_new_mention_only_when_asked() {
     assert!(!s.apply(ServerFrame::Message { message: m }).contains(&Action::Bell), "a repeat rings nothing");
     assert!(!s.apply(ServerFrame::Message { message: msg(1, 3, &bob, "no mention") }).contains(&Action::Bell));
 }
+
+#[test]
+fn search_sends_the_query_and_lists_hits_with_marked_matches() {
+    let mut s = ready();
+    let a = s.submit("/search \"release notes\" by:bob");
+    match &a[..] {
+        [Action::Send(ClientFrame::Search { q, cursor: None, .. })] => assert_eq!(q, "\"release notes\" by:bob"),
+        other => panic!("{other:?}"),
+    }
+    let bob = user(2, "bob");
+    let hit = crate::proto::SearchHit {
+        room: 1,
+        room_name: "general".into(),
+        seq: 7,
+        message: msg(1, 7, &bob, "the release notes are out"),
+        snippet: "the release notes are out".into(),
+        highlights: vec![[4, 11], [12, 17]],
+    };
+    let frame = r#"{"type":"search_results","hits":[],"next_cursor":"c2","req":"s1"}"#;
+    assert!(matches!(ServerFrame::decode(frame), Some(ServerFrame::SearchResults { next_cursor: Some(_), .. })));
+    s.apply(ServerFrame::SearchResults { hits: vec![hit], next_cursor: Some("c2".into()), req: None });
+    let panel = s.panel.as_ref().expect("results panel");
+    assert!(panel.lines[0].contains("#7") && panel.lines[0].contains("the *release* *notes* are out"), "{panel:?}");
+    assert!(panel.lines.iter().any(|l| l.contains("/search +c2 \"release notes\" by:bob")), "{panel:?}");
+    // A search that matches nothing says so.
+    s.submit("/search zebra");
+    s.apply(ServerFrame::SearchResults { hits: vec![], next_cursor: None, req: None });
+    assert_eq!(s.panel.as_ref().unwrap().lines, vec!["no messages match".to_owned()]);
+}

@@ -131,6 +131,8 @@ pub struct ChatState {
     pub quit: bool,
     /// A text panel over the message pane (`/help`, `/who`, `/list`).
     pub panel: Option<Panel>,
+    /// The query of the last `/search`, to name its results and their next page.
+    last_search: Option<String>,
     /// The room list is open over the message pane (narrow terminals hide it otherwise).
     pub show_rooms: bool,
     /// Size of the message pane at the last render (scrolling is computed from it).
@@ -174,6 +176,7 @@ impl ChatState {
             connection: Connection::Connecting,
             quit: false,
             panel: None,
+            last_search: None,
             show_rooms: false,
             pane_width: 80,
             pane_height: 20,
@@ -495,6 +498,7 @@ impl ChatState {
             ServerFrame::Notify { room, notify, muted, .. } => self.on_notify(room, notify, muted),
             ServerFrame::Thread { root, messages, has_more, .. } => self.on_thread(*root, messages, has_more),
             ServerFrame::Pins { room, pins, .. } => self.on_pins(room, pins),
+            ServerFrame::SearchResults { hits, next_cursor, .. } => self.on_search_results(hits, next_cursor),
             ServerFrame::Pong { .. } | ServerFrame::Unknown => {}
         }
         actions

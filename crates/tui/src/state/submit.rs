@@ -161,6 +161,7 @@ impl ChatState {
             Ok(Command::React { seq, emoji, on }) => self.react(seq, emoji, on),
             Ok(Command::Thread(seq)) => self.thread(seq),
             Ok(Command::Pins) => self.pins(),
+            Ok(Command::Search { query, cursor }) => self.search(query, cursor),
             Ok(Command::Notify { level, muted }) => self.notify(level, muted),
             Ok(Command::Pin { seq, on }) => {
                 let done = format!("{} #{seq}", if on { "pinned" } else { "unpinned" });
