@@ -396,14 +396,13 @@ mod tests {
         assert!(text.contains("help (PgUp/PgDn scroll, Esc closes)"), "{text}");
         assert!(text.contains("/join NAME"), "{text}");
         assert!(!text.contains("Ctrl-C quit"), "the end is below: {text}");
-        s.on_key(crossterm::event::KeyEvent::new(
-            crossterm::event::KeyCode::PageDown,
-            crossterm::event::KeyModifiers::NONE,
-        ));
-        s.on_key(crossterm::event::KeyEvent::new(
-            crossterm::event::KeyCode::PageDown,
-            crossterm::event::KeyModifiers::NONE,
-        ));
+        // The help is long (files' /upload, search's /search…): page down until its end shows.
+        for _ in 0..4 {
+            s.on_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::PageDown,
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
         let text = screen(&mut s, 80, 16);
         assert!(text.contains("Ctrl-C quit"), "{text}");
         s.on_key(crossterm::event::KeyEvent::new(crossterm::event::KeyCode::Esc, crossterm::event::KeyModifiers::NONE));
