@@ -71,6 +71,33 @@ macro_rules! impl_sql_store {
                     rows.iter().map(file_from).collect()
                 }
 
+                /// One page of a room's history, or of one thread of it (`thread`: its root), with files.
+                async fn page(&self, room: RoomId, thread: Option<Seq>, query: HistoryQuery) -> Result<HistoryPage> {
+                    let (cmp, order, bound, limit) = match query {
+                        HistoryQuery::Latest { limit } => ("<", "DESC", i64::MAX, limit),
+                        HistoryQuery::Before { before, limit } => ("<", "DESC", before, limit),
+                        HistoryQuery::After { after, limit } => (">", "ASC", after, limit),
+                    };
+                    let in_thread = if thread.is_some() { " AND m.thread = $4" } else { "" };
+                    // Fetch one extra row to learn `has_more` without a second query.
+                    let sql = format!(
+                        "{MSG_SELECT} WHERE m.room_id = $1 AND m.seq {cmp} $2{in_thread} ORDER BY m.seq {order} LIMIT $3"
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.0).bind(bound).bind(i64::from(limit) + 1);
+                    if let Some(root) = thread {
+                        q = q.bind(root);
+                    }
+                    let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+                    let has_more = rows.len() > limit as usize;
+                    let mut messages =
+                        rows.iter().take(limit as usize).map(message_from).collect::<Result<Vec<_>>>()?;
+                    if !matches!(query, HistoryQuery::After { .. }) {
+                        messages.reverse();
+                    }
+                    let messages = self.with_files(room, messages).await?;
+                    Ok(HistoryPage { messages, has_more })
+                }
+
                 async fn with_files(&self, room: RoomId, mut messages: Vec<Arc<Message>>) -> Result<Vec<Arc<Message>>> {
                     let lo = messages.iter().map(|m| m.seq).min();
                     let hi = messages.iter().map(|m| m.seq).max();
@@ -626,39 +653,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn history(&self, room: RoomId, query: HistoryQuery) -> Result<HistoryPage> {
-                    // Fetch one extra row to learn `has_more` without a second query.
-                    let (sql, bound, limit) = match query {
-                        HistoryQuery::Latest { limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
-                            i64::MAX,
-                            limit,
-                        ),
-                        HistoryQuery::Before { before, limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"),
-                            before,
-                            limit,
-                        ),
-                        HistoryQuery::After { after, limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
-                            after,
-                            limit,
-                        ),
-                    };
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(room.0)
-                        .bind(bound)
-                        .bind(i64::from(limit) + 1)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    let has_more = rows.len() > limit as usize;
-                    let mut messages =
-                        rows.iter().take(limit as usize).map(message_from).collect::<Result<Vec<_>>>()?;
-                    if !matches!(query, HistoryQuery::After { .. }) {
-                        messages.reverse();
-                    }
-                    let messages = self.with_files(room, messages).await?;
-                    Ok(HistoryPage { messages, has_more })
+                    self.page(room, None, query).await
                 }
 
                 async fn message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
@@ -971,38 +966,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn thread(&self, room: RoomId, root: Seq, query: HistoryQuery) -> Result<HistoryPage> {
-                    let (sql, bound, limit) = match query {
-                        HistoryQuery::Latest { limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.thread = $2 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $4"),
-                            i64::MAX,
-                            limit,
-                        ),
-                        HistoryQuery::Before { before, limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.thread = $2 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $4"),
-                            before,
-                            limit,
-                        ),
-                        HistoryQuery::After { after, limit } => (
-                            format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.thread = $2 AND m.seq > $3 ORDER BY m.seq ASC LIMIT $4"),
-                            after,
-                            limit,
-                        ),
-                    };
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(room.0)
-                        .bind(root)
-                        .bind(bound)
-                        .bind(i64::from(limit) + 1)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    let has_more = rows.len() > limit as usize;
-                    let mut messages =
-                        rows.iter().take(limit as usize).map(message_from).collect::<Result<Vec<_>>>()?;
-                    if !matches!(query, HistoryQuery::After { .. }) {
-                        messages.reverse();
-                    }
-                    Ok(HistoryPage { messages, has_more })
+                    self.page(room, Some(root), query).await
                 }
 
                 async fn thread_stats(&self, room: RoomId, roots: &[Seq]) -> Result<Vec<(Seq, i64, Millis)>> {
