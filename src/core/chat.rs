@@ -709,15 +709,16 @@ fn group_only(room: &Room) -> Result<()> {
     }
 }
 
+/// Test support shared by the core's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::broker::BrokerSink;
     use crate::broker::local::LocalBroker;
-    use crate::core::hub::HubEvent;
-    use crate::store::memory::MemoryStore;
+    use crate::store::DynStore;
 
-    fn chat(store: DynStore) -> Chat {
+    /// A chat service over `store` with an in-process broker and small limits, for unit tests.
+    pub(crate) fn chat(store: DynStore) -> Chat {
         let broker: DynBroker = Arc::new(LocalBroker::new());
         let hub = Hub::new(64, NodeId(1));
         broker.attach(hub.clone() as Arc<dyn BrokerSink>);
@@ -735,6 +736,17 @@ mod tests {
             connections_total: 64,
         };
         Chat::new(store, broker, hub, ingest, credentials, limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::hub::HubEvent;
+    use crate::store::memory::MemoryStore;
+
+    fn chat(store: DynStore) -> Chat {
+        super::testing::chat(store)
     }
 
     async fn user(store: &DynStore, name: &str) -> User {

@@ -310,36 +310,15 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{LoginThrottle, Passwords, Tokens};
-    use crate::broker::local::LocalBroker;
-    use crate::broker::{BrokerEvent, BrokerSink, DynBroker};
-    use crate::core::chat::{Credentials, Limits};
-    use crate::core::domain::{DisplayName, NodeId, SessionId, Username};
-    use crate::core::hub::Hub;
-    use crate::core::ingest::Ingest;
-    use crate::core::limits::{Rate, Transport};
+    use crate::broker::{BrokerEvent, BrokerSink};
+    use crate::core::domain::{DisplayName, SessionId, Username};
+    use crate::core::limits::Transport;
     use crate::store::DynStore;
     use crate::store::memory::MemoryStore;
 
     async fn setup(life_ms: i64, timing: Timing) -> (Arc<Chat>, Connection) {
         let store: DynStore = Arc::new(MemoryStore::new());
-        let broker: DynBroker = Arc::new(LocalBroker::new());
-        let hub = Hub::new(64, NodeId(1));
-        broker.attach(hub.clone() as Arc<dyn BrokerSink>);
-        let (ingest, _writer) = Ingest::start(store.clone(), broker.clone(), 16, 16);
-        let credentials = Credentials {
-            passwords: Passwords::new(1024, 1).unwrap(),
-            tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)),
-            throttle: LoginThrottle::new(5),
-        };
-        let limits = Limits {
-            max_message_bytes: 4096,
-            messages: Rate { per_sec: 100.0, burst: 100.0 },
-            auth: Rate { per_sec: 1.0, burst: 10.0 },
-            connections_per_user: 8,
-            connections_total: 64,
-        };
-        let chat = Arc::new(Chat::new(store.clone(), broker, hub, ingest, credentials, limits));
+        let chat = Arc::new(crate::core::chat::testing::chat(store.clone()));
         let name = Username::parse("carl").unwrap();
         let user = store.create_user(&name, &DisplayName::parse("carl").unwrap(), "unused").await.unwrap();
         let who = Identity { user, session: SessionId::generate(), expires_at: now_millis() + life_ms };
