@@ -10,6 +10,7 @@
 mod codec;
 pub mod local;
 pub mod redis;
+mod redis_cluster;
 
 use std::collections::HashSet;
 use std::sync::Arc;
