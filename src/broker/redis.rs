@@ -557,5 +557,7 @@ mod tests {
         a.publish(msg(3, 1)).await.unwrap();
         until("room 3's event", || !seen.0.lock().is_empty()).await;
         assert_eq!(*seen.0.lock(), vec![(3, 1)]);
+        // One subscription from start to end: no reconnect (each would cost a full resync).
+        assert_eq!(*b.reconnects().unwrap().borrow(), 1, "B's subscriber never reconnected");
     }
 }
