@@ -28,7 +28,7 @@ use crate::broker::redis::RedisBroker;
 use crate::broker::{BrokerSink, DynBroker};
 use crate::config::Config;
 use crate::core::chat::files::{FileLimits, Files};
-use crate::core::chat::{Auth, Chat, ChatLimits};
+use crate::core::chat::{AuthServices, Chat, ChatLimits};
 use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::{Ingest, IngestOptions};
@@ -285,7 +285,7 @@ pub async fn run_with(
         broker.clone(),
         hub,
         ingest,
-        Auth {
+        AuthServices {
             passwords: Arc::new(Passwords::with_pool(
                 config.argon2_memory_kib,
                 config.argon2_iterations,

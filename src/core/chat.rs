@@ -105,7 +105,7 @@ pub struct Chat {
 }
 
 /// What [`Chat`] checks credentials with (the adapters of `core::ports::credentials`, and the throttle).
-pub struct Auth {
+pub struct AuthServices {
     pub passwords: Arc<dyn PasswordHashing>,
     pub tokens: Arc<dyn TokenIssuer>,
     pub throttle: LoginThrottle,
@@ -117,10 +117,10 @@ impl Chat {
         broker: DynBroker,
         hub: Arc<Hub>,
         ingest: Ingest,
-        auth: Auth,
+        auth: AuthServices,
         limits: ChatLimits,
     ) -> Self {
-        let Auth { passwords, tokens, throttle } = auth;
+        let AuthServices { passwords, tokens, throttle } = auth;
         Chat {
             store,
             broker,
@@ -722,7 +722,7 @@ pub(crate) mod testing {
         let hub = Hub::new(64, NodeId(1));
         broker.attach(hub.clone() as Arc<dyn BrokerSink>);
         let (ingest, _writer) = Ingest::start(store.clone(), broker.clone(), 16, 16);
-        let auth = Auth {
+        let auth = AuthServices {
             passwords: Arc::new(Passwords::new(1024, 1).unwrap()),
             tokens: Arc::new(Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60))),
             throttle: LoginThrottle::new(5),
