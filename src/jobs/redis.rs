@@ -34,7 +34,7 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 enum Blocking {
     Single(Client),
     /// A client whose response timeout leaves room for the longest block.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// A connection a worker blocks on.
@@ -95,7 +95,7 @@ impl RedisQueue {
                     .response_timeout(MAX_BLOCK + CLUSTER_TIMEOUT)
                     .build()
                     .context("parsing the Redis Cluster seed URLs")?;
-                (Blocking::Cluster(client), format!("{{{prefix}}}"))
+                (Blocking::Cluster(Box::new(client)), format!("{{{prefix}}}"))
             }
         };
         let conn = target.connect().await?;
