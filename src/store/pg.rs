@@ -109,7 +109,7 @@ impl shared::Dialect for PgStore {
         );
         let sql = format!(
             "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
-             LIMIT $8 OFFSET $9"
+             LIMIT $9 OFFSET $10"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
         for v in super::search_sql::filter_values(q) {

@@ -139,7 +139,7 @@ impl shared::Dialect for SqlStore {
                  JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq"
             ),
         );
-        let sql = format!("{from} ORDER BY w.score, w.fid DESC LIMIT $8 OFFSET $9");
+        let sql = format!("{from} ORDER BY w.score, w.fid DESC LIMIT $9 OFFSET $10");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(search_sql::fts5_match(&q.terms)).bind(user.0);
         for v in search_sql::filter_values(q) {
             query = query.bind(v);
