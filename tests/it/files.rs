@@ -369,3 +369,69 @@ async fn tcp_readers_get_file_lines_with_the_download_path() {
     assert_eq!(file, format!("    [file] report.pdf (2.0 KiB) /api/v1/files/{id}/content"));
     app.stop().await;
 }
+
+/// A reply that also shares files: the message keeps both (`reply_to`/`thread` and `files`) in its
+/// acknowledgement, its live frame, history and the thread page; the files download for a member,
+/// search finds the reply with `has:file`, and a non-member of the private room sees none of it.
+#[tokio::test]
+async fn a_reply_that_shares_files_carries_both_everywhere() {
+    let app = spawn_app().await;
+    let (a, b, outsider) = (app.user("ann").await, app.user("ben").await, app.user("ozzy").await);
+    app.room(&a, "desk", "private").await;
+    let (s, r) = app.post(Some(&a), "/api/v1/rooms/desk/invites", json!({"username": "ben"})).await;
+    assert!(s < 300, "{r}");
+    let (_, me) = app.get(Some(&b), "/api/v1/me/invites").await;
+    let room = me["invites"][0]["room"]["id"].as_i64().unwrap();
+    let (s, r) = app.post(Some(&b), &format!("/api/v1/me/invites/{room}/accept"), json!({})).await;
+    assert!(s < 300, "{r}");
+    let (s, root) = send_with(&app, &a, "desk", "which logo do we take?", &[]).await;
+    assert_eq!(s, 201, "{root}");
+    let root = root["seq"].as_i64().unwrap();
+
+    let mut ws = app.ws(&a).await;
+    let (s, img) = upload(&app, &b, "desk", "logo.png", png()).await;
+    assert_eq!(s, 201, "{img}");
+    let (s, doc) = upload(&app, &b, "desk", "brief.txt", b"the brief, in words".to_vec()).await;
+    assert_eq!(s, 201, "{doc}");
+    let ids = [img["id"].as_str().unwrap().to_owned(), doc["id"].as_str().unwrap().to_owned()];
+    let (s, ack) = app
+        .post(
+            Some(&b),
+            "/api/v1/rooms/desk/messages",
+            json!({"body": "this logoreply one", "reply_to": root, "files": ids}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ack}");
+    let seq = ack["seq"].as_i64().unwrap();
+    let both = |m: &Value, what: &str| {
+        assert_eq!((m["reply_to"].as_i64(), m["thread"].as_i64()), (Some(root), Some(root)), "{what}: {m}");
+        let got: Vec<&str> = m["files"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+        assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>(), "{what}: {m}");
+        assert!(m["files"].as_array().unwrap().iter().all(|f| f["seq"].as_i64() == Some(seq)), "{what}: {m}");
+    };
+    let live = ws.next_text().await;
+    both(&live, "live frame");
+    let (_, h) = app.get(Some(&a), "/api/v1/rooms/desk/messages").await;
+    both(h["messages"].as_array().unwrap().iter().find(|m| m["seq"] == seq).unwrap(), "history");
+    let (s, th) = app.get(Some(&a), &format!("/api/v1/rooms/desk/threads/{root}")).await;
+    assert_eq!(s, 200, "{th}");
+    assert_eq!(th["root"]["seq"].as_i64(), Some(root));
+    both(th["messages"].as_array().unwrap().iter().find(|m| m["seq"] == seq).unwrap(), "thread page");
+    for id in &ids {
+        let resp = download(&app, &a, id, None).await;
+        assert_eq!(resp.status(), 200, "{id}");
+    }
+    assert_eq!(download(&app, &a, &ids[0], None).await.bytes().await.unwrap().to_vec(), png());
+    let (s, found) = app.get(Some(&a), "/api/v1/search?q=logoreply%20has:file").await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["hits"][0]["seq"].as_i64(), Some(seq), "{found}");
+    assert_eq!(found["hits"][0]["message"]["reply_to"].as_i64(), Some(root), "{found}");
+    // Not a member of the private room: neither the thread nor the files.
+    let (s, _) = app.get(Some(&outsider), &format!("/api/v1/rooms/desk/threads/{root}")).await;
+    assert_eq!(s, 404);
+    for id in &ids {
+        let (s, m) = app.get(Some(&outsider), &format!("/api/v1/files/{id}")).await;
+        assert_eq!((s, &m["error"]["code"]), (404, &json!("room_not_found")), "{m}");
+    }
+    app.stop().await;
+}
