@@ -12,4 +12,5 @@ pub mod hub;
 pub mod ingest;
 pub mod limits;
 pub mod search;
+pub mod thumbnail;
 pub mod typing;

@@ -206,6 +206,20 @@ pub struct FileW<'a> {
     pub height: Option<i64>,
     /// Where its bytes are (`GET`, same authentication as the API; ranges accepted).
     pub url: String,
+    /// A server-made thumbnail (inline images only; absent when none could be made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<ThumbnailW<'a>>,
+}
+
+/// A file's thumbnail: at most 320 pixels on its longer side, PNG or JPEG.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Thumbnail)]
+pub struct ThumbnailW<'a> {
+    /// `GET`, same authentication and access as the file.
+    pub url: String,
+    pub width: i64,
+    pub height: i64,
+    pub content_type: &'a str,
 }
 
 impl<'a> From<&'a FileMeta> for FileW<'a> {
@@ -221,6 +235,12 @@ impl<'a> From<&'a FileMeta> for FileW<'a> {
             width: f.width,
             height: f.height,
             url: f.download_path(),
+            thumbnail: f.thumbnail.as_ref().zip(f.thumbnail_path()).map(|(t, url)| ThumbnailW {
+                url,
+                width: t.width,
+                height: t.height,
+                content_type: &t.content_type,
+            }),
         }
     }
 }

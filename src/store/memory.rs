@@ -650,7 +650,12 @@ impl Store for MemoryStore {
     }
 
     async fn blob_in_use(&self, blob: &str) -> Result<bool> {
-        Ok(self.inner.lock().files.iter().any(|f| f.blob == blob))
+        Ok(self
+            .inner
+            .lock()
+            .files
+            .iter()
+            .any(|f| f.blob == blob || f.thumbnail.as_ref().is_some_and(|t| t.blob == blob)))
     }
 
     async fn drop_unsent_files(&self, before: Millis) -> Result<u64> {
