@@ -106,12 +106,10 @@ impl shared::Dialect for PgStore {
         let window = format!(
             "SELECT m.room_id AS wr, m.seq AS ws, m.created_at AS wt FROM messages m {} \
              ORDER BY m.created_at DESC, m.room_id DESC, m.seq DESC LIMIT {}",
-            super::search_sql::FILTERS
-                .replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)")
-                .replace(
-                    "JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 WHERE",
-                    "WHERE m.room_id IN (SELECT mb.room_id FROM members mb WHERE mb.user_id = $2) AND"
-                ),
+            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)").replace(
+                "JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 WHERE",
+                "WHERE m.room_id IN (SELECT mb.room_id FROM members mb WHERE mb.user_id = $2) AND"
+            ),
             crate::core::search::WINDOW
         );
         debug_assert!(!window.contains("JOIN members"), "the membership semi-join replaced the join");
