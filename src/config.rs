@@ -107,6 +107,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
 
+    /// Bytes queued per connection (each delivery counted by an estimate of its encoded size) before
+    /// the client is disconnected as too slow (close code 4008).
+    #[arg(long, env = "PARLEY_SEND_QUEUE_BYTES", default_value_t = crate::core::hub::DEFAULT_QUEUE_BYTES)]
+    pub send_queue_bytes: usize,
+
     /// Messages gathered into one store transaction at most (group commit).
     #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 512)]
     pub max_batch: usize,

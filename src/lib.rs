@@ -1,6 +1,7 @@
 //! Parley: a real-time chat server. See `ARCHITECTURE.md` for the map; `main.rs` is a thin CLI over
 //! [`server::run`].
 
+pub mod alloc;
 pub mod auth;
 pub mod blobs;
 pub mod broker;

@@ -80,6 +80,16 @@ fn describe() {
         Unit::Seconds,
         "Time to answer an HTTP request (to the response head), by method and route."
     );
+    describe_gauge!(
+        "parley_heap_allocated_bytes",
+        Unit::Bytes,
+        "Bytes allocated by the program (jemalloc's stats.allocated; only in builds with the jemalloc feature)."
+    );
+    describe_gauge!(
+        "parley_heap_resident_bytes",
+        Unit::Bytes,
+        "Bytes of physical memory the allocator holds (jemalloc's stats.resident; only with the jemalloc feature)."
+    );
     describe_gauge!("parley_build_info", "Always 1; the labels say which build runs (version, commit).");
     metrics::gauge!(
         "parley_build_info",
@@ -135,5 +145,9 @@ fn process() -> &'static metrics_process::Collector {
 pub fn render() -> String {
     let handle = handle();
     process().collect();
+    if let Some(h) = crate::alloc::heap_stats() {
+        metrics::gauge!("parley_heap_allocated_bytes").set(h.allocated as f64);
+        metrics::gauge!("parley_heap_resident_bytes").set(h.resident as f64);
+    }
     handle.render()
 }

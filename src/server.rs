@@ -226,7 +226,7 @@ pub async fn run_with(
             Arc::new(broker)
         }
     };
-    let hub = Hub::new(config.send_queue, node);
+    let hub = Hub::with_bounds(config.send_queue, config.send_queue_bytes, node);
     broker.attach(hub.clone() as Arc<dyn BrokerSink>);
     if let Some(interest) = broker.interest() {
         hub.set_interest(interest);

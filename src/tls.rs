@@ -100,7 +100,7 @@ async fn accept_loop(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        crate::http::tune_socket(&stream);
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(
             async move {

@@ -7,11 +7,16 @@
 //!   expiring, on whichever node it is. [`Connection::live`] refuses commands from an ended session.
 //! - **Deliveries** come from the hub's bounded queue and pass through the [`Feed`] (dedupe, gap fill,
 //!   resume). While [`Connection::hold`] is on (WebSocket `?resume=1`) they wait in the queue.
-//! - **Slow clients** are bounded in frames (the hub queue, `--send-queue`), in time (a delivery that
-//!   waited in the queue longer than the write timeout, or a write the client does not take within it,
-//!   closes the connection as [`End::TooSlow`]) and so in bytes (at most the queue plus the socket
-//!   buffer). The transport then sends the reason with a short bound ([`CLOSE_NOTICE`]): it reaches a
-//!   client that is merely slow, and costs one second for one that is gone.
+//! - **Slow clients** are bounded in deliveries (the hub queue, `--send-queue`), in bytes (the hub
+//!   counts each delivery's [`Delivery::size`] as it queues it and [`Connection::take`] uncounts it;
+//!   past `--send-queue-bytes` the hub closes the connection), and in time (a delivery that waited in
+//!   the queue longer than the write timeout, or a write the client does not take within it). Each ends
+//!   the connection as [`End::TooSlow`]. What a slow reader can pin is then at most: the queue's bytes,
+//!   one batch being written ([`BATCH`] deliveries, bounded by the write timeout), and the socket's
+//!   kernel send buffer, which the listeners bound (TCP lines 64 KiB, HTTP 256 KiB). The transport
+//!   notices the end as soon as its current write returns and sends the reason with a short bound
+//!   ([`CLOSE_NOTICE`]): it reaches a client that is merely slow (it reads again within the write
+//!   timeout), and costs one second for one that is gone.
 //! - **Keepalive.** A tick every keepalive period; a transport that can hear its client (WebSocket
 //!   Pongs) reports it with [`Connection::heard`], and one silent for two periods ends as
 //!   [`End::Silent`].
@@ -267,6 +272,7 @@ impl Connection {
         }
         let batch = std::mem::take(&mut self.batch);
         for d in batch {
+            self.reg.took(&d);
             if let HubEvent::UserUpdated(u) = &d.event
                 && u.id == self.who.user.id
             {
@@ -290,6 +296,7 @@ impl Connection {
     async fn take_unbounded(&mut self, out: &mut Vec<Out>) {
         let batch = std::mem::take(&mut self.batch);
         for d in batch {
+            self.reg.took(&d);
             self.feed.deliver(&self.chat, &self.who, d, out).await;
         }
     }
@@ -298,6 +305,11 @@ impl Connection {
     /// now stands.
     pub async fn resume(&mut self, room: RoomId, after: Seq, out: &mut Vec<Out>) -> Result<Seq> {
         self.feed.resume(&self.chat, &self.who, room, after, out).await
+    }
+
+    /// Bytes queued for this connection and not yet taken (see [`Delivery::size`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.reg.ctl.queued_bytes()
     }
 
     /// Records that the connection ends as too slow (a write the client did not take in time).
@@ -361,6 +373,24 @@ mod tests {
         assert_eq!(conn.wake().await, Wake::Deliveries);
         let mut out = Vec::new();
         assert_eq!(conn.take(&mut out).await.err(), Some(End::TooSlow));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_bytes_count_until_the_connection_takes_them() {
+        let (chat, mut conn) = setup(60_000, TIMING).await;
+        let me = conn.who.user.id;
+        conn.hold(true);
+        for seq in 1..=3 {
+            chat.hub().deliver(BrokerEvent::Read { user: me, room: RoomId(1), seq });
+        }
+        let one = crate::core::hub::Delivery::new(HubEvent::Read { room: RoomId(1), seq: 1 }).size();
+        assert_eq!(conn.queued_bytes(), 3 * one, "held deliveries count against the byte bound");
+        conn.hold(false);
+        assert_eq!(conn.wake().await, Wake::Deliveries);
+        let mut out = Vec::new();
+        conn.take(&mut out).await.unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(conn.queued_bytes(), 0, "taken deliveries no longer count");
     }
 
     #[tokio::test(start_paused = true)]

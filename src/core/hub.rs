@@ -11,7 +11,11 @@
 //!   wire format, not 1,000 times. The hub itself never sees a wire format.
 //! - **Never wait on a client.** Each connection has a bounded queue; fan-out uses `try_send`. A full
 //!   queue means the client is not keeping up: it is closed with [`CloseReason::TooSlow`] and drops out
-//!   of every room, and nobody else waits for it.
+//!   of every room, and nobody else waits for it. The queue is bounded twice: in deliveries (the
+//!   channel's capacity, `--send-queue`) and in bytes (`--send-queue-bytes`): each delivery carries a
+//!   size estimated once when it is made ([`Delivery::size`]), the hub adds it to the connection's
+//!   counter ([`ConnControl::queued_bytes`]) when it queues it — one relaxed atomic add per recipient,
+//!   no lock — and the connection subtracts it when it takes the delivery ([`Registration::took`]).
 //! - **Order.** Messages reach the hub in `seq` order per room (the ingest writer publishes in commit
 //!   order); the hub drops anything at or below the last `seq` it delivered for a room, so a repeated
 //!   publish can never produce a duplicate. (Only deliveries move that mark, never a store snapshot: a
@@ -30,7 +34,7 @@
 //!   user) arrives and the last one leaves, so the broker subscribes this node only to what it needs.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -65,7 +69,7 @@ pub trait Interest: Send + Sync + 'static {
 pub enum CloseReason {
     /// Logout or expiry.
     SessionEnded,
-    /// The send queue overflowed.
+    /// The send queue overflowed (in deliveries or in bytes), or the client did not keep up in time.
     TooSlow,
     /// The server is stopping.
     ShuttingDown,
@@ -112,6 +116,8 @@ pub struct Delivery {
     /// When it was handed to the hub: a connection whose oldest queued delivery is too old is too slow.
     /// (Tokio's clock, so tests can move it.)
     at: tokio::time::Instant,
+    /// What it counts against a connection's byte bound ([`HubEvent::size_estimate`]).
+    size: usize,
 }
 
 /// Which encoding cache slot a transport uses.
@@ -121,9 +127,50 @@ pub enum WireSlot {
     Line = 1,
 }
 
+/// What every event is counted as beyond its variable parts: the JSON envelope (type, ids, sender,
+/// timestamps), about what a short message encodes to.
+pub const EVENT_OVERHEAD: usize = 192;
+
+impl HubEvent {
+    /// A cheap estimate of the event's encoded size, in bytes, computed once per delivery whatever the
+    /// number of recipients: [`EVENT_OVERHEAD`] plus the variable-length text it carries (a message's
+    /// body, its files, mentions and quote; a room's name and topic; a user's names). Within a small
+    /// factor of the JSON the WebSocket and SSE send and above the TCP line, which is what the byte
+    /// bound needs: big messages count big, small events small.
+    pub fn size_estimate(&self) -> usize {
+        let user = |u: &User| u.username.len() + u.display_name.len();
+        let room = |r: &Room| r.name.len() + r.topic.len();
+        let message = |m: &Message| {
+            m.body.len()
+                + m.sender.as_ref().map_or(0, user)
+                + m.target.as_ref().map_or(0, user)
+                + m.client_id.as_ref().map_or(0, String::len)
+                + m.mentions.len() * 12
+                + m.files.len() * 160
+                + m.extras.quote.as_ref().map_or(0, |q| 64 + q.excerpt.len())
+                + m.extras.reactions.len() * 48
+        };
+        EVENT_OVERHEAD
+            + match self {
+                HubEvent::Message(m) | HubEvent::Updated(m) => message(m),
+                HubEvent::Joined(r) | HubEvent::RoomUpdated(r) => room(r),
+                HubEvent::Presence { user: u, .. } | HubEvent::Typing { user: u, .. } | HubEvent::UserUpdated(u) => {
+                    user(u)
+                }
+                HubEvent::Left(_) | HubEvent::Read { .. } => 0,
+                HubEvent::Invited(_) | HubEvent::Convo(_) => 64,
+            }
+    }
+}
+
 impl Delivery {
     pub fn new(event: HubEvent) -> Arc<Self> {
-        Arc::new(Delivery { event, encoded: Default::default(), at: tokio::time::Instant::now() })
+        let size = event.size_estimate();
+        Arc::new(Delivery { event, encoded: Default::default(), at: tokio::time::Instant::now(), size })
+    }
+    /// What it counts against a connection's byte bound, in bytes.
+    pub fn size(&self) -> usize {
+        self.size
     }
     /// How long since the hub got it.
     pub fn queued_for(&self) -> Duration {
@@ -140,6 +187,8 @@ impl Delivery {
 pub struct ConnControl {
     token: CancellationToken,
     reason: OnceLock<CloseReason>,
+    /// Bytes queued for the connection and not yet taken by it ([`Delivery::size`] of each).
+    queued: AtomicUsize,
 }
 
 impl ConnControl {
@@ -154,20 +203,49 @@ impl ConnControl {
     pub fn reason(&self) -> Option<CloseReason> {
         self.reason.get().copied()
     }
+    /// Bytes queued for the connection and not yet taken (see [`Registration::took`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the hub queues a connection's deliveries: its channel, and its control (close, byte count).
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Arc<Delivery>>,
+    ctl: Arc<ConnControl>,
+}
+
+impl Outbox {
+    /// Queues `d` unless the queue is full in deliveries or would pass `max_bytes`; `false` if not
+    /// queued (the counter is then as it was). The bytes are counted before the delivery is queued, so
+    /// the connection never takes (and subtracts) what was not yet added.
+    fn push(&self, d: &Arc<Delivery>, max_bytes: usize) -> bool {
+        let before = self.ctl.queued.fetch_add(d.size, Ordering::Relaxed);
+        if before + d.size <= max_bytes && self.tx.try_send(d.clone()).is_ok() {
+            return true;
+        }
+        self.ctl.queued.fetch_sub(d.size, Ordering::Relaxed);
+        false
+    }
+
+    /// Whether the queue is less than half full, in deliveries and in bytes: room for ephemera.
+    fn has_room_to_spare(&self, max_bytes: usize) -> bool {
+        self.tx.capacity() * 2 > self.tx.max_capacity() && self.ctl.queued_bytes() * 2 <= max_bytes
+    }
 }
 
 struct ConnEntry {
     profile: User,
     session: SessionId,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    ctl: Arc<ConnControl>,
+    out: Outbox,
     rooms: HashSet<RoomId>,
 }
 
 #[derive(Default)]
 struct RoomSubs {
     /// Insertion-ordered for fast fan-out iteration; removal is `swap_remove`, O(1) whatever the size.
-    subs: IndexMap<ConnId, mpsc::Sender<Arc<Delivery>>>,
+    subs: IndexMap<ConnId, Outbox>,
     last_seq: AtomicI64,
     /// The room's member count as last seen (in a follow, join, leave or room update).
     members: AtomicI64,
@@ -263,6 +341,8 @@ pub struct Hub {
     state: RwLock<State>,
     next_id: AtomicU64,
     queue_len: usize,
+    /// The byte bound of each connection's queue.
+    queue_bytes: usize,
     closing: CancellationToken,
     node: NodeId,
     /// Where this node's own presence changes go, for other nodes (see [`Hub::presence_changes`]).
@@ -279,18 +359,36 @@ pub struct Registration {
     pub ctl: Arc<ConnControl>,
 }
 
+impl Registration {
+    /// The connection took `d` from its queue: its bytes no longer count against the bound.
+    pub fn took(&self, d: &Delivery) {
+        self.ctl.queued.fetch_sub(d.size, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(self.id);
     }
 }
 
+/// The default byte bound of a connection's queue (`--send-queue-bytes`).
+pub const DEFAULT_QUEUE_BYTES: usize = 2 * 1024 * 1024;
+
 impl Hub {
+    /// A hub whose connections queue at most `queue_len` deliveries and [`DEFAULT_QUEUE_BYTES`].
     pub fn new(queue_len: usize, node: NodeId) -> Arc<Self> {
+        Self::with_bounds(queue_len, DEFAULT_QUEUE_BYTES, node)
+    }
+
+    /// A hub whose connections queue at most `queue_len` deliveries and `queue_bytes` bytes (see
+    /// [`Delivery::size`]); past either the connection is closed as too slow.
+    pub fn with_bounds(queue_len: usize, queue_bytes: usize, node: NodeId) -> Arc<Self> {
         Arc::new(Hub {
             state: RwLock::new(State::default()),
             next_id: AtomicU64::new(1),
             queue_len: queue_len.max(1),
+            queue_bytes: queue_bytes.max(1),
             closing: CancellationToken::new(),
             node,
             changes: OnceLock::new(),
@@ -393,7 +491,7 @@ impl Hub {
         for node in &gone {
             let users = st.nodes.get(node).map(|n| n.users.clone()).unwrap_or_default();
             for uid in users {
-                Self::forget_remote(&mut st, *node, uid);
+                self.forget_remote(&mut st, *node, uid);
             }
             st.nodes.remove(node);
         }
@@ -402,14 +500,14 @@ impl Hub {
 
     /// `uid` is no longer on `node` (it said so, or it went silent): tells whom it concerns if that
     /// takes the user offline.
-    fn forget_remote(st: &mut State, node: NodeId, uid: UserId) {
+    fn forget_remote(&self, st: &mut State, node: NodeId, uid: UserId) {
         let Some((profile, rooms)) =
             st.remote.get(&uid).map(|r| (r.profile.clone(), r.nodes.get(&node).cloned().unwrap_or_default()))
         else {
             return;
         };
         if let Some(d) = st.set_remote(node, &profile, &rooms, false) {
-            Self::best_effort(st, rooms.iter(), Some(uid), &d);
+            self.best_effort(st, rooms.iter(), Some(uid), &d);
         }
     }
 
@@ -419,7 +517,7 @@ impl Hub {
         }
         let mut st = self.state.write();
         if let Some(d) = st.set_remote(node, user, rooms, online) {
-            Self::best_effort(&st, rooms.iter(), Some(user.id), &d);
+            self.best_effort(&st, rooms.iter(), Some(user.id), &d);
         }
     }
 
@@ -431,12 +529,12 @@ impl Hub {
         let before = st.nodes.get(&node).map(|n| n.users.clone()).unwrap_or_default();
         for (user, rooms) in users {
             if let Some(d) = st.set_remote(node, user, rooms, true) {
-                Self::best_effort(&st, rooms.iter(), Some(user.id), &d);
+                self.best_effort(&st, rooms.iter(), Some(user.id), &d);
             }
         }
         let now: HashSet<UserId> = users.iter().map(|(u, _)| u.id).collect();
         for uid in before.difference(&now) {
-            Self::forget_remote(&mut st, node, *uid);
+            self.forget_remote(&mut st, node, *uid);
         }
         if let Some(n) = st.nodes.get_mut(&node) {
             n.seen = Instant::now();
@@ -493,8 +591,8 @@ impl Hub {
         if uc.conns.len() == 1 {
             self.interest_user(user, true);
         }
-        st.conns
-            .insert(id, ConnEntry { profile: profile.clone(), session, tx, ctl: ctl.clone(), rooms: HashSet::new() });
+        let out = Outbox { tx, ctl: ctl.clone() };
+        st.conns.insert(id, ConnEntry { profile: profile.clone(), session, out, rooms: HashSet::new() });
         Registration { hub: self.clone(), id, rx, ctl }
     }
 
@@ -503,12 +601,12 @@ impl Hub {
     pub fn follow(&self, id: ConnId, rooms: &[Room]) {
         let mut st = self.state.write();
         let Some(entry) = st.conns.get_mut(&id) else { return };
-        let tx = entry.tx.clone();
+        let out = entry.out.clone();
         let new: Vec<&Room> = rooms.iter().filter(|r| entry.rooms.insert(r.id)).collect();
         for r in new {
             let subs = st.rooms.entry(r.id).or_default();
             subs.saw(r);
-            subs.subs.insert(id, tx.clone());
+            subs.subs.insert(id, out.clone());
             if subs.subs.len() == 1 {
                 self.interest_room(r.id, true);
             }
@@ -532,7 +630,7 @@ impl Hub {
                 st.announced -= 1;
                 if !st.online(entry.profile.id) {
                     let d = Delivery::new(HubEvent::Presence { user: entry.profile.clone(), online: false });
-                    Self::best_effort(&st, entry.rooms.iter(), None, &d);
+                    self.best_effort(&st, entry.rooms.iter(), None, &d);
                 }
                 self.presence_changed(&entry.profile, &entry.rooms, false);
             }
@@ -565,7 +663,7 @@ impl Hub {
             return; // online elsewhere already: nothing changes for others
         }
         let d = Delivery::new(HubEvent::Presence { user: profile, online: true });
-        Self::best_effort(&st, rooms.iter(), Some(user), &d);
+        self.best_effort(&st, rooms.iter(), Some(user), &d);
     }
 
     /// Which of `users` have a live connection on this node or, as far as this node has heard, another.
@@ -577,6 +675,7 @@ impl Hub {
     /// Delivers `d` once to every connection following any of `rooms` (except `skip_user`'s), only where
     /// the queue has room to spare: ephemeral events are the first thing a slow client loses.
     fn best_effort<'a>(
+        &self,
         st: &State,
         rooms: impl Iterator<Item = &'a RoomId>,
         skip_user: Option<UserId>,
@@ -590,13 +689,13 @@ impl Hub {
             if presence_only && !subs.pushes_presence() {
                 continue;
             }
-            for (cid, tx) in &subs.subs {
+            for (cid, out) in &subs.subs {
                 if !seen.insert(*cid) || skip_user.is_some_and(|u| st.conns.get(cid).is_some_and(|c| c.profile.id == u))
                 {
                     continue;
                 }
-                if tx.capacity() * 2 > tx.max_capacity() {
-                    let _ = tx.try_send(d.clone());
+                if out.has_room_to_spare(self.queue_bytes) {
+                    out.push(d, self.queue_bytes);
                 } else {
                     dropped += 1;
                 }
@@ -616,7 +715,7 @@ impl Hub {
     pub fn close_all(&self, reason: CloseReason) {
         self.closing.cancel();
         for e in self.state.read().conns.values() {
-            e.ctl.close(reason);
+            e.out.ctl.close(reason);
         }
     }
 
@@ -638,8 +737,8 @@ impl Hub {
         {
             let st = self.state.read();
             let Some(subs) = st.rooms.get(&room) else { return };
-            for (id, tx) in &subs.subs {
-                if tx.try_send(d.clone()).is_err() {
+            for (id, out) in &subs.subs {
+                if !out.push(&d, self.queue_bytes) {
                     slow.push(*id);
                 }
             }
@@ -654,7 +753,7 @@ impl Hub {
             let st = self.state.read();
             for id in st.users.get(&user).map(|u| u.conns.as_slice()).unwrap_or_default() {
                 if let Some(c) = st.conns.get(id)
-                    && c.tx.try_send(d.clone()).is_err()
+                    && !c.out.push(&d, self.queue_bytes)
                 {
                     slow.push(*id);
                 }
@@ -674,7 +773,7 @@ impl Hub {
             let st = self.state.read();
             for id in ids {
                 if let Some(e) = st.conns.get(id) {
-                    e.ctl.close(reason);
+                    e.out.ctl.close(reason);
                 }
             }
         }
@@ -692,12 +791,12 @@ impl Hub {
             let d = Delivery::new(if joined { HubEvent::Joined(room.clone()) } else { HubEvent::Left(room.id) });
             for id in ids {
                 let Some(entry) = st.conns.get_mut(&id) else { continue };
-                let tx = entry.tx.clone();
+                let out = entry.out.clone();
                 let changed = if joined { entry.rooms.insert(room.id) } else { entry.rooms.remove(&room.id) };
                 if changed {
                     if joined {
                         let subs = st.rooms.entry(room.id).or_default();
-                        subs.subs.insert(id, tx.clone());
+                        subs.subs.insert(id, out.clone());
                         if subs.subs.len() == 1 {
                             self.interest_room(room.id, true);
                         }
@@ -708,7 +807,7 @@ impl Hub {
                 if let Some(subs) = st.rooms.get(&room.id) {
                     subs.saw(room);
                 }
-                if tx.try_send(d.clone()).is_err() {
+                if !out.push(&d, self.queue_bytes) {
                     slow.push(id);
                 }
             }
@@ -727,10 +826,10 @@ impl Hub {
                 c.profile = user.clone();
                 rooms.extend(c.rooms.iter().copied());
                 // The user's own connections must learn it (they send as this user): not best effort.
-                let _ = c.tx.try_send(d.clone());
+                c.out.push(&d, self.queue_bytes);
             }
         }
-        Self::best_effort(&st, rooms.iter(), Some(uid), &d);
+        self.best_effort(&st, rooms.iter(), Some(uid), &d);
     }
 
     fn end_session(&self, session: &SessionId) {
@@ -760,7 +859,7 @@ impl BrokerSink for Hub {
             BrokerEvent::Typing { room, user } => {
                 let uid = user.id;
                 let d = Delivery::new(HubEvent::Typing { room, user });
-                Self::best_effort(&self.state.read(), std::iter::once(&room), Some(uid), &d);
+                self.best_effort(&self.state.read(), std::iter::once(&room), Some(uid), &d);
             }
             BrokerEvent::Presence { node, user, rooms, online } => self.remote_presence(node, &user, &rooms, online),
             BrokerEvent::NodeAlive { node, users } => self.node_alive(node, &users),
@@ -1099,6 +1198,46 @@ mod tests {
         hub.deliver(BrokerEvent::SessionEnded(SessionId("s2".into())));
         assert_eq!(c2.ctl.closed().await, CloseReason::SessionEnded);
         assert_eq!(c1.ctl.reason(), None, "other sessions stay");
+    }
+
+    fn big(room: i64, seq: i64, body: usize) -> Arc<Message> {
+        Arc::new(Message { body: "x".repeat(body), ..(*msg(room, seq)).clone() })
+    }
+
+    /// Item 8 of issue 11: the queue is bounded in bytes as well as deliveries. A reader that takes its
+    /// deliveries frees their bytes; one that does not is closed once its bytes pass the bound, though
+    /// its queue has room for 60 more deliveries.
+    #[tokio::test]
+    async fn the_byte_bound_closes_a_connection_whose_queue_still_has_room() {
+        let size = Delivery::new(HubEvent::Message(big(1, 1, 4000))).size();
+        assert!((4000 + EVENT_OVERHEAD..4000 + 2 * EVENT_OVERHEAD).contains(&size), "{size}");
+        let hub = Hub::with_bounds(64, 3 * size, NodeId(1));
+        let slow = hub.register(&user(1), SessionId("s1".into()));
+        hub.follow(slow.id, &[room(1)]);
+        let mut reader = hub.register(&user(2), SessionId("s2".into()));
+        hub.follow(reader.id, &[room(1)]);
+        for s in 1..=3 {
+            hub.deliver(BrokerEvent::Message(big(1, s, 4000)));
+            let d = reader.rx.recv().await.unwrap();
+            assert_eq!(reader.ctl.queued_bytes(), size);
+            reader.took(&d);
+            assert_eq!(reader.ctl.queued_bytes(), 0);
+        }
+        assert_eq!(slow.ctl.queued_bytes(), 3 * size);
+        assert_eq!(slow.ctl.reason(), None, "at the bound, not past it");
+        // Ephemera go only where half the byte bound is free: not to the full queue.
+        hub.deliver(BrokerEvent::Typing { room: RoomId(1), user: user(3) });
+        assert_eq!(slow.ctl.queued_bytes(), 3 * size);
+        assert!(matches!(reader.rx.try_recv().unwrap().event, HubEvent::Typing { .. }));
+        hub.deliver(BrokerEvent::Message(big(1, 4, 4000)));
+        assert_eq!(slow.ctl.reason(), Some(CloseReason::TooSlow));
+        assert_eq!(slow.rx.len(), 3, "closed by bytes with 61 deliveries of room left");
+        assert_eq!(slow.ctl.queued_bytes(), 3 * size, "counts what is queued, never what was refused");
+        assert_eq!(reader.ctl.reason(), None);
+        assert_eq!(seq_of(&reader.rx.recv().await.unwrap()), 4);
+        // Small events count small: many fit where few big messages did.
+        let small = Delivery::new(HubEvent::Message(msg(1, 5))).size();
+        assert!(small < EVENT_OVERHEAD + 16, "{small}");
     }
 
     #[test]

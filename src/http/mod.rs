@@ -68,10 +68,28 @@ impl Connected<IncomingStream<'_, NoDelayListener>> for ClientAddr {
     }
 }
 
-/// The plain HTTP listener: every accepted socket gets `TCP_NODELAY`, as the TLS and TCP-line
-/// listeners' do. Without it a small write (an acknowledgement, a delivery) can wait for the peer's
-/// delayed ACK, up to 40 ms.
+/// The plain HTTP listener: every accepted socket is set up by [`tune_socket`], as the TLS listener's
+/// are.
 pub struct NoDelayListener(pub tokio::net::TcpListener);
+
+/// Kernel send buffer asked for each HTTP socket (Linux doubles it for its bookkeeping). A WebSocket or
+/// SSE stream of a client that stops reading pins at most this in the kernel, on top of its queue's
+/// byte bound (`--send-queue-bytes`, see `core::conn`); without a bound the kernel grows it up to
+/// `net.ipv4.tcp_wmem`'s maximum (4 MiB by default). 256 KiB still fills a 20 Mbit/s × 100 ms path
+/// (file downloads, history pages).
+pub const HTTP_SEND_BUFFER: usize = 256 * 1024;
+
+/// Every accepted HTTP socket: `TCP_NODELAY` (without it a small write — an acknowledgement, a
+/// delivery — can wait for the peer's delayed ACK, up to 40 ms) and a bounded send buffer
+/// ([`HTTP_SEND_BUFFER`]).
+pub fn tune_socket(io: &tokio::net::TcpStream) {
+    if let Err(e) = io.set_nodelay(true) {
+        tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+    }
+    if let Err(e) = socket2::SockRef::from(io).set_send_buffer_size(HTTP_SEND_BUFFER) {
+        tracing::debug!(error = %e, "setting SO_SNDBUF failed");
+    }
+}
 
 impl axum::serve::Listener for NoDelayListener {
     type Io = tokio::net::TcpStream;
@@ -79,9 +97,7 @@ impl axum::serve::Listener for NoDelayListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(e) = io.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-        }
+        tune_socket(&io);
         (io, addr)
     }
 
@@ -376,13 +392,16 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     #[tokio::test]
-    async fn the_plain_listener_sets_nodelay() {
+    async fn the_plain_listener_sets_nodelay_and_bounds_the_send_buffer() {
         use axum::serve::Listener as _;
         let mut listener = super::NoDelayListener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (io, _) = listener.accept().await;
         assert!(io.nodelay().unwrap());
+        // Linux reports twice what was asked (its bookkeeping share); either way, not autotuned.
+        let sndbuf = socket2::SockRef::from(&io).send_buffer_size().unwrap();
+        assert!(sndbuf <= 2 * super::HTTP_SEND_BUFFER, "{sndbuf}");
     }
 
     use super::{HeaderValue, origin_allowed, plain_request_id};

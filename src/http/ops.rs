@@ -4,7 +4,10 @@
 //! ([`router`]); the profiling endpoints are served only there, never on the public port:
 //! - `GET /debug/pprof/profile?seconds=N` — a CPU profile in pprof's protobuf format (`go tool pprof`,
 //!   `pprof -http`), sampling at 99 Hz for N seconds (default 10, at most 120);
-//! - `GET /debug/pprof/flamegraph?seconds=N` — the same as an SVG flame graph.
+//! - `GET /debug/pprof/flamegraph?seconds=N` — the same as an SVG flame graph;
+//! - `GET /debug/pprof/heap` — a heap profile of what is live now (jemalloc's sampled profile, see
+//!   `crate::alloc`), in pprof's format (gzip-compressed protobuf, `inuse_space`); 501 in a build
+//!   without the `jemalloc` feature.
 //!
 //! One profile runs at a time (the sampler is process-wide); another request meanwhile gets 409.
 
@@ -68,7 +71,27 @@ pub fn router() -> Router {
         .route("/metrics", get(metrics))
         .route("/debug/pprof/profile", get(cpu_profile))
         .route("/debug/pprof/flamegraph", get(flamegraph))
+        .route("/debug/pprof/heap", get(heap_profile))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+}
+
+/// A heap profile of what is live now (see [`crate::alloc::heap_profile`]).
+async fn heap_profile() -> Response {
+    use crate::alloc::HeapProfileError;
+    match tokio::task::spawn_blocking(crate::alloc::heap_profile).await {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response(),
+        Ok(Err(e @ HeapProfileError::Unavailable)) => {
+            error_response(StatusCode::NOT_IMPLEMENTED, "not_available", &e.to_string())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "heap profile failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the profile could not be taken")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "heap profile task failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the profile could not be taken")
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -37,8 +37,10 @@ use crate::core::hub::WireSlot;
 use crate::core::limits::{Admission, Transport};
 use tracing::Instrument;
 
-/// Events buffered between the connection task and the HTTP body.
-const BUFFER: usize = 64;
+/// Events buffered between the connection task and the HTTP body. Small: they are outside the
+/// queue's byte bound (like a batch being written on the other transports), so a stalled stream pins at
+/// most this many events beyond it.
+const BUFFER: usize = 16;
 
 /// Parses `Last-Event-ID` (`room:seq,room:seq…`); malformed parts are ignored.
 pub fn parse_position(s: &str) -> Vec<(RoomId, Seq)> {

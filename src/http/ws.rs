@@ -320,7 +320,7 @@ async fn deliver(
 pub fn close_frame_for(end: End) -> (u16, &'static str) {
     match end {
         End::SessionEnded => (CLOSE_SESSION_ENDED, "session ended"),
-        End::TooSlow => (CLOSE_TOO_SLOW, "too slow: deliveries waited too long"),
+        End::TooSlow => (CLOSE_TOO_SLOW, "too slow: the client did not keep up with its deliveries"),
         End::ShuttingDown => (1001, "server shutting down"),
         End::Silent => (CLOSE_SILENT, "no answer to keepalive"),
     }

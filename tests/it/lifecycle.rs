@@ -540,6 +540,65 @@ async fn a_stalled_client_is_closed_and_released_on_every_transport() {
     }
 }
 
+/// Item 8: the queue is bounded in bytes. A client that stops reading while big messages flow is closed
+/// as too slow by the byte bound — the frame bound (10,000 deliveries) and the time bound (30 s) are
+/// far off — and, reading again, finds the reason after what was already on its way.
+#[tokio::test]
+async fn the_byte_bound_ends_a_stalled_client_with_its_reason_on_every_transport() {
+    let app = spawn_app_with(&[
+        "--send-queue",
+        "10000",
+        "--send-queue-bytes",
+        "200000",
+        "--write-timeout-secs",
+        "30",
+        "--keepalive-secs",
+        "60",
+        "--max-message-bytes",
+        "60000",
+        "--messages-per-sec",
+        "100000",
+        "--message-burst",
+        "100000",
+    ])
+    .await;
+    let owner = app.user("bytes").await;
+    app.room(&owner, "bulk", "public").await;
+    let big = "y".repeat(59_000);
+    let online = |v: &Value, name: &str| {
+        v["members"].as_array().unwrap().iter().any(|m| m["username"] == name && m["online"] == true)
+    };
+    for (i, kind) in ALL.into_iter().enumerate() {
+        let name = format!("bulk{i}");
+        let token = app.user(&name).await;
+        app.join(&token, "bulk").await;
+        let started = Instant::now();
+        let mut stalled = Client::open(&app, kind, &name, &token).await; // not read until closed
+        let (_, m) = app.get(Some(&owner), "/api/v1/rooms/bulk/members").await;
+        assert!(online(&m, &name), "{kind:?}: connected");
+        // Flood until the hub has dropped the stalled connection (its user shows offline): at most
+        // a few MB of kernel buffers, the SSE body's events and the byte bound are in the way.
+        let mut sent = 0;
+        loop {
+            for _ in 0..4 {
+                let (s, _) = app.post(Some(&owner), "/api/v1/rooms/bulk/messages", json!({"body": big})).await;
+                assert_eq!(s, 201);
+                sent += 1;
+            }
+            let (_, m) = app.get(Some(&owner), "/api/v1/rooms/bulk/members").await;
+            if !online(&m, &name) {
+                break;
+            }
+            assert!(sent < 600, "{kind:?}: still connected after {sent} messages of 59 KB");
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(25), "{kind:?}: before the time bound could act ({took:?})");
+        // Far below the frame bound: the bytes decided.
+        assert!(sent < 10_000);
+        assert_eq!(stalled.ended().await.as_deref(), Some("too_slow"), "{kind:?} after {sent} messages");
+    }
+}
+
 /// Shutdown closes every transport with its going-away signal.
 #[tokio::test]
 async fn shutdown_closes_every_transport_with_its_going_away_signal() {

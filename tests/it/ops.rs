@@ -160,6 +160,8 @@ fn documented_series() -> Vec<String> {
         .filter_map(|t| t.strip_prefix("parley_"))
         .map(|t| format!("parley_{}", t.split(['{', ' ']).next().unwrap()))
         .filter(|n| n.len() > "parley_".len() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        // Heap statistics exist only where jemalloc is the allocator (the default build).
+        .filter(|n| cfg!(feature = "jemalloc") || !n.starts_with("parley_heap_"))
         .collect();
     names.sort();
     names.dedup();
@@ -250,6 +252,47 @@ async fn the_metrics_listener_serves_metrics_and_profiles_and_the_public_port_ne
     let svg = String::from_utf8_lossy(&body);
     assert!(svg.contains("<svg") && svg.contains("<g"), "a flame graph: {svg}");
     assert_eq!(get(&format!("{private}/debug/pprof/profile?seconds=0")).await.0, 400);
+    node.stop().await;
+}
+
+/// Issue 16 item 3: heap profiles and heap statistics (jemalloc), only on the metrics listener.
+#[tokio::test]
+async fn the_metrics_listener_serves_heap_profiles_and_heap_statistics() {
+    let node = Node::start(&["--metrics-listen", "127.0.0.1:0"]).await;
+    let public = format!("http://{}", node.ready.http);
+    let private = format!("http://{}", node.ready.metrics.expect("a metrics address"));
+    assert_eq!(get(&format!("{public}/debug/pprof/heap")).await.0, 404);
+    // Something big and live, so the sampled profile (one sample per 512 KiB on average) holds it.
+    let ballast = std::hint::black_box(vec![7u8; 16 << 20]);
+    let (s, body) = get(&format!("{private}/debug/pprof/heap")).await;
+    if !cfg!(feature = "jemalloc") {
+        assert_eq!(s, 501, "no heap profiler without jemalloc");
+        node.stop().await;
+        return;
+    }
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..2], [0x1f, 0x8b], "gzip-compressed");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut raw).unwrap();
+    use pprof::protos::Message;
+    let profile = pprof::protos::Profile::decode(&raw[..]).expect("a pprof protobuf");
+    let types: Vec<&str> = profile.sample_type.iter().map(|t| profile.string_table[t.ty as usize].as_str()).collect();
+    assert!(types.contains(&"inuse_space"), "{types:?}");
+    let live: i64 = profile.sample.iter().filter_map(|s| s.value.first()).sum();
+    assert!(live >= 16 << 20, "the 16 MiB ballast is in the profile: {live} bytes live");
+    drop(ballast);
+    let (_, body) = get(&format!("{private}/metrics")).await;
+    let text = String::from_utf8_lossy(&body);
+    for name in ["parley_heap_allocated_bytes", "parley_heap_resident_bytes"] {
+        let v: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(v > 0.0, "{name} = {v}");
+    }
     node.stop().await;
 }
 
