@@ -8,8 +8,21 @@
 
 use std::path::{Path, PathBuf};
 
-const ADAPTERS: &[&str] =
-    &["store", "broker", "auth", "http", "tcp", "jobs", "blobs", "server", "config", "observe", "tls", "healthcheck"];
+const ADAPTERS: &[&str] = &[
+    "store",
+    "broker",
+    "auth",
+    "http",
+    "tcp",
+    "jobs",
+    "blobs",
+    "redis_link",
+    "server",
+    "config",
+    "observe",
+    "tls",
+    "healthcheck",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -2,7 +2,8 @@
 //! data directory, one node) and [`pg::PgBlobs`] (a chunked `bytea` table every node reads). The
 //! [`contract`] suite runs against each.
 
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod disk;
 pub mod pg;
 

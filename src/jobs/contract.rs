@@ -1,5 +1,6 @@
-//! The queue contract: every [`JobQueue`](super::JobQueue) backend passes these checks (in-process below; Redis in
-//! `jobs::redis` tests when `PARLEY_TEST_REDIS_URL` is set). Each run uses a fresh queue.
+//! The queue contract, compiled only for tests: every [`JobQueue`](super::JobQueue) backend passes these
+//! checks, one `#[tokio::test]` per rule and backend (`tests::{in_memory,on_redis}::…`; Redis when
+//! `PARLEY_TEST_REDIS_URL` is set). Each rule uses a fresh queue.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ async fn take(q: &DynQueue) -> super::Reserved {
 }
 
 /// Runs every check against `q`, which must be empty.
-pub async fn run_all(q: DynQueue) {
+async fn run_all(q: DynQueue) {
     fifo_and_ack(&q).await;
     retries_wait_their_delay(&q).await;
     dead_letters(&q).await;
@@ -76,10 +77,46 @@ mod tests {
     use super::*;
     use crate::jobs::memory::MemoryQueue;
 
+    /// The whole suite in sequence on one queue.
     #[tokio::test]
     async fn memory_queue_meets_the_contract() {
         run_all(Arc::new(MemoryQueue::new(100))).await;
     }
+
+    async fn in_memory<Fut: Future<Output = ()>>(_test: &str, rule: impl FnOnce(DynQueue) -> Fut) {
+        rule(Arc::new(MemoryQueue::new(100))).await;
+    }
+
+    async fn on_redis<Fut: Future<Output = ()>>(test: &str, rule: impl FnOnce(DynQueue) -> Fut) {
+        let Some(url) = redis_url_or_skip(test) else { return };
+        let p = prefix();
+        let q = crate::jobs::redis::RedisQueue::connect(&url, &p).await.unwrap();
+        rule(Arc::new(q)).await;
+        clean(&url, &p).await;
+    }
+
+    /// One `#[tokio::test]` per rule and backend, each on a fresh queue: one failing rule never hides
+    /// the others.
+    macro_rules! per_rule {
+        ($($backend:ident),+) => {
+            $(
+                mod $backend {
+                    use super::*;
+                    per_rule!(@rules $backend, fifo_and_ack, retries_wait_their_delay, dead_letters);
+                }
+            )+
+        };
+        (@rules $backend:ident, $($rule:ident),+) => {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::$backend(stringify!($rule), |q: DynQueue| async move { super::super::$rule(&q).await }).await;
+                }
+            )+
+        };
+    }
+
+    per_rule!(in_memory, on_redis);
 
     #[tokio::test]
     async fn memory_queue_is_bounded() {
@@ -112,15 +149,6 @@ mod tests {
         if !keys.is_empty() {
             redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
         }
-    }
-
-    #[tokio::test]
-    async fn redis_queue_meets_the_contract() {
-        let Some(url) = redis_url_or_skip("redis_queue_meets_the_contract") else { return };
-        let p = prefix();
-        let q = crate::jobs::redis::RedisQueue::connect(&url, &p).await.unwrap();
-        run_all(Arc::new(q)).await;
-        clean(&url, &p).await;
     }
 
     /// A private 3-master Redis Cluster, started where PARLEY_TEST_REDIS_URL says Redis is installed.

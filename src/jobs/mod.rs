@@ -12,7 +12,8 @@
 //! webhook delivery carries its job id in `X-Parley-Delivery` for receivers to drop repeats).
 
 pub mod blob_gc;
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod memory;
 pub mod redis;
 pub mod retention;

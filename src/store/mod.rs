@@ -13,7 +13,8 @@
 //! - **Membership is checked inside the append**, so a message from someone who just left is refused
 //!   atomically rather than by a racy check beforehand.
 
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod memory;
 pub mod pg;
 mod rows;

@@ -243,6 +243,7 @@ pub struct ProcSample {
     pub threads: u64,
 }
 
+#[allow(unsafe_code)] // the crate's one unsafe call (see `[lints]` in its Cargo.toml)
 fn clock_ticks_per_sec() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -13,7 +13,7 @@ pub(super) async fn run_all(store: &DynStore) {
     concurrent_reactions_count_exactly_and_respect_the_cap(store).await;
 }
 
-async fn concurrent_reactions_count_exactly_and_respect_the_cap(store: &DynStore) {
+pub(super) async fn concurrent_reactions_count_exactly_and_respect_the_cap(store: &DynStore) {
     let a = user(store, "con").await;
     let r = room(store, &a, Visibility::Public).await;
     let seq = stored(&store.append(&[text(r.id, &a, "pile on", None)]).await.unwrap()[0]).seq;
@@ -57,7 +57,7 @@ async fn concurrent_reactions_count_exactly_and_respect_the_cap(store: &DynStore
     assert_eq!(store.reactions(r.id, &[seq2]).await.unwrap()[0].1.len(), 20);
 }
 
-async fn retention_takes_reactions_and_pins_along(store: &DynStore) {
+pub(super) async fn retention_takes_reactions_and_pins_along(store: &DynStore) {
     let a = user(store, "ret").await;
     let r = room(store, &a, Visibility::Public).await;
     let old = NewMessage { ts: 1_000, ..text(r.id, &a, "old", None) };
@@ -79,7 +79,7 @@ fn reply(room: RoomId, sender: &User, body: &str, parent: Seq, thread: Seq) -> N
     NewMessage { reply_to: Some(parent), thread: Some(thread), ..text(room, sender, body, None) }
 }
 
-async fn replies_keep_their_thread(store: &DynStore) {
+pub(super) async fn replies_keep_their_thread(store: &DynStore) {
     let a = user(store, "thr").await;
     let r = room(store, &a, Visibility::Public).await;
     let root = stored(&store.append(&[text(r.id, &a, "root", None)]).await.unwrap()[0]).seq;
@@ -116,7 +116,7 @@ async fn replies_keep_their_thread(store: &DynStore) {
     assert_eq!(seqs, vec![root, other]);
 }
 
-async fn reactions_are_idempotent_ordered_and_capped(store: &DynStore) {
+pub(super) async fn reactions_are_idempotent_ordered_and_capped(store: &DynStore) {
     let a = user(store, "rea").await;
     let b = user(store, "rea").await;
     let r = room(store, &a, Visibility::Public).await;
@@ -165,7 +165,7 @@ async fn reactions_are_idempotent_ordered_and_capped(store: &DynStore) {
     assert!(store.reactions(r.id, &[seq2 + 100]).await.unwrap().is_empty());
 }
 
-async fn pins_are_listed_newest_first(store: &DynStore) {
+pub(super) async fn pins_are_listed_newest_first(store: &DynStore) {
     let a = user(store, "pin").await;
     let r = room(store, &a, Visibility::Public).await;
     let out = store.append(&[text(r.id, &a, "one", None), text(r.id, &a, "two", None)]).await.unwrap();
@@ -183,7 +183,7 @@ async fn pins_are_listed_newest_first(store: &DynStore) {
     assert_eq!(store.pins(r.id).await.unwrap().len(), 1);
 }
 
-async fn notify_settings_shape_room_views(store: &DynStore) {
+pub(super) async fn notify_settings_shape_room_views(store: &DynStore) {
     let a = user(store, "ntf").await;
     let b = user(store, "ntf").await;
     let r = room(store, &a, Visibility::Public).await;
@@ -216,7 +216,7 @@ async fn notify_settings_shape_room_views(store: &DynStore) {
     assert_eq!(store.set_notify(r.id, outsider.id, Some(NotifyLevel::None), None).await.unwrap(), None);
 }
 
-async fn followed_threads_count_unread_replies(store: &DynStore) {
+pub(super) async fn followed_threads_count_unread_replies(store: &DynStore) {
     let a = user(store, "fol").await;
     let b = user(store, "fol").await;
     let c = user(store, "fol").await;

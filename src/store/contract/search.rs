@@ -32,7 +32,7 @@ pub(super) async fn run_all(store: &DynStore) {
     has_file_finds_messages_sharing_files(store).await;
 }
 
-async fn words_phrases_and_prefixes(store: &DynStore) {
+pub(super) async fn words_phrases_and_prefixes(store: &DynStore) {
     let u = user(store, "sw").await;
     let r = room(store, &u, Visibility::Public).await;
     let w = uniq("w"); // a word no other check (or earlier run on a shared database) uses
@@ -60,7 +60,7 @@ async fn words_phrases_and_prefixes(store: &DynStore) {
     assert!(found(store, &u, &query(&format!("{w}x"))).await.is_empty());
 }
 
-async fn only_members_find_at_query_time(store: &DynStore) {
+pub(super) async fn only_members_find_at_query_time(store: &DynStore) {
     let owner = user(store, "so").await;
     let (member, outsider, leaver, banned) =
         (user(store, "sm").await, user(store, "sx").await, user(store, "sl").await, user(store, "sb").await);
@@ -102,7 +102,7 @@ async fn only_members_find_at_query_time(store: &DynStore) {
     );
 }
 
-async fn edits_deletes_and_purges_change_the_index(store: &DynStore) {
+pub(super) async fn edits_deletes_and_purges_change_the_index(store: &DynStore) {
     let u = user(store, "se").await;
     let r = room(store, &u, Visibility::Public).await;
     let (old, new, gone) = (uniq("w"), uniq("w"), uniq("w"));
@@ -121,7 +121,7 @@ async fn edits_deletes_and_purges_change_the_index(store: &DynStore) {
     assert!(found(store, &u, &query(&gone)).await.is_empty(), "a purged message leaves the index");
 }
 
-async fn filters_ranking_and_pages(store: &DynStore) {
+pub(super) async fn filters_ranking_and_pages(store: &DynStore) {
     let (a, b) = (user(store, "sf").await, user(store, "sg").await);
     let r1 = room(store, &a, Visibility::Public).await;
     let r2 = room(store, &a, Visibility::Public).await;
