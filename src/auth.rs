@@ -6,12 +6,13 @@
 //!   queue; beyond it logins and registrations are refused with `rate_limited`.
 //! - A token is a JWT (HS256) naming a user and a server-side session. The signature makes it cheap to
 //!   reject forgeries; the session makes logout real (see `core::chat`).
-//! - Failed logins are counted per username; past a threshold the account answers `too_many_attempts`
-//!   for a doubling pause, whoever asks, so guessing is slow from any number of addresses.
+//! - Failed logins are counted per username (`core::limits::LoginThrottle`, re-exported here): past a
+//!   threshold the account answers `too_many_attempts` for a doubling pause, whoever asks.
+//!
+//! These are the adapters of the core's credentials port (`core::ports::credentials`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -21,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{Millis, SessionId, UserId};
 use crate::core::error::{Error, Limit, Result};
+pub use crate::core::limits::LoginThrottle;
+use crate::core::ports::credentials::{PasswordHashing, TokenIssuer};
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -174,42 +177,28 @@ impl Tokens {
     }
 }
 
-/// Counts failed logins per username.
-pub struct LoginThrottle {
-    free_failures: u32,
-    max_pause: Duration,
-    state: Mutex<HashMap<String, (u32, Instant)>>, // failures, locked until
+#[async_trait::async_trait]
+impl PasswordHashing for Passwords {
+    async fn hash(&self, password: String) -> Result<String> {
+        Passwords::hash(self, password).await
+    }
+
+    async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
+        Passwords::verify(self, password, hash).await
+    }
 }
 
-impl LoginThrottle {
-    pub fn new(free_failures: u32) -> Self {
-        LoginThrottle { free_failures, max_pause: Duration::from_secs(900), state: Mutex::new(HashMap::new()) }
+impl TokenIssuer for Tokens {
+    fn issue(&self, user: UserId, session: &SessionId, now: Millis) -> Result<(String, Millis)> {
+        Tokens::issue(self, user, session, now)
     }
 
-    /// Err(TooManyAttempts) while `key` is paused.
-    pub fn check(&self, key: &str, now: Instant) -> Result<()> {
-        match self.state.lock().get(key) {
-            Some(&(_, until)) if until > now => Err(Error::TooManyAttempts { retry_after: until - now }),
-            _ => Ok(()),
-        }
+    fn check(&self, token: &str) -> Result<(UserId, SessionId)> {
+        Tokens::check(self, token)
     }
 
-    pub fn failed(&self, key: &str, now: Instant) {
-        let mut st = self.state.lock();
-        if st.len() > 100_000 {
-            st.retain(|_, (_, until)| *until > now); // bound memory under a spray of usernames
-        }
-        let e = st.entry(key.to_owned()).or_insert((0, now));
-        e.0 += 1;
-        // The first `free_failures` failures are free: the next attempt after them already waits.
-        if e.0 >= self.free_failures.max(1) {
-            let doublings = (e.0 - self.free_failures.max(1)).min(16);
-            e.1 = now + Duration::from_secs(1u64 << doublings).min(self.max_pause);
-        }
-    }
-
-    pub fn succeeded(&self, key: &str) {
-        self.state.lock().remove(key);
+    fn ttl(&self) -> Duration {
+        self.ttl
     }
 }
 
@@ -281,26 +270,5 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn throttle_pauses_after_free_failures_and_doubles() {
-        let th = LoginThrottle::new(3);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            th.check("bob", t0).unwrap();
-            th.failed("bob", t0);
-        }
-        // Three free failures: the fourth attempt is already refused.
-        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t0) else { panic!("should pause") };
-        assert_eq!(retry_after, Duration::from_secs(1));
-        th.check("alice", t0).unwrap();
-        let t1 = t0 + Duration::from_secs(2);
-        th.check("bob", t1).unwrap();
-        th.failed("bob", t1);
-        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t1) else { panic!("should pause") };
-        assert_eq!(retry_after, Duration::from_secs(2));
-        th.succeeded("bob");
-        th.check("bob", t1).unwrap();
     }
 }

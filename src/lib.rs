@@ -13,4 +13,6 @@ pub mod observe;
 pub mod server;
 pub mod store;
 pub mod tcp;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tls;

@@ -28,7 +28,7 @@ use crate::broker::redis::RedisBroker;
 use crate::broker::{BrokerSink, DynBroker};
 use crate::config::Config;
 use crate::core::chat::files::{FileLimits, Files};
-use crate::core::chat::{Chat, Credentials, Limits};
+use crate::core::chat::{AuthServices, Chat, ChatLimits};
 use crate::core::domain::NodeId;
 use crate::core::hub::Hub;
 use crate::core::ingest::{Ingest, IngestOptions};
@@ -285,17 +285,17 @@ pub async fn run_with(
         broker.clone(),
         hub,
         ingest,
-        Credentials {
-            passwords: Passwords::with_pool(
+        AuthServices {
+            passwords: Arc::new(Passwords::with_pool(
                 config.argon2_memory_kib,
                 config.argon2_iterations,
                 config.password_hash_threads,
                 config.password_hash_queue,
-            )?,
-            tokens: Tokens::new(&secret, config.token_ttl()),
+            )?),
+            tokens: Arc::new(Tokens::new(&secret, config.token_ttl())),
             throttle: LoginThrottle::new(config.login_free_failures),
         },
-        Limits {
+        ChatLimits {
             max_message_bytes: config.max_message_bytes,
             messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
             auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },

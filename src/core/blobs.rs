@@ -2,8 +2,8 @@
 //! path or a SQL table. Blobs are named by the SHA-256 of their bytes (lower-case hex), which the core
 //! computes while the upload streams in; a store only writes what it is handed and renames it at the end.
 //!
-//! Implementations (adapters) live in `crate::blobs`: the data directory on one node, PostgreSQL for
-//! several; `crate::blobs::contract` is the suite each passes.
+//! Implementations (adapters) live in `src/blobs/`: the data directory on one node, PostgreSQL for
+//! several; `src/blobs/contract.rs` is the suite each passes.
 
 use std::pin::Pin;
 use std::sync::Arc;

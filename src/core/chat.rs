@@ -21,11 +21,11 @@ use super::domain::*;
 use super::error::{Error, Limit, Result};
 use super::hub::{CloseReason, Hub, Registration};
 use super::ingest::{Ingest, Queued, WriterHealth};
-use super::limits::{Admission, Buckets, Connections, Rate, Transport};
+use super::limits::{Admission, Buckets, Connections, LoginThrottle, Rate, Transport};
+use super::ports::broker::{BrokerEvent, DynBroker};
+use super::ports::credentials::{PasswordHashing, TokenIssuer};
+use super::ports::store::{DynStore, Session};
 use super::typing::TypingTracker;
-use crate::auth::{LoginThrottle, Passwords, Tokens};
-use crate::broker::{BrokerEvent, DynBroker};
-use crate::store::{DynStore, Session};
 
 pub mod files;
 mod invites;
@@ -41,7 +41,7 @@ pub use search::{SearchHit, SearchResults};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ChatLimits {
     pub max_message_bytes: usize,
     /// Messages per user (every transport shares one bucket per user).
     pub messages: Rate,
@@ -91,8 +91,8 @@ pub struct Chat {
     broker: DynBroker,
     hub: Arc<Hub>,
     ingest: Ingest,
-    passwords: Passwords,
-    tokens: Tokens,
+    passwords: Arc<dyn PasswordHashing>,
+    tokens: Arc<dyn TokenIssuer>,
     throttle: LoginThrottle,
     typing: TypingTracker,
     message_rate: Buckets<UserId>,
@@ -101,13 +101,13 @@ pub struct Chat {
     /// Metric handles, resolved once (the recorder is installed before a node starts).
     received: metrics::Counter,
     ack_latency: metrics::Histogram,
-    pub limits: Limits,
+    pub limits: ChatLimits,
 }
 
-/// What [`Chat`] checks credentials with.
-pub struct Credentials {
-    pub passwords: Passwords,
-    pub tokens: Tokens,
+/// What [`Chat`] checks credentials with (the adapters of `core::ports::credentials`, and the throttle).
+pub struct AuthServices {
+    pub passwords: Arc<dyn PasswordHashing>,
+    pub tokens: Arc<dyn TokenIssuer>,
     pub throttle: LoginThrottle,
 }
 
@@ -117,10 +117,10 @@ impl Chat {
         broker: DynBroker,
         hub: Arc<Hub>,
         ingest: Ingest,
-        credentials: Credentials,
-        limits: Limits,
+        auth: AuthServices,
+        limits: ChatLimits,
     ) -> Self {
-        let Credentials { passwords, tokens, throttle } = credentials;
+        let AuthServices { passwords, tokens, throttle } = auth;
         Chat {
             store,
             broker,
@@ -557,7 +557,7 @@ impl Chat {
     /// messages it is enough to hand each room's latest one to the hub: a connection that is behind sees
     /// a gap and fills it from the store (`core::cursor`).
     pub async fn resync(&self) -> Result<()> {
-        use crate::broker::BrokerSink as _;
+        use super::ports::broker::BrokerSink as _;
         let started = Instant::now();
         for session in self.hub.sessions() {
             let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > now_millis());
@@ -595,7 +595,7 @@ impl Chat {
 
     /// Joins and leaves of `user` that this node's connections of them missed.
     async fn resync_memberships(&self, user: UserId, following: std::collections::HashSet<RoomId>) -> Result<()> {
-        use crate::broker::BrokerSink as _;
+        use super::ports::broker::BrokerSink as _;
         let rooms = self.store.user_rooms(user).await?;
         for room in rooms.iter().filter(|r| !following.contains(&r.id)) {
             self.hub.deliver(BrokerEvent::Joined { room: room.clone(), user });
@@ -612,7 +612,7 @@ impl Chat {
     /// Hands `room`'s latest message to the hub when it is past what was `delivered`: a connection
     /// behind it sees the gap and fills it from the store.
     async fn resync_room(&self, room: RoomId, delivered: Seq) -> Result<()> {
-        use crate::broker::BrokerSink as _;
+        use super::ports::broker::BrokerSink as _;
         let Some(r) = self.store.room(room).await? else { return Ok(()) };
         if r.last_seq > delivered
             && let Some(m) = self.store.message(room, r.last_seq).await?
@@ -656,10 +656,10 @@ impl Chat {
     pub async fn run_resync(
         self: Arc<Self>,
         mut reconnects: tokio::sync::watch::Receiver<u64>,
-        catch_up: Option<Arc<crate::broker::CatchUp>>,
+        catch_up: Option<Arc<super::ports::broker::CatchUp>>,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let next_catch_up = async |c: &Option<Arc<crate::broker::CatchUp>>| match c {
+        let next_catch_up = async |c: &Option<Arc<super::ports::broker::CatchUp>>| match c {
             Some(c) => c.next().await,
             None => std::future::pending().await,
         };
@@ -686,7 +686,7 @@ impl Chat {
     }
 
     pub fn token_ttl(&self) -> Duration {
-        self.tokens.ttl
+        self.tokens.ttl()
     }
 }
 
@@ -713,9 +713,8 @@ fn group_only(room: &Room) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::broker::BrokerSink;
-    use crate::broker::local::LocalBroker;
-    use crate::store::DynStore;
+    use crate::core::ports::broker::BrokerSink;
+    use crate::testing::{LocalBroker, Passwords, Tokens};
 
     /// A chat service over `store` with an in-process broker and small limits, for unit tests.
     pub(crate) fn chat(store: DynStore) -> Chat {
@@ -723,19 +722,19 @@ pub(crate) mod testing {
         let hub = Hub::new(64, NodeId(1));
         broker.attach(hub.clone() as Arc<dyn BrokerSink>);
         let (ingest, _writer) = Ingest::start(store.clone(), broker.clone(), 16, 16);
-        let credentials = Credentials {
-            passwords: Passwords::new(1024, 1).unwrap(),
-            tokens: Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)),
+        let auth = AuthServices {
+            passwords: Arc::new(Passwords::new(1024, 1).unwrap()),
+            tokens: Arc::new(Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60))),
             throttle: LoginThrottle::new(5),
         };
-        let limits = Limits {
+        let limits = ChatLimits {
             max_message_bytes: 4096,
             messages: Rate { per_sec: 100.0, burst: 100.0 },
             auth: Rate { per_sec: 1.0, burst: 10.0 },
             connections_per_user: 8,
             connections_total: 64,
         };
-        Chat::new(store, broker, hub, ingest, credentials, limits)
+        Chat::new(store, broker, hub, ingest, auth, limits)
     }
 }
 
@@ -743,7 +742,7 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
     use crate::core::hub::HubEvent;
-    use crate::store::memory::MemoryStore;
+    use crate::testing::MemoryStore;
 
     fn chat(store: DynStore) -> Chat {
         super::testing::chat(store)

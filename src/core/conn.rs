@@ -310,11 +310,11 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{BrokerEvent, BrokerSink};
     use crate::core::domain::{DisplayName, SessionId, Username};
     use crate::core::limits::Transport;
-    use crate::store::DynStore;
-    use crate::store::memory::MemoryStore;
+    use crate::core::ports::broker::{BrokerEvent, BrokerSink};
+    use crate::core::ports::store::DynStore;
+    use crate::testing::MemoryStore;
 
     async fn setup(life_ms: i64, timing: Timing) -> (Arc<Chat>, Connection) {
         let store: DynStore = Arc::new(MemoryStore::new());

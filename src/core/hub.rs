@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::domain::{ConvoEvent, Invite, Message, NodeId, Room, RoomId, Seq, SessionId, User, UserId};
-use crate::broker::{BrokerEvent, BrokerSink, user_digest};
+use super::ports::broker::{BrokerEvent, BrokerSink, user_digest};
 
 pub type ConnId = u64;
 

@@ -29,8 +29,8 @@ use tracing::{error, info};
 
 use super::domain::{Appended, Message, NewMessage};
 use super::error::{Error, Result};
-use crate::broker::{BrokerEvent, DynBroker};
-use crate::store::DynStore;
+use super::ports::broker::{BrokerEvent, DynBroker};
+use super::ports::store::DynStore;
 
 /// Receives, per committed batch, the messages it stored (in commit order). Bounded: a consumer
 /// that falls far behind slows the writer (after the senders have their answers) rather than losing

@@ -1,5 +1,6 @@
 //! Abuse limits shared by every transport: token buckets keyed by client address or user, and the
-//! connection caps (per user and in total). Refusals are [`Error::RateLimited`] /
+//! connection caps (per user and in total); failed logins counted per username ([`LoginThrottle`]).
+//! Refusals are [`Error::RateLimited`] /
 //! [`Error::TooManyConnections`], which every transport answers the same documented way.
 
 use std::collections::HashMap;
@@ -196,6 +197,45 @@ impl Drop for Admission {
     }
 }
 
+/// Counts failed logins per username.
+pub struct LoginThrottle {
+    free_failures: u32,
+    max_pause: Duration,
+    state: Mutex<HashMap<String, (u32, Instant)>>, // failures, locked until
+}
+
+impl LoginThrottle {
+    pub fn new(free_failures: u32) -> Self {
+        LoginThrottle { free_failures, max_pause: Duration::from_secs(900), state: Mutex::new(HashMap::new()) }
+    }
+
+    /// Err(TooManyAttempts) while `key` is paused.
+    pub fn check(&self, key: &str, now: Instant) -> Result<()> {
+        match self.state.lock().get(key) {
+            Some(&(_, until)) if until > now => Err(Error::TooManyAttempts { retry_after: until - now }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, key: &str, now: Instant) {
+        let mut st = self.state.lock();
+        if st.len() > 100_000 {
+            st.retain(|_, (_, until)| *until > now); // bound memory under a spray of usernames
+        }
+        let e = st.entry(key.to_owned()).or_insert((0, now));
+        e.0 += 1;
+        // The first `free_failures` failures are free: the next attempt after them already waits.
+        if e.0 >= self.free_failures.max(1) {
+            let doublings = (e.0 - self.free_failures.max(1)).min(16);
+            e.1 = now + Duration::from_secs(1u64 << doublings).min(self.max_pause);
+        }
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.state.lock().remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +287,26 @@ mod tests {
         drop(a1);
         assert_eq!(c.open(), 2);
         c.admit(UserId(1), Transport::Ws).unwrap();
+    }
+
+    #[test]
+    fn throttle_pauses_after_free_failures_and_doubles() {
+        let th = LoginThrottle::new(3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            th.check("bob", t0).unwrap();
+            th.failed("bob", t0);
+        }
+        // Three free failures: the fourth attempt is already refused.
+        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t0) else { panic!("should pause") };
+        assert_eq!(retry_after, Duration::from_secs(1));
+        th.check("alice", t0).unwrap();
+        let t1 = t0 + Duration::from_secs(2);
+        th.check("bob", t1).unwrap();
+        th.failed("bob", t1);
+        let Err(Error::TooManyAttempts { retry_after }) = th.check("bob", t1) else { panic!("should pause") };
+        assert_eq!(retry_after, Duration::from_secs(2));
+        th.succeeded("bob");
+        th.check("bob", t1).unwrap();
     }
 }

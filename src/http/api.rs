@@ -19,7 +19,7 @@ use super::openapi::{
     BansW, ConversationsW, DeadDeliveriesW, DirectW, ErrorW, InvitesW, LoginW, MembersW, MessagePath, ReadW, RoomPath,
     RoomViewsW, RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
 };
-use super::wire::{AckW, BanW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW};
+use super::wire::{AckW, BanW, HistoryW, InviteW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW, member_w};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 
@@ -215,7 +215,7 @@ pub async fn members(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let members = app.chat.members(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "members": members.iter().map(MemberW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(serde_json::json!({ "members": members.iter().map(member_w).collect::<Vec<_>>() })).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "rooms", summary = "Join a public room, or a private one you were invited to", params(RoomPath), responses((status = 200, description = "the room", body = RoomW)))]

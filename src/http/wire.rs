@@ -1,30 +1,37 @@
 //! Wire types, version 1: the JSON shapes of `docs/PROTOCOL.md`, shared by REST, WebSocket and SSE.
-//! Server-side shapes borrow from domain values, so encoding copies nothing but the output bytes.
-//!
-//! One file past 600 lines on purpose: the two frame enums (serde-tagged, so every variant lives in one
-//! enum) and the shapes they embed are the protocol's single vocabulary, read side by side with
-//! `docs/PROTOCOL.md`; split, a new frame would be spread over several files.
+//! The shapes and frame enums live in the protocol crate (`crates/proto`, `parley-proto`), shared with
+//! the terminal client; they are re-exported here, so server code names them `wire::…`. What stays here
+//! is what needs the domain: building shapes from domain values (borrowing, so encoding copies nothing
+//! but the output bytes), the error frame's source, and the hub event encodings.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use crate::core::chat::{Ack, SearchResults};
 use crate::core::domain::{
     Ban, ConvoEvent, FileMeta, HistoryPage, Invite, Member, Message, Pin, Quote, Reaction, Room, RoomId, RoomRef,
-    RoomView, Seq, ThreadSummary, User,
+    RoomView, ThreadSummary, User,
 };
 use crate::core::error::Error;
 use crate::core::hub::HubEvent;
 
-pub const PROTOCOL_VERSION: u32 = 1;
-pub const SUBPROTOCOL: &str = "parley.v1";
+pub use parley_proto::inbound::*;
+pub use parley_proto::server::*;
+pub use parley_proto::{PROTOCOL_VERSION, SUBPROTOCOL};
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = User)]
-pub struct UserW<'a> {
-    pub id: i64,
-    pub username: &'a str,
-    pub display_name: &'a str,
+impl WireError for Error {
+    fn code(&self) -> &str {
+        Error::code(self)
+    }
+
+    fn public_message(&self) -> Cow<'_, str> {
+        Cow::Owned(Error::public_message(self))
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        Error::retry_after(self)
+    }
 }
 
 impl<'a> From<&'a User> for UserW<'a> {
@@ -33,40 +40,9 @@ impl<'a> From<&'a User> for UserW<'a> {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Member)]
-pub struct MemberW<'a> {
-    #[serde(flatten)]
-    pub user: UserW<'a>,
-    #[schema(value_type = String, example = "member")]
-    /// `owner`, `admin` or `member`.
-    pub role: &'static str,
-    pub online: bool,
-}
-
-impl<'a> From<&'a (Member, bool)> for MemberW<'a> {
-    fn from((m, online): &'a (Member, bool)) -> Self {
-        MemberW { user: UserW::from(&m.user), role: m.role.as_str(), online: *online }
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Room)]
-pub struct RoomW<'a> {
-    pub id: i64,
-    pub name: &'a str,
-    /// `group` or `direct`.
-    #[schema(value_type = String, example = "group")]
-    pub kind: &'static str,
-    /// `public` or `private`.
-    #[schema(value_type = String, example = "public")]
-    pub visibility: &'static str,
-    pub topic: &'a str,
-    pub created_by: i64,
-    pub last_seq: i64,
-    pub member_count: i64,
-    /// Messages older than this many seconds are purged; `null` keeps everything.
-    pub retention_secs: Option<i64>,
+/// A member and whether they are online, as the members list shows them.
+pub fn member_w((m, online): &(Member, bool)) -> MemberW<'_> {
+    MemberW { user: UserW::from(&m.user), role: m.role.as_str(), online: *online }
 }
 
 impl<'a> From<&'a Room> for RoomW<'a> {
@@ -85,52 +61,16 @@ impl<'a> From<&'a Room> for RoomW<'a> {
     }
 }
 
-/// An invitation, as its invitee sees it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Invite)]
-pub struct InviteW<'a> {
-    pub room: RoomW<'a>,
-    pub invited_by: UserW<'a>,
-    pub at: i64,
-}
-
 impl<'a> From<&'a Invite> for InviteW<'a> {
     fn from(i: &'a Invite) -> Self {
         InviteW { room: RoomW::from(&i.room), invited_by: UserW::from(&i.invited_by), at: i.at }
     }
 }
 
-/// A ban, as the room's moderators see it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Ban)]
-pub struct BanW<'a> {
-    pub user: UserW<'a>,
-    pub banned_at: i64,
-}
-
 impl<'a> From<&'a Ban> for BanW<'a> {
     fn from(b: &'a Ban) -> Self {
         BanW { user: UserW::from(&b.user), banned_at: b.banned_at }
     }
-}
-
-/// A room as one member sees it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = RoomView)]
-pub struct RoomViewW<'a> {
-    #[serde(flatten)]
-    pub room: RoomW<'a>,
-    /// Your role: `owner`, `admin` or `member`.
-    #[schema(value_type = String, example = "member")]
-    pub role: &'static str,
-    pub last_read: i64,
-    pub unread: i64,
-    pub mentions: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<UserW<'a>>,
-    pub last_message: Option<MessageW<'a>>,
-    pub notify: &'static str,
-    pub muted: bool,
 }
 
 impl<'a> From<&'a RoomView> for RoomViewW<'a> {
@@ -147,65 +87,6 @@ impl<'a> From<&'a RoomView> for RoomViewW<'a> {
             muted: v.muted,
         }
     }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Message)]
-pub struct MessageW<'a> {
-    pub room: i64,
-    pub seq: i64,
-    /// `text`, or a system kind (`create`, `join`, `leave`, `invite`, `kick`, `ban`, `unban`, `role`, `rename`,
-    /// `topic`, …; docs/PROTOCOL.md §2).
-    #[schema(value_type = String, example = "text")]
-    pub kind: &'static str,
-    /// `null` for system messages without an actor.
-    pub sender: Option<UserW<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<UserW<'a>>,
-    pub body: &'a str,
-    pub client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub mentions: Vec<i64>,
-    pub ts: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edited_at: Option<i64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub files: Vec<FileW<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quote: Option<QuoteW<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply_count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_reply_ts: Option<i64>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub reactions: Vec<ReactionW<'a>>,
-}
-
-/// An uploaded file as clients see it (never its blob address or uploader-only details).
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = File)]
-pub struct FileW<'a> {
-    pub id: &'a str,
-    pub room: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
-    pub name: &'a str,
-    pub size: i64,
-    pub content_type: &'a str,
-    /// Whether the page may show it inline (PNG, JPEG, GIF, WebP); everything else downloads.
-    pub inline: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<i64>,
-    /// Where its bytes are (`GET`, same authentication as the API; ranges accepted).
-    pub url: String,
 }
 
 impl<'a> From<&'a FileMeta> for FileW<'a> {
@@ -225,27 +106,10 @@ impl<'a> From<&'a FileMeta> for FileW<'a> {
     }
 }
 
-/// A reply's quote of its parent.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct QuoteW<'a> {
-    pub seq: i64,
-    pub sender: Option<UserW<'a>>,
-    pub excerpt: &'a str,
-    pub deleted: bool,
-}
-
 impl<'a> From<&'a Quote> for QuoteW<'a> {
     fn from(q: &'a Quote) -> Self {
         QuoteW { seq: q.seq, sender: q.sender.as_ref().map(UserW::from), excerpt: &q.excerpt, deleted: q.deleted }
     }
-}
-
-/// One emoji's reactions on a message.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReactionW<'a> {
-    pub emoji: &'a str,
-    pub count: usize,
-    pub users: Vec<i64>,
 }
 
 impl<'a> From<&'a Reaction> for ReactionW<'a> {
@@ -254,32 +118,10 @@ impl<'a> From<&'a Reaction> for ReactionW<'a> {
     }
 }
 
-pub fn reactions_w(rs: &[Reaction]) -> Vec<ReactionW<'_>> {
-    rs.iter().map(ReactionW::from).collect()
-}
-
-/// A pinned message.
-#[derive(Serialize)]
-pub struct PinW<'a> {
-    pub message: MessageW<'a>,
-    pub pinned_by: UserW<'a>,
-    pub at: i64,
-}
-
 impl<'a> From<&'a Pin> for PinW<'a> {
     fn from(p: &'a Pin) -> Self {
         PinW { message: MessageW::from(&*p.message), pinned_by: UserW::from(&p.pinned_by), at: p.at }
     }
-}
-
-/// A followed thread (`GET /me/threads`).
-#[derive(Serialize)]
-pub struct ThreadSummaryW {
-    pub room: i64,
-    pub seq: i64,
-    pub reply_count: i64,
-    pub last_reply_ts: Option<i64>,
-    pub unread: i64,
 }
 
 impl From<&ThreadSummary> for ThreadSummaryW {
@@ -319,54 +161,16 @@ impl<'a> From<&'a Message> for MessageW<'a> {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Ack)]
-pub struct AckW<'a> {
-    pub room: i64,
-    pub seq: i64,
-    pub ts: i64,
-    pub client_id: Option<&'a str>,
-    pub duplicate: bool,
-}
-
 impl<'a> From<&'a Ack> for AckW<'a> {
     fn from(a: &'a Ack) -> Self {
         AckW { room: a.room.0, seq: a.seq, ts: a.ts, client_id: a.client_id.as_deref(), duplicate: a.duplicate }
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = History)]
-pub struct HistoryW<'a> {
-    pub messages: Vec<MessageW<'a>>,
-    pub has_more: bool,
-}
-
 impl<'a> From<&'a HistoryPage> for HistoryW<'a> {
     fn from(p: &'a HistoryPage) -> Self {
         HistoryW { messages: p.messages.iter().map(|m| MessageW::from(&**m)).collect(), has_more: p.has_more }
     }
-}
-
-/// One search hit: where it is (room, seq: open the room there) and a plain-text snippet whose matched
-/// words are the `highlights` ranges, `[start, end)` in characters (Unicode scalar values) of `snippet`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SearchHitW<'a> {
-    pub room: i64,
-    pub room_name: &'a str,
-    pub room_kind: &'static str,
-    pub seq: i64,
-    pub message: MessageW<'a>,
-    pub snippet: &'a str,
-    pub highlights: Vec<[usize; 2]>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SearchResultsW<'a> {
-    pub hits: Vec<SearchHitW<'a>>,
-    /// Pass back as `cursor` for the next page; absent on the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<&'a str>,
 }
 
 impl<'a> From<&'a SearchResults> for SearchResultsW<'a> {
@@ -390,176 +194,8 @@ impl<'a> From<&'a SearchResults> for SearchResultsW<'a> {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = ErrorBody)]
-pub struct ErrorBodyW<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
-    /// For refusals that say when to try again (`rate_limited`, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after_ms: Option<u64>,
-}
-
-/// Frames the server sends on a WebSocket.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame<'a> {
-    Hello {
-        v: u32,
-        user: UserW<'a>,
-        rooms: Vec<RoomViewW<'a>>,
-    },
-    Message {
-        message: MessageW<'a>,
-    },
-    MessageUpdated {
-        message: MessageW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    RoomUpdated {
-        room: RoomW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Presence {
-        user: UserW<'a>,
-        online: bool,
-    },
-    Typing {
-        room: i64,
-        user: UserW<'a>,
-        expires_ms: u64,
-    },
-    Read {
-        room: i64,
-        seq: i64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    UserUpdated {
-        user: UserW<'a>,
-    },
-    /// You were invited into a room.
-    Invited {
-        #[serde(flatten)]
-        invite: InviteW<'a>,
-    },
-    /// Your pending invitations (reply to `invites`).
-    Invites {
-        invites: Vec<InviteW<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Recovered {
-        room: i64,
-        seq: i64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Ok {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Ack {
-        #[serde(flatten)]
-        ack: AckW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Joined {
-        room: RoomW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Left {
-        room: i64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    History {
-        room: i64,
-        #[serde(flatten)]
-        page: HistoryW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Pong {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Reactions {
-        room: i64,
-        seq: i64,
-        reactions: Vec<ReactionW<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    ThreadUpdated {
-        room: i64,
-        seq: i64,
-        reply_count: i64,
-        last_reply_ts: Option<i64>,
-    },
-    Notify {
-        room: i64,
-        notify: &'static str,
-        muted: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    /// Reply to `thread`: the root and a page of its replies.
-    Thread {
-        room: i64,
-        root: MessageW<'a>,
-        #[serde(flatten)]
-        page: HistoryW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Pins {
-        room: i64,
-        pins: Vec<PinW<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    /// Reply to `search`.
-    SearchResults {
-        #[serde(flatten)]
-        results: SearchResultsW<'a>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-    Error {
-        code: &'a str,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        retry_after_ms: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        req: Option<&'a str>,
-    },
-}
-
-impl ServerFrame<'_> {
-    pub fn encode(&self) -> Bytes {
-        // Serialising these types cannot fail: no maps with non-string keys, no failing Serialize impls.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    pub fn error(e: &Error, req: Option<&str>) -> Bytes {
-        let retry_after_ms = e.retry_after().map(retry_ms);
-        ServerFrame::Error { code: e.code(), message: &e.public_message(), retry_after_ms, req }.encode()
-    }
-
-    /// An error frame for refusals that only exist on the WebSocket (`bad_frame`, `unknown_type`).
-    pub fn error_with_code(code: &str, message: &str, req: Option<&str>) -> Bytes {
-        ServerFrame::Error { code, message, retry_after_ms: None, req }.encode()
-    }
-}
-
-/// Milliseconds, rounded up so a client never retries too early.
-pub fn retry_ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1)
+pub fn reactions_w(rs: &[Reaction]) -> Vec<ReactionW<'_>> {
+    rs.iter().map(ReactionW::from).collect()
 }
 
 /// The JSON encoding of a hub event (cached per delivery: see `core::hub::Delivery`).
@@ -610,14 +246,6 @@ pub fn encode_message(m: &Message) -> Bytes {
     ServerFrame::Message { message: MessageW::from(m) }.encode()
 }
 
-/// A room reference as clients write it: an id or a name.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub enum RoomRefW {
-    Id(i64),
-    Name(String),
-}
-
 impl From<RoomRefW> for RoomRef {
     fn from(r: RoomRefW) -> Self {
         match r {
@@ -627,322 +255,9 @@ impl From<RoomRefW> for RoomRef {
     }
 }
 
-/// Frames clients send on a WebSocket.
-#[derive(Deserialize, Debug)]
-// Unknown fields are ignored: within a version, fields are only ever added (PROTOCOL.md).
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientFrame {
-    Send {
-        room: RoomRefW,
-        body: String,
-        client_id: Option<String>,
-        /// Ids of files the sender uploaded into this room (`POST /api/v1/rooms/{room}/files`).
-        #[serde(default)]
-        files: Vec<String>,
-        reply_to: Option<Seq>,
-        req: Option<String>,
-    },
-    Join {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    Leave {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    History {
-        room: RoomRefW,
-        before: Option<i64>,
-        after: Option<i64>,
-        limit: Option<u32>,
-        req: Option<String>,
-    },
-    Ping {
-        req: Option<String>,
-    },
-    Resume {
-        rooms: Vec<ResumeW>,
-        req: Option<String>,
-    },
-    Typing {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    Read {
-        room: RoomRefW,
-        seq: Seq,
-        req: Option<String>,
-    },
-    Edit {
-        room: RoomRefW,
-        seq: Seq,
-        body: String,
-        req: Option<String>,
-    },
-    Delete {
-        room: RoomRefW,
-        seq: Seq,
-        req: Option<String>,
-    },
-    Dm {
-        username: String,
-        req: Option<String>,
-    },
-    Invite {
-        room: RoomRefW,
-        username: String,
-        req: Option<String>,
-    },
-    Kick {
-        room: RoomRefW,
-        username: String,
-        req: Option<String>,
-    },
-    Ban {
-        room: RoomRefW,
-        username: String,
-        req: Option<String>,
-    },
-    Unban {
-        room: RoomRefW,
-        username: String,
-        req: Option<String>,
-    },
-    SetRole {
-        room: RoomRefW,
-        username: String,
-        role: String,
-        req: Option<String>,
-    },
-    Rename {
-        room: RoomRefW,
-        name: String,
-        req: Option<String>,
-    },
-    Topic {
-        room: RoomRefW,
-        topic: String,
-        req: Option<String>,
-    },
-    Transfer {
-        room: RoomRefW,
-        username: String,
-        req: Option<String>,
-    },
-    Invites {
-        req: Option<String>,
-    },
-    AcceptInvite {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    DeclineInvite {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    React {
-        room: RoomRefW,
-        seq: Seq,
-        emoji: String,
-        req: Option<String>,
-    },
-    Unreact {
-        room: RoomRefW,
-        seq: Seq,
-        emoji: String,
-        req: Option<String>,
-    },
-    Thread {
-        room: RoomRefW,
-        seq: Seq,
-        before: Option<i64>,
-        after: Option<i64>,
-        limit: Option<u32>,
-        req: Option<String>,
-    },
-    Pin {
-        room: RoomRefW,
-        seq: Seq,
-        req: Option<String>,
-    },
-    Unpin {
-        room: RoomRefW,
-        seq: Seq,
-        req: Option<String>,
-    },
-    Pins {
-        room: RoomRefW,
-        req: Option<String>,
-    },
-    Notify {
-        room: RoomRefW,
-        level: Option<String>,
-        muted: Option<bool>,
-        req: Option<String>,
-    },
-    Search {
-        q: String,
-        cursor: Option<String>,
-        limit: Option<u32>,
-        req: Option<String>,
-    },
-}
-
-/// Where a reconnecting client stands in one room.
-#[derive(Deserialize, Debug, Clone)]
-pub struct ResumeW {
-    pub room: i64,
-    pub after: Seq,
-}
-
-pub const CLIENT_FRAME_TYPES: &[&str] = &[
-    "send",
-    "join",
-    "leave",
-    "history",
-    "ping",
-    "resume",
-    "typing",
-    "read",
-    "edit",
-    "delete",
-    "dm",
-    "invite",
-    "kick",
-    "ban",
-    "unban",
-    "set_role",
-    "rename",
-    "topic",
-    "transfer",
-    "invites",
-    "accept_invite",
-    "decline_invite",
-    "react",
-    "unreact",
-    "thread",
-    "pin",
-    "unpin",
-    "pins",
-    "notify",
-    "search",
-];
-
-impl ClientFrame {
-    pub fn req(&self) -> Option<&str> {
-        match self {
-            ClientFrame::Send { req, .. }
-            | ClientFrame::Join { req, .. }
-            | ClientFrame::Leave { req, .. }
-            | ClientFrame::History { req, .. }
-            | ClientFrame::Ping { req }
-            | ClientFrame::Resume { req, .. }
-            | ClientFrame::Typing { req, .. }
-            | ClientFrame::Read { req, .. }
-            | ClientFrame::Edit { req, .. }
-            | ClientFrame::Delete { req, .. }
-            | ClientFrame::Dm { req, .. }
-            | ClientFrame::Invite { req, .. }
-            | ClientFrame::Kick { req, .. }
-            | ClientFrame::Ban { req, .. }
-            | ClientFrame::Unban { req, .. }
-            | ClientFrame::SetRole { req, .. }
-            | ClientFrame::Rename { req, .. }
-            | ClientFrame::Topic { req, .. }
-            | ClientFrame::Transfer { req, .. }
-            | ClientFrame::Invites { req }
-            | ClientFrame::AcceptInvite { req, .. }
-            | ClientFrame::DeclineInvite { req, .. }
-            | ClientFrame::React { req, .. }
-            | ClientFrame::Unreact { req, .. }
-            | ClientFrame::Thread { req, .. }
-            | ClientFrame::Pin { req, .. }
-            | ClientFrame::Unpin { req, .. }
-            | ClientFrame::Pins { req, .. }
-            | ClientFrame::Notify { req, .. }
-            | ClientFrame::Search { req, .. } => req.as_deref(),
-        }
-    }
-}
-
-/// Why a text frame could not be read as a [`ClientFrame`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum FrameError {
-    /// Not JSON, no `type`, or wrong fields for a known type: `bad_frame`.
-    Bad(String),
-    /// A well-formed frame of a type this version does not know: `unknown_type`.
-    UnknownType(String),
-}
-
-/// The `req` of a frame that could not be decoded, when it is JSON with a usable one: the error reply
-/// carries it back, so the client can match it to its request.
-pub fn frame_req(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct ReqOnly {
-        req: Option<serde_json::Value>,
-    }
-    match serde_json::from_str::<ReqOnly>(text).ok()?.req? {
-        serde_json::Value::String(r) if r.len() <= 64 => Some(r),
-        _ => None,
-    }
-}
-
-pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
-    match serde_json::from_str::<ClientFrame>(text) {
-        Ok(f) => {
-            if f.req().is_some_and(|r| r.len() > 64) {
-                return Err(FrameError::Bad("req must be at most 64 characters".into()));
-            }
-            Ok(f)
-        }
-        Err(e) => {
-            #[derive(Deserialize)]
-            struct TypeOnly {
-                #[serde(rename = "type")]
-                t: String,
-            }
-            match serde_json::from_str::<TypeOnly>(text) {
-                Ok(TypeOnly { t }) if !CLIENT_FRAME_TYPES.contains(&t.as_str()) => {
-                    let mut t = t;
-                    t.truncate(64);
-                    Err(FrameError::UnknownType(t))
-                }
-                _ => Err(FrameError::Bad(e.to_string())),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_frames_decode_or_say_why() {
-        assert!(matches!(
-            decode_client_frame(r#"{"type":"send","room":3,"body":"hi","client_id":"c1"}"#),
-            Ok(ClientFrame::Send { room: RoomRefW::Id(3), .. })
-        ));
-        assert!(matches!(
-            decode_client_frame(r#"{"type":"join","room":"general"}"#),
-            Ok(ClientFrame::Join { room: RoomRefW::Name(_), .. })
-        ));
-        assert!(matches!(decode_client_frame(r#"{"type":"ping","req":"p1"}"#), Ok(ClientFrame::Ping { req: Some(_) })));
-        assert!(matches!(decode_client_frame(r#"{"type":"shout"}"#), Err(FrameError::UnknownType(t)) if t == "shout"));
-        for bad in ["", "{", "[]", "null", r#"{"room":1}"#, r#"{"type":"send","room":1}"#, r#"{"type":7}"#] {
-            assert!(matches!(decode_client_frame(bad), Err(FrameError::Bad(_))), "{bad}");
-        }
-        // Unknown fields are ignored (fields are only ever added within a version).
-        assert!(matches!(
-            decode_client_frame(r#"{"type":"send","room":1,"body":"x","extra":1}"#),
-            Ok(ClientFrame::Send { .. })
-        ));
-        assert_eq!(frame_req(r#"{"type":"shout","req":"r9"}"#).as_deref(), Some("r9"));
-        assert_eq!(frame_req(r#"{"type":"shout","req":9}"#), None);
-        assert_eq!(frame_req("not json"), None);
-        let long_req = format!(r#"{{"type":"ping","req":"{}"}}"#, "x".repeat(65));
-        assert!(matches!(decode_client_frame(&long_req), Err(FrameError::Bad(_))));
-    }
 
     #[test]
     fn server_frames_have_the_documented_shape() {

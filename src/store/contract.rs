@@ -66,6 +66,7 @@ pub async fn run_all(store: DynStore) {
     invitations_are_listed_and_declined(&store).await;
     bans_are_listed(&store).await;
     ownership_moves_and_returns(&store).await;
+    first_joins_at_once_make_one_owner(&store).await;
     direct_rooms_are_found_by_pair(&store).await;
     files_are_shared_once_and_go_with_their_message(&store).await;
     convo::run_all(&store).await;
@@ -185,6 +186,28 @@ async fn bans_are_listed(store: &DynStore) {
     assert!(bans.iter().all(|x| x.banned_at > 0));
     store.unban(r.id, b.id).await.unwrap();
     assert_eq!(store.bans(r.id).await.unwrap().iter().map(|x| x.user.id).collect::<Vec<_>>(), vec![c.id]);
+}
+
+async fn first_joins_at_once_make_one_owner(store: &DynStore) {
+    for _ in 0..5 {
+        let a = user(store, "race").await;
+        let r = room(store, &a, Visibility::Public).await;
+        store.remove_member(r.id, a.id).await.unwrap();
+        let mut joiners = Vec::new();
+        for _ in 0..8 {
+            joiners.push(user(store, "race").await);
+        }
+        let joins = joiners.iter().map(|u| {
+            let store = store.clone();
+            let (room, user) = (r.id, u.id);
+            tokio::spawn(async move { store.add_member(room, user, Role::Member).await.unwrap() })
+        });
+        for j in joins.collect::<Vec<_>>() {
+            assert!(j.await.unwrap(), "every join adds its member");
+        }
+        let owners = store.members(r.id).await.unwrap().iter().filter(|m| m.role == Role::Owner).count();
+        assert_eq!(owners, 1, "exactly one of the simultaneous first joins becomes the owner");
+    }
 }
 
 async fn ownership_moves_and_returns(store: &DynStore) {

@@ -83,6 +83,8 @@ impl shared::Dialect for PgStore {
 
     const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2 FOR NO KEY UPDATE";
 
+    const LOCK_ROOM: &'static str = "SELECT id FROM rooms WHERE id = $1 FOR NO KEY UPDATE";
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }

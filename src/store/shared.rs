@@ -30,6 +30,12 @@ pub(super) trait Dialect: Send + Sync {
     /// the transaction ends (`FOR UPDATE` where the dialect has row locks).
     const LOCK_MESSAGE: &'static str;
 
+    /// Reads room `$1`'s id and locks the room row against other writers until the transaction ends
+    /// (`FOR NO KEY UPDATE` where the dialect has row locks; SQLite's `BEGIN IMMEDIATE` already
+    /// serializes writers). Joins take it so that two first joins of an empty room cannot both see it
+    /// empty and both become its owner.
+    const LOCK_ROOM: &'static str;
+
     /// Starts a transaction that will write.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
     /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
@@ -379,13 +385,15 @@ macro_rules! impl_sql_store {
                 async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
                     // One query for every room of the user (a connect's greeting reads this, so its cost
                     // is per room of the user, never per member of a room); the other member is looked
-                    // up only for direct conversations.
+                    // up only for direct conversations. The counts stop at the room's `last_seq` read in the
+                    // same statement: a message stored meanwhile is not counted unread in a view whose
+                    // `last_seq` does not include it.
                     let sql = sqlx::AssertSqlSafe(format!(
                         "SELECT {ROOM_COLS}, mb.role, mb.last_read, mb.notify, mb.muted, \
                          (SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
-                            AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) AS unread, \
+                            AND m.seq <= r.last_seq AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) AS unread, \
                          (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
-                            AND x.seq > mb.last_read) AS mentions, \
+                            AND x.seq > mb.last_read AND x.seq <= r.last_seq) AS mentions, \
                          CASE WHEN r.kind = 'direct' THEN (SELECT o.user_id FROM members o \
                             WHERE o.room_id = mb.room_id AND o.user_id <> mb.user_id LIMIT 1) END AS other \
                          FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY r.id"
@@ -468,7 +476,10 @@ macro_rules! impl_sql_store {
                 async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
                     // Joining uses up an invitation.
                     self.pair_changes("DELETE FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await?;
-                    // The first to join a group room left without members becomes its owner.
+                    // The first to join a group room left without members becomes its owner; the room row
+                    // is locked so that two first joins at once cannot both see the room empty.
+                    let mut tx = <Self as Dialect>::begin(self).await?;
+                    sqlx::query(<Self as Dialect>::LOCK_ROOM).bind(room.0).execute(&mut *tx).await.map_err(db_err)?;
                     let res = sqlx::query(
                         "INSERT INTO members (room_id, user_id, role, joined_at) \
                          SELECT $1, $2, CASE WHEN EXISTS (SELECT 1 FROM members WHERE room_id = $3) \
@@ -481,9 +492,10 @@ macro_rules! impl_sql_store {
                     .bind(room.0)
                     .bind(role.as_str())
                     .bind(now_millis())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
                     Ok(res.rows_affected() > 0)
                 }
 

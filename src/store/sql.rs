@@ -102,6 +102,8 @@ impl shared::Dialect for SqlStore {
     // BEGIN IMMEDIATE already serialises writers.
     const LOCK_MESSAGE: &'static str = "SELECT seq FROM messages WHERE room_id = $1 AND seq = $2";
 
+    const LOCK_ROOM: &'static str = "SELECT id FROM rooms WHERE id = $1";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

@@ -2,9 +2,9 @@
 //! live connection of theirs, and a list), accepted (which joins) or declined.
 
 use super::{Chat, Identity, group_only};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     /// Invites `username` into a group room (single use: joining consumes it). The invitee's connections

@@ -6,9 +6,9 @@
 //! first), and a room left without members gets its next joiner as owner (`Store::add_member`).
 
 use super::{Chat, Identity, group_only};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     /// The room, if `who` is one of its owner and admins (for moderator-only views).

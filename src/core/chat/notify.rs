@@ -3,9 +3,9 @@
 //! [`NotifyLevel::unread_shown`] (applied by the store's `room_views`).
 
 use super::{Chat, Identity};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     /// Changes `who`'s level and/or mute in a room; the settings after.

@@ -6,9 +6,9 @@
 //! with the message's whole list (not a new `seq`).
 
 use super::{Chat, Identity};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     /// Adds (`add`) or removes `who`'s `emoji` on message `seq`; the message's reactions after.

@@ -5,9 +5,9 @@
 use tracing::info;
 
 use super::{Chat, Identity, group_only};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     pub async fn create_room(&self, who: &Identity, name: RoomName, visibility: Visibility) -> Result<Room> {

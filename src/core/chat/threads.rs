@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Chat, Identity};
-use crate::broker::BrokerEvent;
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
+use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     /// The message a reply answers: a live text message of the room.

@@ -1,0 +1,362 @@
+//! The two sides of the protocol cannot drift apart: a sample of every frame the server encodes
+//! ([`parley_proto::server::ServerFrame`]) decodes with the client's types ([`parley_proto::client`]) into
+//! the same variant and values, and every frame the client writes ([`parley_proto::client::ClientFrame`])
+//! decodes on the server ([`parley_proto::inbound::decode_client_frame`]).
+
+use parley_proto::client::{self, ClientFrame, RoomRef};
+use parley_proto::inbound::{self, decode_client_frame};
+use parley_proto::server::*;
+
+fn user(id: i64, name: &str) -> UserW<'_> {
+    UserW { id, username: name, display_name: name }
+}
+
+fn room() -> RoomW<'static> {
+    RoomW {
+        id: 3,
+        name: "general",
+        kind: "group",
+        visibility: "public",
+        topic: "talk",
+        created_by: 1,
+        last_seq: 9,
+        member_count: 2,
+        retention_secs: Some(60),
+    }
+}
+
+fn message() -> MessageW<'static> {
+    MessageW {
+        room: 3,
+        seq: 9,
+        kind: "text",
+        sender: Some(user(1, "alice")),
+        target: None,
+        body: "hello **there**",
+        client_id: Some("c1"),
+        mentions: vec![2],
+        ts: 1_700_000_000_000,
+        edited_at: Some(1_700_000_000_500),
+        deleted: false,
+        files: vec![FileW {
+            id: "f1",
+            room: 3,
+            seq: Some(9),
+            name: "cat.png",
+            size: 10,
+            content_type: "image/png",
+            inline: true,
+            width: Some(2),
+            height: Some(3),
+            url: "/api/v1/files/f1".into(),
+        }],
+        reply_to: Some(4),
+        thread: Some(4),
+        quote: Some(QuoteW { seq: 4, sender: Some(user(2, "bob")), excerpt: "earlier", deleted: false }),
+        reply_count: Some(2),
+        last_reply_ts: Some(1_700_000_000_900),
+        reactions: vec![ReactionW { emoji: "👍", count: 2, users: vec![1, 2] }],
+    }
+}
+
+fn history() -> HistoryW<'static> {
+    HistoryW { messages: vec![message()], has_more: true }
+}
+
+fn invite() -> InviteW<'static> {
+    InviteW { room: room(), invited_by: user(1, "alice"), at: 5 }
+}
+
+/// One sample of every server frame. The `match` in [`type_of`] is exhaustive, so a new variant does
+/// not compile until it is named there (and should get a sample here).
+fn samples() -> Vec<ServerFrame<'static>> {
+    let r = Some("r1");
+    vec![
+        ServerFrame::Hello {
+            v: 1,
+            user: user(1, "alice"),
+            rooms: vec![RoomViewW {
+                room: room(),
+                role: "owner",
+                last_read: 7,
+                unread: 2,
+                mentions: 1,
+                peer: None,
+                last_message: Some(message()),
+                notify: "all",
+                muted: false,
+            }],
+        },
+        ServerFrame::Message { message: message() },
+        ServerFrame::MessageUpdated { message: message(), req: r },
+        ServerFrame::RoomUpdated { room: room(), req: r },
+        ServerFrame::Presence { user: user(2, "bob"), online: true },
+        ServerFrame::Typing { room: 3, user: user(2, "bob"), expires_ms: 5000 },
+        ServerFrame::Read { room: 3, seq: 9, req: r },
+        ServerFrame::UserUpdated { user: user(2, "bob") },
+        ServerFrame::Invited { invite: invite() },
+        ServerFrame::Invites { invites: vec![invite()], req: r },
+        ServerFrame::Recovered { room: 3, seq: 9, req: r },
+        ServerFrame::Ok { req: r },
+        ServerFrame::Ack { ack: AckW { room: 3, seq: 9, ts: 5, client_id: Some("c1"), duplicate: true }, req: r },
+        ServerFrame::Joined { room: room(), req: r },
+        ServerFrame::Left { room: 3, req: r },
+        ServerFrame::History { room: 3, page: history(), req: r },
+        ServerFrame::Pong { req: r },
+        ServerFrame::Reactions {
+            room: 3,
+            seq: 9,
+            reactions: vec![ReactionW { emoji: "🎉", count: 1, users: vec![2] }],
+            req: r,
+        },
+        ServerFrame::ThreadUpdated { room: 3, seq: 4, reply_count: 2, last_reply_ts: Some(8) },
+        ServerFrame::Notify { room: 3, notify: "mentions", muted: true, req: r },
+        ServerFrame::Thread { room: 3, root: message(), page: history(), req: r },
+        ServerFrame::Pins {
+            room: 3,
+            pins: vec![PinW { message: message(), pinned_by: user(1, "alice"), at: 6 }],
+            req: r,
+        },
+        ServerFrame::SearchResults {
+            results: SearchResultsW {
+                hits: vec![SearchHitW {
+                    room: 3,
+                    room_name: "general",
+                    room_kind: "group",
+                    seq: 9,
+                    message: message(),
+                    snippet: "hello there",
+                    highlights: vec![[0, 5]],
+                }],
+                next_cursor: Some("next"),
+            },
+            req: r,
+        },
+        ServerFrame::Error { code: "not_a_member", message: "not a member", retry_after_ms: Some(1000), req: r },
+    ]
+}
+
+fn type_of(f: &ServerFrame<'_>) -> &'static str {
+    match f {
+        ServerFrame::Hello { .. } => "hello",
+        ServerFrame::Message { .. } => "message",
+        ServerFrame::MessageUpdated { .. } => "message_updated",
+        ServerFrame::RoomUpdated { .. } => "room_updated",
+        ServerFrame::Presence { .. } => "presence",
+        ServerFrame::Typing { .. } => "typing",
+        ServerFrame::Read { .. } => "read",
+        ServerFrame::UserUpdated { .. } => "user_updated",
+        ServerFrame::Invited { .. } => "invited",
+        ServerFrame::Invites { .. } => "invites",
+        ServerFrame::Recovered { .. } => "recovered",
+        ServerFrame::Ok { .. } => "ok",
+        ServerFrame::Ack { .. } => "ack",
+        ServerFrame::Joined { .. } => "joined",
+        ServerFrame::Left { .. } => "left",
+        ServerFrame::History { .. } => "history",
+        ServerFrame::Pong { .. } => "pong",
+        ServerFrame::Reactions { .. } => "reactions",
+        ServerFrame::ThreadUpdated { .. } => "thread_updated",
+        ServerFrame::Notify { .. } => "notify",
+        ServerFrame::Thread { .. } => "thread",
+        ServerFrame::Pins { .. } => "pins",
+        ServerFrame::SearchResults { .. } => "search_results",
+        ServerFrame::Error { .. } => "error",
+    }
+}
+
+/// Frames the terminal client deliberately ignores (decoded as `Unknown`, as the protocol allows).
+const CLIENT_IGNORES: &[&str] = &["presence", "invites", "recovered"];
+
+/// The message sample as the client must read it.
+fn check_message(m: &client::Message) {
+    assert_eq!((m.room, m.seq, m.kind.as_str(), m.body.as_str()), (3, 9, "text", "hello **there**"));
+    assert_eq!(m.sender.as_ref().map(|u| u.username.as_str()), Some("alice"));
+    assert_eq!(m.client_id.as_deref(), Some("c1"));
+    assert_eq!(
+        (m.mentions.clone(), m.ts, m.edited_at, m.deleted),
+        (vec![2], 1_700_000_000_000, Some(1_700_000_000_500), false)
+    );
+    assert_eq!(m.files.len(), 1);
+    assert_eq!((m.files[0].id.as_str(), m.files[0].name.as_str(), m.files[0].size), ("f1", "cat.png", 10));
+    assert_eq!(m.files[0].url, "/api/v1/files/f1");
+    assert_eq!((m.reply_to, m.thread, m.reply_count), (Some(4), Some(4), 2));
+    let q = m.quote.as_ref().expect("quote");
+    assert_eq!((q.seq, q.excerpt.as_str(), q.deleted), (4, "earlier", false));
+    assert_eq!(m.reactions, vec![client::Reaction { emoji: "👍".into(), count: 2, users: vec![1, 2] }]);
+}
+
+fn check_room(r: &client::Room) {
+    assert_eq!((r.id, r.name.as_str(), r.kind.as_str(), r.visibility.as_str()), (3, "general", "group", "public"));
+    assert_eq!((r.topic.as_str(), r.created_by, r.last_seq, r.member_count), ("talk", 1, 9, 2));
+}
+
+#[test]
+fn every_server_frame_decodes_on_the_client() {
+    let samples = samples();
+    let mut seen = std::collections::BTreeSet::new();
+    for frame in &samples {
+        let ty = type_of(frame);
+        seen.insert(ty);
+        let bytes = frame.encode();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["type"], ty, "{text}");
+        let decoded = client::ServerFrame::decode(text).unwrap_or_else(|| panic!("the client cannot read {text}"));
+        use client::ServerFrame as C;
+        match (&decoded, ty) {
+            (C::Unknown, t) => assert!(CLIENT_IGNORES.contains(&t), "the client does not know `{t}`: {text}"),
+            (C::Hello { v, user, rooms }, "hello") => {
+                assert_eq!((*v, user.username.as_str(), rooms.len()), (1, "alice", 1));
+                check_room(&rooms[0]);
+                assert_eq!((rooms[0].role.as_deref(), rooms[0].last_read, rooms[0].unread), (Some("owner"), 7, 2));
+            }
+            (C::Message { message }, "message") | (C::MessageUpdated { message }, "message_updated") => {
+                check_message(message)
+            }
+            (C::RoomUpdated { room, req }, "room_updated") | (C::Joined { room, req }, "joined") => {
+                check_room(room);
+                assert_eq!(req.as_deref(), Some("r1"));
+            }
+            (C::Typing { room, user, expires_ms }, "typing") => {
+                assert_eq!((*room, user.username.as_str(), *expires_ms), (3, "bob", 5000))
+            }
+            (C::Read { room, seq, .. }, "read") => assert_eq!((*room, *seq), (3, 9)),
+            (C::UserUpdated { user }, "user_updated") => assert_eq!(user.id, 2),
+            (C::Invited { room, invited_by, at }, "invited") => {
+                check_room(room);
+                assert_eq!((invited_by.username.as_str(), *at), ("alice", 5));
+            }
+            (C::Ok { req }, "ok") | (C::Pong { req }, "pong") => assert_eq!(req.as_deref(), Some("r1")),
+            (C::Ack { room, seq, ts, client_id, duplicate, req }, "ack") => {
+                assert_eq!((*room, *seq, *ts, client_id.as_deref(), *duplicate), (3, 9, 5, Some("c1"), true));
+                assert_eq!(req.as_deref(), Some("r1"));
+            }
+            (C::Left { room, req }, "left") => assert_eq!((*room, req.as_deref()), (3, Some("r1"))),
+            (C::History { room, messages, has_more, req }, "history") => {
+                assert_eq!((*room, messages.len(), *has_more, req.as_deref()), (3, 1, true, Some("r1")));
+                check_message(&messages[0]);
+            }
+            (C::Reactions { room, seq, reactions, req }, "reactions") => {
+                assert_eq!((*room, *seq, req.as_deref()), (3, 9, Some("r1")));
+                assert_eq!(reactions, &vec![client::Reaction { emoji: "🎉".into(), count: 1, users: vec![2] }]);
+            }
+            (C::ThreadUpdated { room, seq, reply_count, .. }, "thread_updated") => {
+                assert_eq!((*room, *seq, *reply_count), (3, 4, 2))
+            }
+            (C::Notify { room, notify, muted, req }, "notify") => {
+                assert_eq!((*room, notify.as_str(), *muted, req.as_deref()), (3, "mentions", true, Some("r1")))
+            }
+            (C::Thread { room, root, messages, has_more, req }, "thread") => {
+                check_message(root);
+                assert_eq!((*room, messages.len(), *has_more, req.as_deref()), (3, 1, true, Some("r1")));
+            }
+            (C::Pins { room, pins, req }, "pins") => {
+                assert_eq!((*room, pins.len(), req.as_deref()), (3, 1, Some("r1")));
+                check_message(&pins[0].message);
+                assert_eq!((pins[0].pinned_by.as_ref().map(|u| u.id), pins[0].at), (Some(1), 6));
+            }
+            (C::SearchResults { hits, next_cursor, req }, "search_results") => {
+                assert_eq!((hits.len(), next_cursor.as_deref(), req.as_deref()), (1, Some("next"), Some("r1")));
+                let h = &hits[0];
+                assert_eq!((h.room, h.room_name.as_str(), h.seq, h.snippet.as_str()), (3, "general", 9, "hello there"));
+                assert_eq!(h.highlights, vec![[0, 5]]);
+                check_message(&h.message);
+            }
+            (C::Error { code, message, req }, "error") => {
+                assert_eq!(
+                    (code.as_str(), message.as_str(), req.as_deref()),
+                    ("not_a_member", "not a member", Some("r1"))
+                )
+            }
+            (other, t) => panic!("`{t}` decoded as {other:?}"),
+        }
+    }
+    assert_eq!(seen.len(), samples.len(), "one sample per frame type");
+}
+
+#[test]
+fn every_client_frame_decodes_on_the_server() {
+    let id = || RoomRef::Id(3);
+    let req = || Some("q1".to_owned());
+    let frames = vec![
+        ClientFrame::Send {
+            room: RoomRef::Name("general".into()),
+            body: "hi".into(),
+            client_id: Some("c1".into()),
+            reply_to: Some(4),
+            req: req(),
+        },
+        ClientFrame::React { room: id(), seq: 4, emoji: "👍".into(), req: req() },
+        ClientFrame::Unreact { room: id(), seq: 4, emoji: "👍".into(), req: req() },
+        ClientFrame::Pin { room: id(), seq: 4, req: req() },
+        ClientFrame::Unpin { room: id(), seq: 4, req: req() },
+        ClientFrame::Pins { room: id(), req: req() },
+        ClientFrame::Search { q: "cats in:general".into(), cursor: Some("c".into()), req: req() },
+        ClientFrame::Thread { room: id(), seq: 4, limit: Some(50), req: req() },
+        ClientFrame::Notify { room: id(), level: Some("mentions".into()), muted: Some(true), req: req() },
+        ClientFrame::Join { room: id(), req: req() },
+        ClientFrame::Leave { room: id(), req: req() },
+        ClientFrame::History { room: id(), before: Some(9), after: None, limit: Some(20), req: req() },
+        ClientFrame::Ping { req: req() },
+        ClientFrame::Typing { room: id() },
+        ClientFrame::Read { room: id(), seq: 9 },
+        ClientFrame::Dm { username: "bob".into(), req: req() },
+        ClientFrame::Invite { room: id(), username: "bob".into(), req: req() },
+        ClientFrame::Kick { room: id(), username: "bob".into(), req: req() },
+        ClientFrame::Ban { room: id(), username: "bob".into(), req: req() },
+        ClientFrame::Unban { room: id(), username: "bob".into(), req: req() },
+        ClientFrame::SetRole { room: id(), username: "bob".into(), role: "admin".into(), req: req() },
+        ClientFrame::Transfer { room: id(), username: "bob".into(), req: req() },
+        ClientFrame::Topic { room: id(), topic: "new".into(), req: req() },
+    ];
+    for f in frames {
+        let text = f.encode();
+        let got = decode_client_frame(&text).unwrap_or_else(|e| panic!("the server refuses {text}: {e:?}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(inbound::CLIENT_FRAME_TYPES.contains(&v["type"].as_str().unwrap()));
+        // Typing and read carry no `req` on the client; everything else carries it back.
+        if !matches!(f, ClientFrame::Typing { .. } | ClientFrame::Read { .. }) {
+            assert_eq!(got.req(), Some("q1"), "{text}");
+        }
+        use inbound::ClientFrame as S;
+        use inbound::RoomRefW;
+        let ok = match (&f, &got) {
+            (ClientFrame::Send { .. }, S::Send { room: RoomRefW::Name(n), body, client_id, reply_to, .. }) => {
+                n == "general" && body == "hi" && client_id.as_deref() == Some("c1") && *reply_to == Some(4)
+            }
+            (ClientFrame::React { .. }, S::React { room: RoomRefW::Id(3), seq: 4, emoji, .. })
+            | (ClientFrame::Unreact { .. }, S::Unreact { room: RoomRefW::Id(3), seq: 4, emoji, .. }) => emoji == "👍",
+            (ClientFrame::Pin { .. }, S::Pin { room: RoomRefW::Id(3), seq: 4, .. })
+            | (ClientFrame::Unpin { .. }, S::Unpin { room: RoomRefW::Id(3), seq: 4, .. })
+            | (ClientFrame::Pins { .. }, S::Pins { room: RoomRefW::Id(3), .. })
+            | (ClientFrame::Join { .. }, S::Join { room: RoomRefW::Id(3), .. })
+            | (ClientFrame::Leave { .. }, S::Leave { room: RoomRefW::Id(3), .. })
+            | (ClientFrame::Ping { .. }, S::Ping { .. })
+            | (ClientFrame::Typing { .. }, S::Typing { room: RoomRefW::Id(3), .. })
+            | (ClientFrame::Read { .. }, S::Read { room: RoomRefW::Id(3), seq: 9, .. }) => true,
+            (ClientFrame::Search { .. }, S::Search { q, cursor, .. }) => {
+                q == "cats in:general" && cursor.as_deref() == Some("c")
+            }
+            (ClientFrame::Thread { .. }, S::Thread { room: RoomRefW::Id(3), seq: 4, limit, .. }) => *limit == Some(50),
+            (ClientFrame::Notify { .. }, S::Notify { room: RoomRefW::Id(3), level, muted, .. }) => {
+                level.as_deref() == Some("mentions") && *muted == Some(true)
+            }
+            (ClientFrame::History { .. }, S::History { room: RoomRefW::Id(3), before, after, limit, .. }) => {
+                (*before, *after, *limit) == (Some(9), None, Some(20))
+            }
+            (ClientFrame::Dm { .. }, S::Dm { username, .. })
+            | (ClientFrame::Invite { .. }, S::Invite { room: RoomRefW::Id(3), username, .. })
+            | (ClientFrame::Kick { .. }, S::Kick { room: RoomRefW::Id(3), username, .. })
+            | (ClientFrame::Ban { .. }, S::Ban { room: RoomRefW::Id(3), username, .. })
+            | (ClientFrame::Unban { .. }, S::Unban { room: RoomRefW::Id(3), username, .. })
+            | (ClientFrame::Transfer { .. }, S::Transfer { room: RoomRefW::Id(3), username, .. }) => username == "bob",
+            (ClientFrame::SetRole { .. }, S::SetRole { room: RoomRefW::Id(3), username, role, .. }) => {
+                username == "bob" && role == "admin"
+            }
+            (ClientFrame::Topic { .. }, S::Topic { room: RoomRefW::Id(3), topic, .. }) => topic == "new",
+            _ => false,
+        };
+        assert!(ok, "{text} decoded as {got:?}");
+    }
+}
