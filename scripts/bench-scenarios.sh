@@ -4,7 +4,9 @@
 #   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest ingestpg acklatency loginstorm recovery
 #                                               slow coalesce transports twonode bigroom foreign cluster; default:
 #                                               fanout manyrooms idle ingest recovery slow; ingestpg needs PostgreSQL,
-#                                               twonode, foreign and cluster need PostgreSQL and Redis, see below)
+#                                               twonode, foreign and cluster need PostgreSQL and Redis, see below;
+#                                               REDIS_MODE=cluster runs foreign and cluster on a private
+#                                               3-master Redis Cluster instead of one private Redis)
 # PARLEY_BIN picks the server binary, PARLEY_BENCH_BIN the load generator's (default: the same), so an
 # older server can be measured with this generator.
 # Stops every server it starts. Everything stays on loopback.
@@ -217,22 +219,61 @@ cpu_ticks() { # pid → utime+stime in clock ticks
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-# A private Redis for the scenarios that measure its CPU (the shared one serves other clients too).
+# A private Redis for the scenarios that measure its CPU (the shared one serves other clients too):
+# one server, or with REDIS_MODE=cluster a Redis Cluster of REDIS_MASTERS (default 3) masters, its
+# cluster bus ports 1000 above, all below the ephemeral range. Sets REDIS_URL (what --redis-url gets),
+# REDIS_PORTS and REDIS_PIDS.
+REDIS_PIDS=()
+REDIS_PORTS=()
 start_redis() {
-  REDIS_PORT="${PARLEY_BENCH_REDIS_PORT:-$((10000 + RANDOM % 20000))}"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$OUT/redis-$REDIS_PORT.pid" --logfile "$OUT/redis-$REDIS_PORT.log"
-  for _ in $(seq 1 50); do [ -s "$OUT/redis-$REDIS_PORT.pid" ] && break; sleep 0.1; done
-  REDIS_PID="$(cat "$OUT/redis-$REDIS_PORT.pid")"
+  local base="${PARLEY_BENCH_REDIS_PORT:-$((10000 + RANDOM % 20000))}" n=1 extra=()
+  if [ "${REDIS_MODE:-single}" = cluster ]; then
+    n="${REDIS_MASTERS:-3}"
+  fi
+  REDIS_PORTS=(); REDIS_PIDS=()
+  for i in $(seq 0 $((n - 1))); do
+    local port=$((base + i))
+    extra=()
+    [ "$n" -gt 1 ] && extra=(--cluster-enabled yes --cluster-port $((port + 1000)) --cluster-config-file "nodes-$port.conf"
+      --cluster-node-timeout 2000 --dir "$OUT")
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --pidfile "$OUT/redis-$port.pid" --logfile "$OUT/redis-$port.log" "${extra[@]}"
+    for _ in $(seq 1 50); do [ -s "$OUT/redis-$port.pid" ] && break; sleep 0.1; done
+    REDIS_PORTS+=("$port"); REDIS_PIDS+=("$(cat "$OUT/redis-$port.pid")")
+  done
+  if [ "$n" -gt 1 ]; then
+    local addrs=() seeds=()
+    for port in "${REDIS_PORTS[@]}"; do addrs+=("127.0.0.1:$port"); seeds+=("redis://127.0.0.1:$port"); done
+    redis-cli --cluster create "${addrs[@]}" --cluster-yes >/dev/null
+    for port in "${REDIS_PORTS[@]}"; do
+      until redis-cli -p "$port" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+    done
+    REDIS_URL="$(IFS=,; echo "${seeds[*]}")"
+  else
+    REDIS_URL="redis://127.0.0.1:${REDIS_PORTS[0]}"
+  fi
+  REDIS_PID="${REDIS_PIDS[0]}"
 }
 stop_redis() {
-  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
-  REDIS_PID=""
+  for pid in "${REDIS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for port in "${REDIS_PORTS[@]}"; do rm -f "$OUT/nodes-$port.conf"; done
+  REDIS_PIDS=(); REDIS_PORTS=(); REDIS_PID=""
+}
+redis_ticks() { # CPU ticks of every private Redis process
+  local t=0; for pid in "${REDIS_PIDS[@]}"; do t=$((t + $(cpu_ticks "$pid"))); done; echo "$t"
+}
+redis_publishes() { # PUBLISH + SPUBLISH calls served, over every private Redis process
+  local t=0
+  for port in "${REDIS_PORTS[@]}"; do
+    t=$((t + $(redis-cli -p "$port" info commandstats | tr -d '\r' |
+      awk -F'[:=,]' '/^cmdstat_(publish|spublish):/ {n += $3} END {print n + 0}')))
+  done
+  echo "$t"
 }
 
 cluster_flags() { # schema → flags for a node of that cluster
   local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-  echo --database-url "$pg?options[search_path]=$1" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+  echo --database-url "$pg?options[search_path]=$1" --redis-url "$REDIS_URL" \
     --redis-prefix "$1" --jwt-secret "bench-secret-$1"
 }
 
@@ -249,11 +290,11 @@ scenario_foreign() {
     start_server $(cluster_flags "$schema"); local pid_a="$SERVER_PID" url_a="$URL"
     # shellcheck disable=SC2046
     start_server $(cluster_flags "$schema"); local pid_b="$SERVER_PID"
-    local b0 r0 a0; b0="$(cpu_ticks "$pid_b")"; r0="$(cpu_ticks "$REDIS_PID")"; a0="$(cpu_ticks "$pid_a")"
+    local b0 r0 a0 p0; b0="$(cpu_ticks "$pid_b")"; r0="$(redis_ticks)"; a0="$(cpu_ticks "$pid_a")"; p0="$(redis_publishes)"
     URL="$url_a" SERVER_PID="$pid_a" bench "foreign-$round" --connections 200 --rooms 1 --users-per-room 200 \
       --senders 10 --rate 100 --warmup 0 --duration 10
-    local b1 r1 a1; b1="$(cpu_ticks "$pid_b")"; r1="$(cpu_ticks "$REDIS_PID")"; a1="$(cpu_ticks "$pid_a")"
-    echo "{\"node_b_cpu_s\": $(echo "($b1 - $b0) / $(getconf CLK_TCK)" | bc -l), \"node_a_cpu_s\": $(echo "($a1 - $a0) / $(getconf CLK_TCK)" | bc -l), \"redis_cpu_s\": $(echo "($r1 - $r0) / $(getconf CLK_TCK)" | bc -l)}" \
+    local b1 r1 a1 p1; b1="$(cpu_ticks "$pid_b")"; r1="$(redis_ticks)"; a1="$(cpu_ticks "$pid_a")"; p1="$(redis_publishes)"
+    echo "{\"node_b_cpu_s\": $(echo "($b1 - $b0) / $(getconf CLK_TCK)" | bc -l), \"node_a_cpu_s\": $(echo "($a1 - $a0) / $(getconf CLK_TCK)" | bc -l), \"redis_cpu_s\": $(echo "($r1 - $r0) / $(getconf CLK_TCK)" | bc -l), \"redis_publishes\": $((p1 - p0))}" \
       >"$OUT/foreign-$round-cpu.json"
     cat "$OUT/foreign-$round-cpu.json" >&2
     stop_server
@@ -276,7 +317,7 @@ scenario_cluster() {
     # shellcheck disable=SC2046
     start_server $(cluster_flags "$schema"); urls+=("$URL"); pids+=("$SERVER_PID")
   done
-  local before=() r0; r0="$(cpu_ticks "$REDIS_PID")"
+  local before=() r0 p0; r0="$(redis_ticks)"; p0="$(redis_publishes)"
   for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
   local gens=()
   for i in $(seq 0 $((n - 1))); do
@@ -293,16 +334,16 @@ scenario_cluster() {
     gens+=($!)
   done
   for g in "${gens[@]}"; do wait "$g"; done
-  local r1; r1="$(cpu_ticks "$REDIS_PID")"
+  local r1 p1; r1="$(redis_ticks)"; p1="$(redis_publishes)"
   local tck; tck="$(getconf CLK_TCK)"
   {
-    echo "{\"nodes\": $n, \"redis_cpu_s\": $(echo "($r1 - $r0) / $tck" | bc -l), \"node_cpu_s\": ["
+    echo "{\"nodes\": $n, \"redis\": \"${REDIS_MODE:-single}\", \"redis_cpu_s\": $(echo "($r1 - $r0) / $tck" | bc -l), \"redis_publishes\": $((p1 - p0)), \"node_cpu_s\": ["
     for i in $(seq 0 $((n - 1))); do
       echo "$([ "$i" -gt 0 ] && echo ,)$(echo "($(cpu_ticks "${pids[$i]}") - ${before[$i]}) / $tck" | bc -l)"
     done
     echo "]}"
-  } >"$OUT/cluster-cpu.json"
-  cat "$OUT/cluster-cpu.json" >&2
+  } >"$OUT/cluster-${REDIS_MODE:-single}-cpu.json"
+  cat "$OUT/cluster-${REDIS_MODE:-single}-cpu.json" >&2
   stop_server
   psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"
   stop_redis

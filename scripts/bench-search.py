@@ -249,7 +249,7 @@ def main():
             else:
                 off, _ = seed_pg(db_url, args, uid, index=False)
                 on, vocab = seed_pg(db_url, args, uid, index=True)
-                subprocess.run(["psql", "-q", db_url, "-c", "VACUUM ANALYZE messages"], check=True)
+                subprocess.run(["psql", "-q", db_url, "-c", "VACUUM ANALYZE"], check=True)
             total = (args.messages // args.rooms) * args.rooms
             print(f"{args.backend}: {total} messages in {args.rooms} rooms")
             k = min(args.ingest_messages, total)

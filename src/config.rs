@@ -53,7 +53,8 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// Redis for running several nodes (`redis://HOST:6379`): events fan out through it, and each node
-    /// keeps presence with the others. Without it the node runs alone.
+    /// keeps presence with the others. Several comma-separated URLs (`redis://h1:7000,redis://h2:7001`)
+    /// name seed nodes of a Redis Cluster: rooms then use sharded pub/sub. Without it the node runs alone.
     #[arg(long, env = "PARLEY_REDIS_URL")]
     pub redis_url: Option<String>,
 

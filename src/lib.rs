@@ -10,6 +10,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod jobs;
 pub mod observe;
+pub mod redis_link;
 pub mod server;
 pub mod store;
 pub mod tcp;

@@ -29,7 +29,11 @@ export function fileList(files) {
   for (const f of files) {
     const label = `${f.name} (${humanSize(f.size)})`;
     if (f.inline) {
-      const img = make('img', {
+      // The server's thumbnail when it made one (at most 320 px a side); the full image in the lightbox.
+      const t = f.thumbnail;
+      const img = t ? make('img', {
+        class: 'file-preview', src: t.url, alt: f.name, loading: 'lazy', width: t.width, height: t.height,
+      }) : make('img', {
         class: 'file-preview', src: f.url, alt: f.name, loading: 'lazy',
         width: f.width ? Math.min(f.width, 320) : null,
         height: f.width && f.height ? Math.round(f.height * Math.min(f.width, 320) / f.width) : null,

@@ -77,6 +77,18 @@ struct F {
     width: Option<i64>,
     height: Option<i64>,
     created_at: i64,
+    /// Added with thumbnails; absent from older nodes' messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thumb: Option<T>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct T {
+    blob: String,
+    content_type: String,
+    width: i64,
+    height: i64,
+    size: i64,
 }
 
 fn f(x: &FileMeta) -> F {
@@ -92,6 +104,13 @@ fn f(x: &FileMeta) -> F {
         width: x.width,
         height: x.height,
         created_at: x.created_at,
+        thumb: x.thumbnail.as_ref().map(|t| T {
+            blob: t.blob.clone(),
+            content_type: t.content_type.clone(),
+            width: t.width,
+            height: t.height,
+            size: t.size,
+        }),
     }
 }
 
@@ -108,6 +127,13 @@ fn file(x: F) -> FileMeta {
         width: x.width,
         height: x.height,
         created_at: x.created_at,
+        thumbnail: x.thumb.map(|t| Thumbnail {
+            blob: t.blob,
+            content_type: t.content_type,
+            width: t.width,
+            height: t.height,
+            size: t.size,
+        }),
     }
 }
 
@@ -419,6 +445,13 @@ mod tests {
                 width: Some(10),
                 height: Some(20),
                 created_at: 1_700_000_000_000,
+                thumbnail: Some(Thumbnail {
+                    blob: "cd".repeat(32),
+                    content_type: "image/jpeg".into(),
+                    width: 5,
+                    height: 10,
+                    size: 99,
+                }),
             }],
             reply_to: None,
             thread: None,

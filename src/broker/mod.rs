@@ -10,6 +10,7 @@
 mod codec;
 pub mod local;
 pub mod redis;
+mod redis_cluster;
 
 // The trait, its events and the catch-up set are the core's port (`core::ports::broker`); re-exported
 // here so the adapters and their callers keep their paths.

@@ -17,6 +17,11 @@
 //!   messages of a room in `seq` order, since the ingest writer publishes in commit order). When Redis
 //!   is unreachable it retries the same batch with backoff; when the queue is full, new events are
 //!   dropped (and counted in the log): every lost message is recovered from the store.
+//! - **A Redis Cluster** (several comma-separated seed URLs, see `crate::redis_link`): room and user
+//!   channels go through sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), so each lives on the shard owning
+//!   its slot and a room's traffic loads one shard only; the cluster-wide channel stays plain pub/sub.
+//!   The cluster's own parts (publisher grouping per channel, the RESP3 subscriber) are in
+//!   `redis_cluster.rs`.
 //! - **Redis is not the record.** After the subscriber (re)connects it bumps [`Broker::reconnects`],
 //!   and the node resynchronises from the store (`Chat::resync`): messages, memberships, sessions.
 //!   Between reconnects, a connection that sees a gap in a room fills it from the store.
@@ -27,30 +32,38 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Broker, BrokerEvent, BrokerSink, CatchUp, Interest, codec};
+use super::{Broker, BrokerEvent, BrokerSink, CatchUp, Interest, codec, redis_cluster};
 use crate::core::domain::{NodeId, RoomId, UserId};
 use crate::core::error::{Error, Result};
+use crate::redis_link::{Conn, RedisTarget};
 
 /// Events waiting for Redis, per node.
-const PUBLISH_QUEUE: usize = 65_536;
+pub(super) const PUBLISH_QUEUE: usize = 65_536;
 /// `PUBLISH`es per pipeline round trip.
 const PUBLISH_BATCH: usize = 256;
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Channels per `SUBSCRIBE`/`UNSUBSCRIBE` command.
 const SUBSCRIBE_BATCH: usize = 512;
 
-type Sink = Arc<OnceLock<Arc<dyn BrokerSink>>>;
+pub(super) type Sink = Arc<OnceLock<Arc<dyn BrokerSink>>>;
+
+/// One event waiting for Redis: its channel, whether that channel is sharded (room and user channels,
+/// which use `SPUBLISH` on a cluster), and its encoding.
+pub(super) struct Out {
+    pub channel: String,
+    pub sharded: bool,
+    pub payload: Vec<u8>,
+}
 
 pub struct RedisBroker {
     node: NodeId,
     sink: Sink,
-    out: mpsc::Sender<(String, Vec<u8>)>,
-    conn: ConnectionManager,
+    out: mpsc::Sender<Out>,
+    conn: Conn,
     reconnects: watch::Receiver<u64>,
     routes: Arc<Routes>,
     catch_up: Arc<CatchUp>,
@@ -60,18 +73,18 @@ pub struct RedisBroker {
 
 /// Channel names of one cluster (one `--redis-prefix`).
 #[derive(Clone)]
-struct Channels {
+pub(super) struct Channels {
     prefix: String,
 }
 
 impl Channels {
-    fn general(&self) -> String {
+    pub(super) fn general(&self) -> String {
         format!("{}:events", self.prefix)
     }
-    fn room(&self, room: RoomId) -> String {
+    pub(super) fn room(&self, room: RoomId) -> String {
         format!("{}:r:{}", self.prefix, room.0)
     }
-    fn user(&self, user: UserId) -> String {
+    pub(super) fn user(&self, user: UserId) -> String {
         format!("{}:u:{}", self.prefix, user.0)
     }
     /// The one channel `event` goes to.
@@ -94,17 +107,23 @@ impl Channels {
             | BrokerEvent::SnapshotWanted { .. } => self.general(),
         }
     }
+    /// `event` ready for the publisher.
+    fn out(&self, event: &BrokerEvent, payload: Vec<u8>) -> Out {
+        let channel = self.of(event);
+        let sharded = channel != self.general();
+        Out { channel, sharded, payload }
+    }
 }
 
 /// The rooms and users this node wants events of (set by the hub through [`Interest`]).
 #[derive(Default)]
-struct Routes {
+pub(super) struct Routes {
     wanted: parking_lot::Mutex<Wanted>,
-    changed: tokio::sync::Notify,
+    pub(super) changed: tokio::sync::Notify,
 }
 
 #[derive(Default, Clone)]
-struct Wanted {
+pub(super) struct Wanted {
     rooms: HashSet<RoomId>,
     users: HashSet<UserId>,
 }
@@ -131,17 +150,22 @@ impl Interest for Routes {
 }
 
 impl RedisBroker {
-    /// Connects to `url` and starts the publisher and subscriber tasks; channel names start with
-    /// `{prefix}:`, so several clusters (or test runs) can share one Redis.
+    /// Connects to `url` (one Redis, or several comma-separated seeds of a Redis Cluster) and starts
+    /// the publisher and subscriber tasks; channel names start with `{prefix}:`, so several clusters
+    /// (or test runs) can share one Redis.
     pub async fn connect(url: &str, prefix: &str, node: NodeId) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let client = redis::Client::open(url).context("parsing the Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(MAX_BACKOFF);
-        let conn = client.get_connection_manager_with_config(config).await.context("connecting to Redis")?;
+        let target = RedisTarget::parse(url)?;
+        let client = match &target {
+            RedisTarget::Single(url) => {
+                SubClient::Single(redis::Client::open(url.as_str()).context("parsing the Redis URL")?)
+            }
+            RedisTarget::Cluster(seeds) => {
+                RedisTarget::cluster_client(seeds).context("parsing the Redis Cluster seed URLs")?;
+                SubClient::Cluster(seeds.clone())
+            }
+        };
+        let conn = target.connect().await?;
         let channels = Channels { prefix: prefix.to_owned() };
         let (out, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (bump, reconnects) = watch::channel(0);
@@ -150,8 +174,7 @@ impl RedisBroker {
         let routes = Arc::new(Routes::default());
         let catch_up = Arc::new(CatchUp::default());
         tokio::spawn(publisher(conn.clone(), rx, stop.clone()));
-        tokio::spawn(subscriber(Subscriber {
-            client,
+        let sub = Subscriber {
             channels: channels.clone(),
             node,
             sink: sink.clone(),
@@ -159,9 +182,19 @@ impl RedisBroker {
             routes: routes.clone(),
             catch_up: catch_up.clone(),
             stop: stop.clone(),
-        }));
+        };
+        match client {
+            SubClient::Single(client) => tokio::spawn(subscriber(sub, client)),
+            SubClient::Cluster(seeds) => tokio::spawn(redis_cluster::subscriber(sub, seeds)),
+        };
         Ok(RedisBroker { node, sink, out, conn, reconnects, routes, catch_up, channels, stop })
     }
+}
+
+/// What the subscriber task connects with.
+enum SubClient {
+    Single(redis::Client),
+    Cluster(Vec<String>),
 }
 
 impl Drop for RedisBroker {
@@ -177,8 +210,7 @@ impl Broker for RedisBroker {
     }
 
     async fn publish(&self, event: BrokerEvent) -> Result<()> {
-        let bytes = codec::encode(self.node, &event);
-        let event_channel = event.clone();
+        let out = self.channels.out(&event, codec::encode(self.node, &event));
         let local = !matches!(
             event,
             BrokerEvent::Presence { .. }
@@ -189,7 +221,7 @@ impl Broker for RedisBroker {
         if local && let Some(sink) = self.sink.get() {
             sink.deliver(event);
         }
-        if self.out.try_send((self.channels.of(&event_channel), bytes)).is_err() {
+        if self.out.try_send(out).is_err() {
             // Other nodes recover it from the store after Redis comes back.
             debug!("redis publish queue full; event dropped");
         }
@@ -222,24 +254,32 @@ impl Broker for RedisBroker {
 }
 
 /// Sleeps for `d` unless stopped first; false when stopped.
-async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+pub(super) async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
     }
 }
 
-async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, Vec<u8>)>, stop: CancellationToken) {
+async fn publisher(conn: Conn, mut rx: mpsc::Receiver<Out>, stop: CancellationToken) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for (channel, payload) in &batch {
-            pipe.cmd("PUBLISH").arg(channel).arg(payload.as_slice()).ignore();
-        }
+        // On a cluster, one pipeline per channel (a pipeline must stay on one slot); what one
+        // attempt publishes is not published again.
+        let mut pending = match &conn {
+            Conn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for out in &batch {
+                    pipe.cmd("PUBLISH").arg(&out.channel).arg(out.payload.as_slice()).ignore();
+                }
+                vec![pipe]
+            }
+            Conn::Cluster(_) => redis_cluster::pipelines(&batch),
+        };
         let mut backoff = Duration::from_millis(50);
         let mut failing = false;
         loop {
-            match pipe.query_async::<()>(&mut conn).await {
+            match redis_cluster::run_all(&conn, &mut pending).await {
                 Ok(()) => break,
                 Err(e) => {
                     if !failing {
@@ -260,34 +300,61 @@ async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, 
     }
 }
 
-struct Subscriber {
-    client: redis::Client,
-    channels: Channels,
-    node: NodeId,
-    sink: Sink,
-    bump: watch::Sender<u64>,
-    routes: Arc<Routes>,
-    catch_up: Arc<CatchUp>,
-    stop: CancellationToken,
+pub(super) struct Subscriber {
+    pub(super) channels: Channels,
+    pub(super) node: NodeId,
+    pub(super) sink: Sink,
+    pub(super) bump: watch::Sender<u64>,
+    pub(super) routes: Arc<Routes>,
+    pub(super) catch_up: Arc<CatchUp>,
+    pub(super) stop: CancellationToken,
 }
 
-/// Subscribes to or unsubscribes from `channels`, in batches.
-async fn change(sink: &mut redis::aio::PubSubSink, channels: Vec<String>, on: bool) -> redis::RedisResult<()> {
-    for chunk in channels.chunks(SUBSCRIBE_BATCH) {
-        if on {
-            sink.subscribe(chunk).await?;
-        } else {
-            sink.unsubscribe(chunk).await?;
+impl Subscriber {
+    /// Hands one received payload to the hub (unless this node sent it).
+    pub(super) fn received(&self, payload: &[u8]) {
+        match codec::decode(payload) {
+            Ok((from, _)) if from == self.node => {}
+            Ok((_, event)) => {
+                if let Some(sink) = self.sink.get() {
+                    metrics::counter!("parley_broker_received_total").increment(1);
+                    sink.deliver(event);
+                }
+            }
+            Err(why) => warn!(%why, "ignoring an event this node cannot read"),
         }
     }
-    Ok(())
+}
+
+/// The subscribing side of a connection: a single Redis's pub/sub sink, or a cluster connection
+/// (room and user channels sharded).
+pub(super) enum SubSink<'a> {
+    Single(&'a mut redis::aio::PubSubSink),
+    Cluster(&'a mut redis::cluster_async::ClusterConnection),
+}
+
+/// Subscribes to or unsubscribes from `channels` (room and user channels), in batches.
+async fn change(sink: &mut SubSink<'_>, channels: Vec<String>, on: bool) -> redis::RedisResult<()> {
+    match sink {
+        SubSink::Single(sink) => {
+            for chunk in channels.chunks(SUBSCRIBE_BATCH) {
+                if on {
+                    sink.subscribe(chunk).await?;
+                } else {
+                    sink.unsubscribe(chunk).await?;
+                }
+            }
+            Ok(())
+        }
+        SubSink::Cluster(conn) => redis_cluster::change(conn, channels, on).await,
+    }
 }
 
 /// Brings the subscriptions from `have` to what `routes` wants; the newly subscribed rooms and users go
 /// to catch up.
-async fn reroute(
+pub(super) async fn reroute(
     s: &Subscriber,
-    sink: &mut redis::aio::PubSubSink,
+    sink: &mut SubSink<'_>,
     have: &mut Wanted,
     catch_up: bool,
 ) -> redis::RedisResult<()> {
@@ -315,16 +382,16 @@ async fn reroute(
     Ok(())
 }
 
-async fn subscriber(s: Subscriber) {
+async fn subscriber(s: Subscriber, client: redis::Client) {
     let mut backoff = Duration::from_millis(50);
     let mut connected_before = false;
     loop {
         let mut have = Wanted::default();
         let subscribed = async {
-            let (mut sink, stream) = s.client.get_async_pubsub().await?.split();
+            let (mut sink, stream) = client.get_async_pubsub().await?.split();
             sink.subscribe(s.channels.general()).await?;
             // Everything wanted now; the full resync below covers what was missed before.
-            reroute(&s, &mut sink, &mut have, false).await?;
+            reroute(&s, &mut SubSink::Single(&mut sink), &mut have, false).await?;
             Ok::<_, redis::RedisError>((sink, stream))
         };
         let ps = tokio::select! {
@@ -344,7 +411,7 @@ async fn subscriber(s: Subscriber) {
                     let msg = tokio::select! {
                         _ = s.stop.cancelled() => return,
                         _ = s.routes.changed.notified() => {
-                            if let Err(e) = reroute(&s, &mut sink, &mut have, true).await {
+                            if let Err(e) = reroute(&s, &mut SubSink::Single(&mut sink), &mut have, true).await {
                                 debug!(error = %e, "changing Redis subscriptions failed");
                                 break;
                             }
@@ -353,16 +420,7 @@ async fn subscriber(s: Subscriber) {
                         m = stream.next() => m,
                     };
                     let Some(msg) = msg else { break };
-                    match codec::decode(msg.get_payload_bytes()) {
-                        Ok((from, _)) if from == s.node => {}
-                        Ok((_, event)) => {
-                            if let Some(sink) = s.sink.get() {
-                                metrics::counter!("parley_broker_received_total").increment(1);
-                                sink.deliver(event);
-                            }
-                        }
-                        Err(why) => warn!(%why, "ignoring an event this node cannot read"),
-                    }
+                    s.received(msg.get_payload_bytes());
                 }
                 warn!("lost the Redis subscription; reconnecting");
             }
@@ -434,6 +492,24 @@ mod tests {
             eprintln!("SKIPPED: set PARLEY_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run it");
             return;
         };
+        routing(&url).await;
+    }
+
+    /// The same on a 3-master Redis Cluster (sharded pub/sub). Needs `redis-server` and `redis-cli`;
+    /// runs where PARLEY_TEST_REDIS_URL is set (Redis is installed there).
+    #[tokio::test]
+    async fn a_node_receives_a_rooms_events_only_while_it_follows_the_room_on_a_redis_cluster() {
+        if std::env::var("PARLEY_TEST_REDIS_URL").is_err() {
+            eprintln!("SKIPPED: set PARLEY_TEST_REDIS_URL to run it (it starts its own Redis Cluster)");
+            return;
+        }
+        let cluster =
+            tokio::task::spawn_blocking(|| crate::redis_link::testing::RedisCluster::start(3, 0)).await.unwrap();
+        routing(&cluster.url()).await;
+    }
+
+    async fn routing(url: &str) {
+        let url = url.to_owned();
         let prefix = format!("parley-test-{}", hex::encode(rand::random::<[u8; 6]>()));
         let a = RedisBroker::connect(&url, &prefix, NodeId(1)).await.unwrap();
         let b = RedisBroker::connect(&url, &prefix, NodeId(2)).await.unwrap();
@@ -446,7 +522,7 @@ mod tests {
         let mut marker = 0;
         until("b to follow room 2", || {
             marker += 1;
-            let _ = a.out.try_send((a.channels.of(&msg(2, marker)), codec::encode(NodeId(1), &msg(2, marker))));
+            let _ = a.out.try_send(a.channels.out(&msg(2, marker), codec::encode(NodeId(1), &msg(2, marker))));
             !seen.0.lock().is_empty()
         })
         .await;
@@ -481,5 +557,7 @@ mod tests {
         a.publish(msg(3, 1)).await.unwrap();
         until("room 3's event", || !seen.0.lock().is_empty()).await;
         assert_eq!(*seen.0.lock(), vec![(3, 1)]);
+        // One subscription from start to end: no reconnect (each would cost a full resync).
+        assert_eq!(*b.reconnects().unwrap().borrow(), 1, "B's subscriber never reconnected");
     }
 }

@@ -553,6 +553,19 @@ pub struct FileMeta {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub created_at: Millis,
+    /// A small copy the server made of an inline image (`core::thumbnail`); `None` for everything
+    /// else, and for an image it could not or would not decode.
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A server-made thumbnail: its own blob, PNG (when the image has transparency) or JPEG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub blob: String,
+    pub content_type: String,
+    pub width: i64,
+    pub height: i64,
+    pub size: i64,
 }
 
 impl FileMeta {
@@ -564,6 +577,11 @@ impl FileMeta {
     /// Where its bytes are served (the same path on every node and for every transport).
     pub fn download_path(&self) -> String {
         format!("/api/v1/files/{}/content", self.id)
+    }
+
+    /// Where its thumbnail is served, when it has one.
+    pub fn thumbnail_path(&self) -> Option<String> {
+        self.thumbnail.as_ref().map(|_| format!("/api/v1/files/{}/thumbnail", self.id))
     }
 
     /// `name (12.3 KiB)`, for people.

@@ -62,6 +62,8 @@ pub enum Error {
     UploadIncomplete,
     #[error("no such file")]
     FileNotFound,
+    #[error("this file has no thumbnail")]
+    ThumbnailNotFound,
     #[error("a message may share at most {max} files")]
     TooManyFiles { max: usize },
     #[error("a reaction is one emoji: one Unicode grapheme cluster of at most 32 bytes")]
@@ -111,6 +113,7 @@ impl Error {
             Error::UploadStalled { .. } => "upload_stalled",
             Error::UploadIncomplete => "upload_incomplete",
             Error::FileNotFound => "file_not_found",
+            Error::ThumbnailNotFound => "thumbnail_not_found",
             Error::TooManyFiles { .. } => "too_many_files",
             Error::InvalidEmoji => "invalid_emoji",
             Error::TooManyReactions => "too_many_reactions",

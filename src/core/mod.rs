@@ -16,4 +16,5 @@ pub mod ingest;
 pub mod limits;
 pub mod ports;
 pub mod search;
+pub mod thumbnail;
 pub mod typing;

@@ -4,7 +4,7 @@
 //!
 //! The language (documented in docs/PROTOCOL.md, "Search"): words (all must match, case-insensitive),
 //! `"a phrase"`, `prefix*`, and the operators `in:ROOM`, `by:USERNAME`, `from:YYYY-MM-DD` (on or after,
-//! UTC), `before:YYYY-MM-DD` (strictly before, UTC), `has:link`. A word is a run of letters and digits;
+//! UTC), `before:YYYY-MM-DD` (strictly before, UTC), `has:link`, `has:file`. A word is a run of letters and digits;
 //! anything else separates words (so `don't` is the phrase `"don t"`).
 
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub struct SearchQuery {
     /// `created_at < before`.
     pub before: Option<Millis>,
     pub has_link: bool,
+    /// Only messages that share at least one file.
+    pub has_file: bool,
     pub offset: u32,
     pub limit: u32,
 }
@@ -51,6 +53,7 @@ pub struct ParsedQuery {
     pub from: Option<Millis>,
     pub before: Option<Millis>,
     pub has_link: bool,
+    pub has_file: bool,
 }
 
 pub const MAX_QUERY_BYTES: usize = 512;
@@ -137,8 +140,8 @@ pub fn parse(q: &str) -> Result<ParsedQuery> {
                 "has" => {
                     match value.to_ascii_lowercase().as_str() {
                         "link" => out.has_link = true,
-                        "file" => return Err(bad("has:file is not supported yet")),
-                        other => return Err(bad(format!("unknown filter has:{other} (has:link)"))),
+                        "file" => out.has_file = true,
+                        other => return Err(bad(format!("unknown filter has:{other} (has:link, has:file)"))),
                     }
                     continue;
                 }
@@ -309,6 +312,8 @@ mod tests {
         assert_eq!(q.room.as_deref(), Some("general"));
         assert_eq!(q.sender.as_deref(), Some("Alice"));
         assert!(q.has_link);
+        assert!(!q.has_file);
+        assert!(parse("report has:FILE").unwrap().has_file);
         assert_eq!(q.from, Some(1_795_996_800_000));
         assert_eq!(q.before, Some(1_795_996_800_000 + 86_400_000));
         assert_eq!(parse(r#""half open"*"#).unwrap().terms, vec![term(&["half", "open"], true)]);
@@ -319,6 +324,7 @@ mod tests {
     #[test]
     fn bad_queries_are_refused_with_a_reason() {
         for q in ["", "   ", "in:general", "***", "from:yesterday", "from:2026-13-01", "has:kittens", "has:file"] {
+            // `has:file` alone has no word to match: refused like any query without one.
             assert!(matches!(parse(q), Err(Error::BadRequest(_))), "{q}");
         }
         assert!(parse(&"a ".repeat(300)).is_err());

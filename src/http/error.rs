@@ -31,7 +31,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::QuotaExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
         Error::UploadStalled { .. } => StatusCode::REQUEST_TIMEOUT,
-        Error::FileNotFound => StatusCode::NOT_FOUND,
+        Error::FileNotFound | Error::ThumbnailNotFound => StatusCode::NOT_FOUND,
         Error::InvalidEmoji => StatusCode::BAD_REQUEST,
         Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::TooManyAttempts { .. } | Error::RateLimited { .. } | Error::TooManyConnections { .. } => {

@@ -15,6 +15,7 @@ use super::auth::Auth;
 use super::error::{ApiResult, error_response};
 use super::wire::FileW;
 use crate::core::domain::*;
+use crate::core::error::Error;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -95,6 +96,31 @@ pub async fn content(
     let stream = app.files.read(&file, start, end).await?;
     metrics::counter!("parley_download_bytes_total").increment(end - start);
     Ok((status, out, RawBody::from_stream(stream)).into_response())
+}
+
+/// `GET /api/v1/files/{id}/thumbnail`: the server-made thumbnail of an inline image.
+#[utoipa::path(get, path = "/api/v1/files/{id}/thumbnail", tag = "files", summary = "A file's thumbnail (inline images only), with the file's access rules", params(super::openapi::FilePath), responses((status = 200, description = "the thumbnail (`image/png` or `image/jpeg`)", content_type = "image/jpeg", body = Vec<u8>), (status = 404, description = "`file_not_found`, `room_not_found`, or `thumbnail_not_found` (not an image, or none could be made)", body = super::openapi::ErrorW)))]
+pub async fn thumbnail(
+    State(app): State<Arc<AppState>>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let file = app.files.file(&who, &id).await?;
+    let Some(t) = &file.thumbnail else { return Err(Error::ThumbnailNotFound.into()) };
+    let etag = format!("\"{}\"", t.blob);
+    let mut out = HeaderMap::new();
+    out.insert(header::CONTENT_TYPE, header_value(&t.content_type, "application/octet-stream"));
+    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    out.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    out.insert(header::ETAG, header_value(&etag, "\"\""));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag) {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let (t, stream) = app.files.read_thumbnail(&file).await?;
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(u64::try_from(t.size).unwrap_or(0)));
+    Ok((StatusCode::OK, out, RawBody::from_stream(stream)).into_response())
 }
 
 /// The type a download is served with: the sniffed one, except that a type a browser could run

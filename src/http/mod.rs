@@ -176,6 +176,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{room}/files", post(files::upload))
         .route("/files/{id}", get(files::meta))
         .route("/files/{id}/content", get(files::content))
+        .route("/files/{id}/thumbnail", get(files::thumbnail))
         .route("/search", get(api::search))
         .route("/rooms/{room}/webhooks", get(api::webhooks).post(api::add_webhook))
         .route("/rooms/{room}/webhooks/dead", get(api::dead_webhook_deliveries))

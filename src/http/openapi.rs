@@ -236,6 +236,7 @@ pub struct ReadyChecksW {
         super::files::upload,
         super::files::meta,
         super::files::content,
+        super::files::thumbnail,
         super::api::edit_message,
         super::api::delete_message,
         super::api::webhooks,

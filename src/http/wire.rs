@@ -102,6 +102,12 @@ impl<'a> From<&'a FileMeta> for FileW<'a> {
             width: f.width,
             height: f.height,
             url: f.download_path(),
+            thumbnail: f.thumbnail.as_ref().zip(f.thumbnail_path()).map(|(t, url)| ThumbnailW {
+                url,
+                width: t.width,
+                height: t.height,
+                content_type: &t.content_type,
+            }),
         }
     }
 }

@@ -123,12 +123,40 @@ mod tests {
         clean(&url, &p).await;
     }
 
+    /// A private 3-master Redis Cluster, started where PARLEY_TEST_REDIS_URL says Redis is installed.
+    async fn cluster_or_skip(test: &str) -> Option<crate::redis_link::testing::RedisCluster> {
+        redis_url_or_skip(test)?;
+        Some(tokio::task::spawn_blocking(|| crate::redis_link::testing::RedisCluster::start(3, 0)).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_queue_meets_the_contract() {
+        let Some(cluster) = cluster_or_skip("redis_cluster_queue_meets_the_contract").await else { return };
+        let q = crate::jobs::redis::RedisQueue::connect(&cluster.url(), &prefix()).await.unwrap();
+        run_all(Arc::new(q)).await;
+    }
+
     #[tokio::test]
     async fn redis_recovers_the_jobs_of_a_dead_node() {
+        let Some(url) = redis_url_or_skip("redis_recovers_the_jobs_of_a_dead_node") else { return };
+        recovers_a_dead_node(&url).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_recovers_the_jobs_of_a_dead_node() {
+        let Some(cluster) = cluster_or_skip("redis_cluster_recovers_the_jobs_of_a_dead_node").await else { return };
+        recovers_a_dead_node(&cluster.url()).await;
+    }
+
+    async fn recovers_a_dead_node(url: &str) {
         use crate::jobs::JobQueue;
         use crate::jobs::redis::RedisQueue;
-        let Some(url) = redis_url_or_skip("redis_recovers_the_jobs_of_a_dead_node") else { return };
+        use crate::redis_link::RedisTarget;
+        let url = url.to_owned();
         let p = prefix();
+        let target = RedisTarget::parse(&url).unwrap();
+        // The queue's key names: hash-tagged on a cluster.
+        let keys = if target.is_cluster() { format!("{{{p}}}") } else { p.clone() };
         let (dying, survivor) =
             (RedisQueue::connect(&url, &p).await.unwrap(), RedisQueue::connect(&url, &p).await.unwrap());
         let job = Job::new("t", json!({"n": 7}));
@@ -141,10 +169,9 @@ mod tests {
         assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 0);
         assert!(survivor.reserve(NOTHING).await.unwrap().is_none());
         // ...until its last heartbeat is older than the limit: here, made old directly.
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = target.connect().await.unwrap();
         redis::cmd("ZADD")
-            .arg(format!("{p}:nodes"))
+            .arg(format!("{keys}:nodes"))
             .arg(1)
             .arg(dying.node())
             .query_async::<()>(&mut conn)
@@ -155,7 +182,9 @@ mod tests {
         assert_eq!(again.job, job);
         survivor.ack(&again).await.unwrap();
         assert_eq!(survivor.recover(Duration::from_secs(60)).await.unwrap(), 0, "recovered once");
-        clean(&url, &p).await;
+        if !target.is_cluster() {
+            clean(&url, &p).await;
+        }
     }
 
     #[tokio::test]

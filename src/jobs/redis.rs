@@ -18,11 +18,30 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 
 use super::{DEAD_LIMIT, Depth, Job, JobQueue, Reserved};
 use crate::core::domain::now_millis;
+use crate::redis_link::{CLUSTER_TIMEOUT, Conn, RedisTarget};
+
+/// The longest a `BLMOVE` blocks (see `reserve`).
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+
+/// Where blocking connections come from.
+enum Blocking {
+    Single(Client),
+    /// A client whose response timeout leaves room for the longest block.
+    Cluster(Box<ClusterClient>),
+}
+
+/// A connection a worker blocks on.
+enum BlockingConn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
 
 const PROMOTE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
@@ -48,10 +67,10 @@ return n
 ";
 
 pub struct RedisQueue {
-    client: Client,
-    conn: ConnectionManager,
+    client: Blocking,
+    conn: Conn,
     /// Connections for BLMOVE, one per waiting worker: a blocking command holds its connection.
-    blocking: Mutex<Vec<MultiplexedConnection>>,
+    blocking: Mutex<Vec<BlockingConn>>,
     prefix: String,
     node: String,
     promote: Script,
@@ -63,16 +82,29 @@ pub struct RedisQueue {
 }
 
 impl RedisQueue {
-    /// Connects; `prefix` separates queues sharing one Redis (tests use a unique one each).
+    /// Connects to `url` (one Redis, or several comma-separated seeds of a Redis Cluster); `prefix`
+    /// separates queues sharing one Redis (tests use a unique one each).
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = Client::open(url).context("parsing the Redis URL")?;
-        let conn = client.get_connection_manager().await.context("connecting to Redis")?;
+        let target = RedisTarget::parse(url)?;
+        let (client, prefix) = match &target {
+            RedisTarget::Single(url) => {
+                (Blocking::Single(Client::open(url.as_str()).context("parsing the Redis URL")?), prefix.to_owned())
+            }
+            RedisTarget::Cluster(seeds) => {
+                let client = RedisTarget::cluster_builder(seeds)
+                    .response_timeout(MAX_BLOCK + CLUSTER_TIMEOUT)
+                    .build()
+                    .context("parsing the Redis Cluster seed URLs")?;
+                (Blocking::Cluster(Box::new(client)), format!("{{{prefix}}}"))
+            }
+        };
+        let conn = target.connect().await?;
         let node = format!("{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 6]>()));
         Ok(RedisQueue {
             client,
             conn,
             blocking: Mutex::new(Vec::new()),
-            prefix: prefix.to_owned(),
+            prefix,
             node,
             promote: Script::new(PROMOTE),
             recover: Script::new(RECOVER),
@@ -94,13 +126,22 @@ impl RedisQueue {
         format!("{}:processing:{node}", self.prefix)
     }
 
-    async fn blocking_conn(&self) -> anyhow::Result<MultiplexedConnection> {
+    async fn blocking_conn(&self) -> anyhow::Result<BlockingConn> {
         if let Some(c) = self.blocking.lock().pop() {
             return Ok(c);
         }
-        // The default 500 ms response timeout would cut every BLMOVE short.
-        let cfg = AsyncConnectionConfig::new().set_response_timeout(None);
-        self.client.get_multiplexed_async_connection_with_config(&cfg).await.context("connecting to Redis")
+        Ok(match &self.client {
+            Blocking::Single(client) => {
+                // The default 500 ms response timeout would cut every BLMOVE short.
+                let cfg = AsyncConnectionConfig::new().set_response_timeout(None);
+                BlockingConn::Single(
+                    client.get_multiplexed_async_connection_with_config(&cfg).await.context("connecting to Redis")?,
+                )
+            }
+            Blocking::Cluster(client) => {
+                BlockingConn::Cluster(client.get_async_connection().await.context("connecting to the Redis Cluster")?)
+            }
+        })
     }
 
     /// Removes the reserved job from this node's processing list and runs `then` in the same MULTI.
@@ -178,17 +219,19 @@ impl JobQueue for RedisQueue {
             };
             // Block until a job comes, the next retry falls due, or the wait ends — at least 10 ms,
             // at most 1 s, so retries enqueued by other nodes are promoted in time too.
-            let block = left.min(until_due).min(Duration::from_secs(1)).max(Duration::from_millis(10));
+            let block = left.min(until_due).min(MAX_BLOCK).max(Duration::from_millis(10));
             let mut bconn = self.blocking_conn().await?;
-            let raw: Option<String> = redis::cmd("BLMOVE")
-                .arg(self.key("ready"))
+            let mut cmd = redis::cmd("BLMOVE");
+            cmd.arg(self.key("ready"))
                 .arg(self.processing(&self.node))
                 .arg("RIGHT")
                 .arg("LEFT")
-                .arg(block.as_secs_f64())
-                .query_async(&mut bconn)
-                .await
-                .context("reserving a job")?;
+                .arg(block.as_secs_f64());
+            let raw: Option<String> = match &mut bconn {
+                BlockingConn::Single(c) => cmd.query_async(c).await,
+                BlockingConn::Cluster(c) => cmd.query_async(c).await,
+            }
+            .context("reserving a job")?;
             // Only a connection that answered goes back to the pool.
             self.blocking.lock().push(bconn);
             match raw {

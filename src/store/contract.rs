@@ -86,6 +86,7 @@ fn file(id: &str, room: RoomId, uploader: UserId, blob: &str, size: i64, at: Mil
         width: Some(3),
         height: Some(4),
         created_at: at,
+        thumbnail: None,
     }
 }
 
@@ -140,6 +141,14 @@ async fn files_are_shared_once_and_go_with_their_message(store: &DynStore) {
     store.create_file(&file(&format!("{tag}4"), r.id, a.id, "d", 1, 5)).await.unwrap();
     assert_eq!(store.drop_unsent_files(1000).await.unwrap(), 1);
     assert!(store.file(&f3).await.unwrap().is_some());
+    // A thumbnail is kept with its file, and its blob counts as in use while the file exists.
+    let thumb = Thumbnail { blob: "9".repeat(64), content_type: "image/jpeg".into(), width: 3, height: 2, size: 7 };
+    let with_thumb = FileMeta { thumbnail: Some(thumb), ..file(&format!("{tag}t"), r.id, a.id, "8", 1, 5) };
+    store.create_file(&with_thumb).await.unwrap();
+    assert_eq!(store.file(&with_thumb.id).await.unwrap().as_ref(), Some(&with_thumb));
+    assert!(store.blob_in_use(&"9".repeat(64)).await.unwrap());
+    assert_eq!(store.drop_unsent_files(1000).await.unwrap(), 1);
+    assert!(!store.blob_in_use(&"9".repeat(64)).await.unwrap(), "gone with its file");
 
     // Purging a message purges its files.
     let mut m = text(r.id, &a, "old", None);

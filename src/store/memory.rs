@@ -582,8 +582,10 @@ impl Store for MemoryStore {
                 }
                 let in_time = q.from.is_none_or(|f| m.ts >= f) && q.before.is_none_or(|b| m.ts < b);
                 let link = !q.has_link || m.body.contains("http://") || m.body.contains("https://");
-                if let (true, true, Some(score)) = (in_time, link, search::score(&m.body, &q.terms)) {
-                    found.push((score, m.ts, r.room.id, i as Seq + 1));
+                let seq = i as Seq + 1;
+                let file = !q.has_file || g.files.iter().any(|f| f.room == r.room.id && f.seq == Some(seq));
+                if let (true, true, true, Some(score)) = (in_time, link, file, search::score(&m.body, &q.terms)) {
+                    found.push((score, m.ts, r.room.id, seq));
                 }
             }
         }
@@ -648,7 +650,12 @@ impl Store for MemoryStore {
     }
 
     async fn blob_in_use(&self, blob: &str) -> Result<bool> {
-        Ok(self.inner.lock().files.iter().any(|f| f.blob == blob))
+        Ok(self
+            .inner
+            .lock()
+            .files
+            .iter()
+            .any(|f| f.blob == blob || f.thumbnail.as_ref().is_some_and(|t| t.blob == blob)))
     }
 
     async fn drop_unsent_files(&self, before: Millis) -> Result<u64> {

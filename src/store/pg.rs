@@ -96,24 +96,35 @@ impl shared::Dialect for PgStore {
         tx.commit().await.map_err(db_err)
     }
 
-    /// The GIN index on the generated `search` column finds the matches; the newest search window of
-    /// them the caller may read are ranked by `ts_rank` (computed for the window only).
+    /// The newest search window of matches the caller may read, ranked by `ts_rank` (computed for the
+    /// window only). Two plans serve it, and the planner picks by the word's frequency, so the statement
+    /// is planned with its values each time (not kept prepared: a generic plan cannot tell `the` from a
+    /// rare word): a common word walks `messages_by_time` newest first and stops after the window; a
+    /// rare one takes its few rows from the GIN index on `search` and sorts them. Membership is a
+    /// semi-join (`room_id IN …`), which leaves the planner both orders.
     async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
         let window = format!(
             "SELECT m.room_id AS wr, m.seq AS ws, m.created_at AS wt FROM messages m {} \
              ORDER BY m.created_at DESC, m.room_id DESC, m.seq DESC LIMIT {}",
-            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)"),
+            super::search_sql::FILTERS.replace("{MATCH}", "m.search @@ to_tsquery('simple', $1)").replace(
+                "JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2 WHERE",
+                "WHERE m.room_id IN (SELECT mb.room_id FROM members mb WHERE mb.user_id = $2) AND"
+            ),
             crate::core::search::WINDOW
         );
+        debug_assert!(!window.contains("JOIN members"), "the membership semi-join replaced the join");
         let from = rows::MSG_SELECT.replace(
             "FROM messages m",
             &format!("FROM ({window}) w JOIN messages m ON m.room_id = w.wr AND m.seq = w.ws"),
         );
         let sql = format!(
             "{from} ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC, w.wt DESC, m.room_id, m.seq \
-             LIMIT $8 OFFSET $9"
+             LIMIT $9 OFFSET $10"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(super::search_sql::tsquery(&q.terms)).bind(user.0);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(super::search_sql::tsquery(&q.terms))
+            .bind(user.0);
         for v in super::search_sql::filter_values(q) {
             query = query.bind(v);
         }

@@ -132,8 +132,8 @@ pub(super) fn message_from(row: &impl DbRow) -> Result<Arc<Message>> {
 }
 
 /// The file columns, as [`file_from`] reads them.
-pub(super) const FILE_COLS: &str =
-    "id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at";
+pub(super) const FILE_COLS: &str = "id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at, \
+     thumb_blob, thumb_type, thumb_width, thumb_height, thumb_size";
 
 pub(super) fn file_from(row: &impl DbRow) -> Result<FileMeta> {
     Ok(FileMeta {
@@ -148,6 +148,16 @@ pub(super) fn file_from(row: &impl DbRow) -> Result<FileMeta> {
         width: row.opt_int("width")?,
         height: row.opt_int("height")?,
         created_at: row.int("created_at")?,
+        thumbnail: match row.opt_text("thumb_blob")? {
+            Some(blob) => Some(Thumbnail {
+                blob,
+                content_type: row.opt_text("thumb_type")?.unwrap_or_default(),
+                width: row.opt_int("thumb_width")?.unwrap_or(0),
+                height: row.opt_int("thumb_height")?.unwrap_or(0),
+                size: row.opt_int("thumb_size")?.unwrap_or(0),
+            }),
+            None => None,
+        },
     })
 }
 

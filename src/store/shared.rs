@@ -820,8 +820,9 @@ macro_rules! impl_sql_store {
 
                 async fn create_file(&self, f: &FileMeta) -> Result<()> {
                     sqlx::query(
-                        "INSERT INTO files (id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        "INSERT INTO files (id, room_id, uploader_id, seq, blob, name, size, content_type, width, height, created_at, \
+                         thumb_blob, thumb_type, thumb_width, thumb_height, thumb_size) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                     )
                     .bind(&f.id)
                     .bind(f.room.0)
@@ -834,6 +835,11 @@ macro_rules! impl_sql_store {
                     .bind(f.width)
                     .bind(f.height)
                     .bind(f.created_at)
+                    .bind(f.thumbnail.as_ref().map(|t| t.blob.as_str()))
+                    .bind(f.thumbnail.as_ref().map(|t| t.content_type.as_str()))
+                    .bind(f.thumbnail.as_ref().map(|t| t.width))
+                    .bind(f.thumbnail.as_ref().map(|t| t.height))
+                    .bind(f.thumbnail.as_ref().map(|t| t.size))
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;
@@ -856,7 +862,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn blob_in_use(&self, blob: &str) -> Result<bool> {
-                    let row = sqlx::query("SELECT 1 FROM files WHERE blob = $1 LIMIT 1")
+                    let row = sqlx::query("SELECT 1 FROM files WHERE blob = $1 OR thumb_blob = $1 LIMIT 1")
                         .bind(blob)
                         .fetch_optional(&self.pool)
                         .await

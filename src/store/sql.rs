@@ -120,11 +120,13 @@ impl shared::Dialect for SqlStore {
 
     /// FTS5 drives the query: it walks the matches newest first (`messages_fts_ids` numbers them in
     /// indexing order), each joined to the caller's membership and the filters, and stops after the
-    /// search window; only those are ranked by bm25 (`rank`). So a common word costs a window's worth of
-    /// rows, not every match.
+    /// search window. The window is ranked here, not by FTS5's `bm25` (which loads every row's position
+    /// lists and cost two thirds of a query: see BENCHMARKS.md, *Search*): by [`search::score`], the
+    /// number of the text's words that match, as the in-memory store ranks, then newest first. Only the
+    /// page's messages are read whole.
     async fn search(&self, user: UserId, q: &SearchQuery) -> Result<SearchHits> {
         let window = format!(
-            "SELECT f.rowid AS fid, f.rank AS score FROM messages_fts f \
+            "SELECT f.rowid AS fid, m.body AS body FROM messages_fts f \
              CROSS JOIN messages_fts_ids i ON i.id = f.rowid CROSS JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq {} \
              ORDER BY f.rowid DESC LIMIT {}",
             // CROSS JOIN fixes the join order: the full-text match runs once, as the outer loop (else
@@ -134,21 +136,40 @@ impl shared::Dialect for SqlStore {
                 .replace("JOIN members", "CROSS JOIN members"),
             search::WINDOW
         );
-        let from = MSG_SELECT.replace(
-            "FROM messages m",
-            &format!(
-                "FROM ({window}) w JOIN messages_fts_ids i ON i.id = w.fid \
-                 JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq"
-            ),
-        );
-        let sql = format!("{from} ORDER BY w.score, w.fid DESC LIMIT $8 OFFSET $9");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(search_sql::fts5_match(&q.terms)).bind(user.0);
-        for v in search_sql::filter_values(q) {
-            query = query.bind(v);
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(window))
+            .bind(search_sql::fts5_match(&q.terms))
+            .bind(user.0);
+        // `$3`..`$8`: the filters (the window has no page bounds).
+        for v in &search_sql::filter_values(q)[..6] {
+            query = query.bind(*v);
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
-        let has_more = rows.len() > q.limit as usize;
-        let messages = rows.iter().take(q.limit as usize).map(rows::message_from).collect::<Result<Vec<_>>>()?;
+        let found = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut ranked: Vec<(usize, i64)> =
+            found.iter().map(|(fid, body)| (search::score(body, &q.terms).unwrap_or(0), *fid)).collect();
+        ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        let page: Vec<i64> =
+            ranked.iter().skip(q.offset as usize).take(q.limit as usize + 1).map(|(_, fid)| *fid).collect();
+        let has_more = page.len() > q.limit as usize;
+        let page = &page[..page.len().min(q.limit as usize)];
+        if page.is_empty() {
+            return Ok(SearchHits { messages: Vec::new(), has_more });
+        }
+        let ids = page.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        // `ids` are integers from the index, not input.
+        let select = MSG_SELECT.replacen("SELECT m.", "SELECT i.id AS fid, m.", 1).replacen(
+            "FROM messages m",
+            "FROM messages_fts_ids i JOIN messages m ON m.room_id = i.room_id AND m.seq = i.seq",
+            1,
+        );
+        let sql = format!("{select} WHERE i.id IN ({ids})");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let fid: i64 = sqlx::Row::try_get(row, "fid").map_err(db_err)?;
+            by_id.insert(fid, rows::message_from(row)?);
+        }
+        // In rank order; a message deleted between the two reads is left out.
+        let messages = page.iter().filter_map(|fid| by_id.remove(fid)).collect();
         Ok(SearchHits { messages, has_more })
     }
 

@@ -34,7 +34,7 @@ const HELP: &str = "\
 *   /who [room]                       members and who is online
 *   /history [n]                      the last n messages of the current room (default 20, at most 200)
 *   /search [+cursor] <query>         search your rooms (words, \"phrases\", prefix*, in:room by:user
-*                                     from:/before:YYYY-MM-DD has:link); matches shown *like this*
+*                                     from:/before:YYYY-MM-DD has:link has:file); matches shown *like this*
 *   /msg <username> <text>            a direct message
 *   /nick <display name>              change your display name
 *   /help                             this list

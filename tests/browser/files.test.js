@@ -45,6 +45,7 @@ test('drag-and-drop an image and paste a text file: progress, preview, lightbox,
     return i && i.complete && i.naturalWidth === 2;
   });
   assert.equal(await img.getAttribute('alt'), 'dot.png');
+  assert.match(await img.getAttribute('src'), /^\/api\/v1\/files\/[0-9a-f]+\/thumbnail$/, 'the preview is the thumbnail');
   const bars = await page.evaluate(() => window.__bars.map((p) => [p.getAttribute('aria-label'), p.value]));
   assert.ok(bars.some(([label, value]) => label === 'Uploading dot.png' && value === 1), JSON.stringify(bars));
   assert.equal(await page.locator('#uploads li').count(), 0, 'the finished upload leaves the list');
@@ -52,6 +53,7 @@ test('drag-and-drop an image and paste a text file: progress, preview, lightbox,
   // The preview opens a lightbox.
   await page.locator('#message-list button.file-image').click();
   await page.locator('#lightbox[open] img').waitFor();
+  assert.match(await page.locator('#lightbox[open] img').getAttribute('src'), /\/content$/, 'the lightbox shows the full image');
   await page.keyboard.press('Escape');
   await page.locator('#lightbox[open]').waitFor({ state: 'detached' }).catch(() => {});
   assert.equal(await page.locator('#lightbox[open]').count(), 0);

@@ -3,6 +3,12 @@
 //!
 //! These need `PARLEY_TEST_POSTGRES_URL` and `PARLEY_TEST_REDIS_URL` (`.ci/run` sets both and fails
 //! when either service is unreachable); without them each test says it was skipped and passes.
+//!
+//! The core cases (cross-node order, a node killed and its clients resuming elsewhere, presence,
+//! logout, joining mid-stream) run twice: on the single Redis of `PARLEY_TEST_REDIS_URL`, and on a
+//! private 3-master Redis Cluster each test starts (`parley::redis_link::testing::RedisCluster`;
+//! sharded pub/sub), whose tests end in `_on_a_redis_cluster`. One more kills the master of a room's
+//! shard while messages flow.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -12,6 +18,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 use crate::harness::*;
+use parley::redis_link::testing::RedisCluster;
 
 const PG_VAR: &str = "PARLEY_TEST_POSTGRES_URL";
 const REDIS_VAR: &str = "PARLEY_TEST_REDIS_URL";
@@ -23,6 +30,8 @@ struct Cluster {
     database_url: String,
     redis_url: String,
     prefix: String,
+    /// The private Redis Cluster, when the test runs on one (stopped when the test ends).
+    redis_cluster: Option<RedisCluster>,
 }
 
 impl Cluster {
@@ -49,7 +58,21 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot reach Redis at {redis_url} ({REDIS_VAR}): {e}"));
         redis::cmd("PING").query_async::<()>(&mut conn).await.unwrap();
         let prefix = schema.clone();
-        Some(Cluster { pg, schema, database_url, redis_url, prefix })
+        Some(Cluster { pg, schema, database_url, redis_url, prefix, redis_cluster: None })
+    }
+
+    /// The same on a private Redis Cluster of 3 masters with `replicas` replicas each.
+    async fn on_redis_cluster(test: &str, replicas: usize) -> Option<Cluster> {
+        let mut c = Cluster::new(test).await?;
+        let rc = tokio::task::spawn_blocking(move || RedisCluster::start(3, replicas)).await.unwrap();
+        c.redis_url = rc.url();
+        c.redis_cluster = Some(rc);
+        Some(c)
+    }
+
+    /// Runs the test on a single Redis or, with `on_cluster`, on a 3-master Redis Cluster.
+    async fn either(test: &str, on_cluster: bool) -> Option<Cluster> {
+        if on_cluster { Cluster::on_redis_cluster(test, 0).await } else { Cluster::new(test).await }
     }
 
     fn flags<'a>(&'a self, redis_url: &'a str) -> Vec<&'a str> {
@@ -86,6 +109,9 @@ impl Cluster {
             .execute(&mut admin)
             .await
             .unwrap();
+        if self.redis_cluster.is_some() {
+            return; // the private cluster goes with it
+        }
         // The nodes' job queue keeps its keys under the same prefix.
         let client = redis::Client::open(self.redis_url.as_str()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -135,7 +161,16 @@ async fn read_until(ws: &mut Ws, until: i64) -> Vec<(i64, String)> {
 
 #[tokio::test]
 async fn three_nodes_deliver_one_order_to_everyone_with_senders_on_every_node() {
-    let Some(cluster) = Cluster::new("three_nodes_deliver_one_order").await else { return };
+    one_order_everywhere(false).await;
+}
+
+#[tokio::test]
+async fn three_nodes_deliver_one_order_to_everyone_with_senders_on_every_node_on_a_redis_cluster() {
+    one_order_everywhere(true).await;
+}
+
+async fn one_order_everywhere(on_cluster: bool) {
+    let Some(cluster) = Cluster::either("three_nodes_deliver_one_order", on_cluster).await else { return };
     let nodes = [cluster.node().await, cluster.node().await, cluster.node().await];
     let tokens = [nodes[0].user("ana").await, nodes[1].user("ben").await, nodes[2].user("cid").await];
     let room = nodes[0].room(&tokens[0], "across", "public").await;
@@ -177,7 +212,16 @@ async fn three_nodes_deliver_one_order_to_everyone_with_senders_on_every_node() 
 
 #[tokio::test]
 async fn logout_on_one_node_closes_the_sessions_sockets_on_another() {
-    let Some(cluster) = Cluster::new("logout_across_nodes").await else { return };
+    logout_across_nodes(false).await;
+}
+
+#[tokio::test]
+async fn logout_on_one_node_closes_the_sessions_sockets_on_another_on_a_redis_cluster() {
+    logout_across_nodes(true).await;
+}
+
+async fn logout_across_nodes(on_cluster: bool) {
+    let Some(cluster) = Cluster::either("logout_across_nodes", on_cluster).await else { return };
     let (a, b) = (cluster.node().await, cluster.node().await);
     let token = a.user("lou").await;
     let mut on_b = b.ws(&token).await;
@@ -193,7 +237,16 @@ async fn logout_on_one_node_closes_the_sessions_sockets_on_another() {
 
 #[tokio::test]
 async fn a_killed_nodes_users_go_offline_and_its_clients_recover_on_another_node() {
-    let Some(cluster) = Cluster::new("killed_node").await else { return };
+    killed_node(false).await;
+}
+
+#[tokio::test]
+async fn a_killed_nodes_users_go_offline_and_its_clients_recover_on_another_node_on_a_redis_cluster() {
+    killed_node(true).await;
+}
+
+async fn killed_node(on_cluster: bool) {
+    let Some(cluster) = Cluster::either("killed_node", on_cluster).await else { return };
     let a = cluster.node().await;
     let mut b = cluster.node_process();
     let (sender, reader) = (a.user("sam").await, a.user("rae").await);
@@ -369,7 +422,16 @@ async fn a_file_uploaded_on_one_node_downloads_from_another() {
 /// catch-up closes the window when nothing follows is `chat::tests::catch_up_hands_the_hub_what_it_missed`.)
 #[tokio::test]
 async fn a_client_joining_on_another_node_mid_stream_misses_nothing() {
-    let Some(cluster) = Cluster::new("joining_on_another_node_mid_stream").await else { return };
+    joining_mid_stream(false).await;
+}
+
+#[tokio::test]
+async fn a_client_joining_on_another_node_mid_stream_misses_nothing_on_a_redis_cluster() {
+    joining_mid_stream(true).await;
+}
+
+async fn joining_mid_stream(on_cluster: bool) {
+    let Some(cluster) = Cluster::either("joining_on_another_node_mid_stream", on_cluster).await else { return };
     let (a, b) = (cluster.node().await, cluster.node().await);
     let (sam, joy) = (a.user("sam").await, b.user("joy").await);
     let room = a.room(&sam, "routed", "public").await;
@@ -395,5 +457,63 @@ async fn a_client_joining_on_another_node_mid_stream_misses_nothing() {
     assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "every message from the join on, in order, once");
     a.stop().await;
     b.stop().await;
+    cluster.drop_schema().await;
+}
+
+/// The master of the shard holding a room's channel is killed (SIGKILL) while messages flow, on a
+/// Redis Cluster of 3 masters with a replica each: every acknowledged message is in PostgreSQL, so
+/// none is lost; the reader on the other node gets each once, in order, and live delivery comes back
+/// once the replica has been promoted (the subscriber reconnects, resubscribes and resyncs).
+#[tokio::test]
+async fn a_shard_master_killed_mid_stream_loses_no_acknowledged_message() {
+    let Some(mut cluster) = Cluster::on_redis_cluster("shard_master_killed", 1).await else { return };
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let (sender, reader) = (a.user("ivy").await, a.user("jon").await);
+    let room = a.room(&sender, "sharded", "public").await;
+    a.join(&reader, "sharded").await;
+    let base = a.get(Some(&reader), "/api/v1/rooms/sharded").await.1["last_seq"].as_i64().unwrap();
+    let mut jon = b.ws(&reader).await;
+    let mut ivy = a.ws(&sender).await;
+
+    // Live through the room's shard first.
+    let mut acked = send_acked(&mut ivy, room, "s", 0, 50).await;
+    let mut seqs: Vec<i64> = read_until(&mut jon, *acked.last().unwrap()).await.into_iter().map(|(s, _)| s).collect();
+    let channel = format!("{}:r:{room}", cluster.prefix);
+    let redis = cluster.redis_cluster.as_mut().unwrap();
+    let victim = redis.master_of(&channel);
+
+    // Kill the room's master while sends are in flight; sends keep being acknowledged.
+    let sending = tokio::spawn(async move {
+        let more = send_acked(&mut ivy, room, "s", 50, 250).await;
+        (ivy, more)
+    });
+    let first_after = read_until(&mut jon, *acked.last().unwrap() + 25).await;
+    seqs.extend(first_after.iter().map(|(s, _)| *s));
+    redis.kill(victim);
+    let (mut ivy, more) = sending.await.unwrap();
+    acked.extend(more);
+    let ch = channel.clone();
+    let redis = cluster.redis_cluster.take().unwrap();
+    let redis = tokio::task::spawn_blocking(move || {
+        redis.wait_failover(&ch);
+        redis
+    })
+    .await
+    .unwrap();
+    assert_ne!(redis.master_of(&channel), victim, "a replica took over the room's slot");
+    // After the failover: more messages, delivered live again.
+    acked.extend(send_acked(&mut ivy, room, "s", 300, 50).await);
+    let last = *acked.last().unwrap();
+    seqs.extend(read_until(&mut jon, last).await.into_iter().map(|(s, _)| s));
+    assert_eq!(acked, (base + 1..=base + 350).collect::<Vec<_>>(), "every send acknowledged, gap-free");
+    assert_eq!(seqs, acked, "B delivered every acknowledged message once, in order");
+
+    // And B receives the room live through the new master: a message sent now arrives without any
+    // further gap fill being needed (it is the next one).
+    acked.extend(send_acked(&mut ivy, room, "s", 350, 1).await);
+    assert_eq!(jon.next_text().await["seq"].as_i64().unwrap(), base + 351);
+    a.stop().await;
+    b.stop().await;
+    cluster.redis_cluster = Some(redis);
     cluster.drop_schema().await;
 }

@@ -369,3 +369,169 @@ async fn tcp_readers_get_file_lines_with_the_download_path() {
     assert_eq!(file, format!("    [file] report.pdf (2.0 KiB) /api/v1/files/{id}/content"));
     app.stop().await;
 }
+
+/// A reply that also shares files: the message keeps both (`reply_to`/`thread` and `files`) in its
+/// acknowledgement, its live frame, history and the thread page; the files download for a member,
+/// search finds the reply with `has:file`, and a non-member of the private room sees none of it.
+#[tokio::test]
+async fn a_reply_that_shares_files_carries_both_everywhere() {
+    let app = spawn_app().await;
+    let (a, b, outsider) = (app.user("ann").await, app.user("ben").await, app.user("ozzy").await);
+    app.room(&a, "desk", "private").await;
+    let (s, r) = app.post(Some(&a), "/api/v1/rooms/desk/invites", json!({"username": "ben"})).await;
+    assert!(s < 300, "{r}");
+    let (_, me) = app.get(Some(&b), "/api/v1/me/invites").await;
+    let room = me["invites"][0]["room"]["id"].as_i64().unwrap();
+    let (s, r) = app.post(Some(&b), &format!("/api/v1/me/invites/{room}/accept"), json!({})).await;
+    assert!(s < 300, "{r}");
+    let (s, root) = send_with(&app, &a, "desk", "which logo do we take?", &[]).await;
+    assert_eq!(s, 201, "{root}");
+    let root = root["seq"].as_i64().unwrap();
+
+    let mut ws = app.ws(&a).await;
+    let (s, img) = upload(&app, &b, "desk", "logo.png", png()).await;
+    assert_eq!(s, 201, "{img}");
+    let (s, doc) = upload(&app, &b, "desk", "brief.txt", b"the brief, in words".to_vec()).await;
+    assert_eq!(s, 201, "{doc}");
+    let ids = [img["id"].as_str().unwrap().to_owned(), doc["id"].as_str().unwrap().to_owned()];
+    let (s, ack) = app
+        .post(
+            Some(&b),
+            "/api/v1/rooms/desk/messages",
+            json!({"body": "this logoreply one", "reply_to": root, "files": ids}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ack}");
+    let seq = ack["seq"].as_i64().unwrap();
+    let both = |m: &Value, what: &str| {
+        assert_eq!((m["reply_to"].as_i64(), m["thread"].as_i64()), (Some(root), Some(root)), "{what}: {m}");
+        let got: Vec<&str> = m["files"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+        assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>(), "{what}: {m}");
+        assert!(m["files"].as_array().unwrap().iter().all(|f| f["seq"].as_i64() == Some(seq)), "{what}: {m}");
+    };
+    let live = ws.next_text().await;
+    both(&live, "live frame");
+    let (_, h) = app.get(Some(&a), "/api/v1/rooms/desk/messages").await;
+    both(h["messages"].as_array().unwrap().iter().find(|m| m["seq"] == seq).unwrap(), "history");
+    let (s, th) = app.get(Some(&a), &format!("/api/v1/rooms/desk/threads/{root}")).await;
+    assert_eq!(s, 200, "{th}");
+    assert_eq!(th["root"]["seq"].as_i64(), Some(root));
+    both(th["messages"].as_array().unwrap().iter().find(|m| m["seq"] == seq).unwrap(), "thread page");
+    for id in &ids {
+        let resp = download(&app, &a, id, None).await;
+        assert_eq!(resp.status(), 200, "{id}");
+    }
+    assert_eq!(download(&app, &a, &ids[0], None).await.bytes().await.unwrap().to_vec(), png());
+    let (s, found) = app.get(Some(&a), "/api/v1/search?q=logoreply%20has:file").await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["hits"][0]["seq"].as_i64(), Some(seq), "{found}");
+    assert_eq!(found["hits"][0]["message"]["reply_to"].as_i64(), Some(root), "{found}");
+    // Not a member of the private room: neither the thread nor the files.
+    let (s, _) = app.get(Some(&outsider), &format!("/api/v1/rooms/desk/threads/{root}")).await;
+    assert_eq!(s, 404);
+    for id in &ids {
+        let (s, m) = app.get(Some(&outsider), &format!("/api/v1/files/{id}")).await;
+        assert_eq!((s, &m["error"]["code"]), (404, &json!("room_not_found")), "{m}");
+    }
+    app.stop().await;
+}
+
+fn encoded(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+fn photo(w: u32, h: u32) -> image::DynamicImage {
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 7])
+    }))
+}
+
+async fn thumbnail(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.http.get(app.url(&format!("/api/v1/files/{id}/thumbnail"))).bearer_auth(token).send().await.unwrap()
+}
+
+/// Server-made thumbnails: a real PNG and JPEG get one (bounded, a valid image, listed in the metadata
+/// with its dimensions); a decompression bomb and a truncated image get none but stay downloadable;
+/// the thumbnail answers exactly like the file to members and outsiders.
+#[tokio::test]
+async fn images_get_thumbnails_and_hostile_images_do_not() {
+    let app = spawn_app().await;
+    let (owner, member, outsider) = (app.user("tina").await, app.user("tom").await, app.user("trudy").await);
+    app.room(&owner, "gallery", "private").await;
+    let (s, r) = app.post(Some(&owner), "/api/v1/rooms/gallery/invites", json!({"username": "tom"})).await;
+    assert!(s < 300, "{r}");
+    let (_, me) = app.get(Some(&member), "/api/v1/me/invites").await;
+    let room = me["invites"][0]["room"]["id"].as_i64().unwrap();
+    assert!(app.post(Some(&member), &format!("/api/v1/me/invites/{room}/accept"), json!({})).await.0 < 300);
+
+    let png_bytes = encoded(photo(1200, 600), image::ImageFormat::Png);
+    let jpeg_bytes = encoded(photo(500, 900), image::ImageFormat::Jpeg);
+    // A bomb: a real PNG whose header claims 100,000 × 100,000 pixels (CRC fixed so only the size is wrong).
+    let mut bomb = encoded(photo(4, 4), image::ImageFormat::Png);
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0]);
+    let crc = {
+        let mut c = 0xffff_ffffu32;
+        for &b in &bomb[12..29] {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    };
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let truncated = png_bytes[..png_bytes.len() / 2].to_vec();
+
+    let mut ids = vec![];
+    for (name, bytes) in
+        [("wide.png", &png_bytes), ("tall.jpg", &jpeg_bytes), ("bomb.png", &bomb), ("cut.png", &truncated)]
+    {
+        let (s, f) = upload(&app, &owner, "gallery", name, bytes.clone()).await;
+        assert_eq!(s, 201, "{name}: {f}");
+        assert_eq!(f["inline"], true, "{name}: {f}");
+        ids.push(f["id"].as_str().unwrap().to_owned());
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(send_with(&app, &owner, "gallery", "pictures", &refs).await.0, 201);
+
+    for (id, want) in ids.iter().zip([Some((320, 160, "image/jpeg")), Some((178, 320, "image/jpeg")), None, None]) {
+        let (s, meta) = app.get(Some(&member), &format!("/api/v1/files/{id}")).await;
+        assert_eq!(s, 200, "{meta}");
+        let resp = thumbnail(&app, &member, id).await;
+        match want {
+            Some((w, h, ty)) => {
+                let t = &meta["thumbnail"];
+                assert_eq!(t["url"], format!("/api/v1/files/{id}/thumbnail"), "{meta}");
+                assert_eq!((t["width"].as_i64(), t["height"].as_i64()), (Some(w), Some(h)), "{meta}");
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.headers()["content-type"], ty);
+                assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+                let img = image::load_from_memory(&resp.bytes().await.unwrap()).expect("a valid image");
+                assert_eq!((i64::from(img.width()), i64::from(img.height())), (w, h));
+            }
+            None => {
+                assert!(meta.get("thumbnail").is_none(), "no thumbnail: {meta}");
+                assert_eq!(resp.status(), 404);
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "thumbnail_not_found", "{body}");
+            }
+        }
+        // Thumbnail or not, the file itself downloads, whole.
+        let full = download(&app, &member, id, None).await;
+        assert_eq!(full.status(), 200);
+        let size = meta["size"].as_u64().unwrap();
+        assert_eq!(full.bytes().await.unwrap().len() as u64, size);
+        // An outsider gets the private room's answer for the thumbnail as for the file.
+        let resp = thumbnail(&app, &outsider, id).await;
+        assert_eq!(resp.status(), 404);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "room_not_found", "{body}");
+    }
+    // The history's file list carries the thumbnail too.
+    let (_, h) = app.get(Some(&member), "/api/v1/rooms/gallery/messages").await;
+    let m = h["messages"].as_array().unwrap().iter().find(|m| m["body"] == "pictures").unwrap();
+    assert_eq!(m["files"][0]["thumbnail"]["width"], 320, "{m}");
+    app.stop().await;
+}

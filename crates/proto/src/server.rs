@@ -160,6 +160,21 @@ pub struct FileW<'a> {
     pub height: Option<i64>,
     /// Where its bytes are (`GET`, same authentication as the API; ranges accepted).
     pub url: String,
+    /// A server-made thumbnail (inline images only; absent when none could be made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<ThumbnailW<'a>>,
+}
+
+/// A file's thumbnail: at most 320 pixels on its longer side, PNG or JPEG.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Thumbnail))]
+pub struct ThumbnailW<'a> {
+    /// `GET`, same authentication and access as the file.
+    pub url: String,
+    pub width: i64,
+    pub height: i64,
+    pub content_type: &'a str,
 }
 
 /// A reply's quote of its parent.

@@ -49,6 +49,12 @@ fn message() -> MessageW<'static> {
             width: Some(2),
             height: Some(3),
             url: "/api/v1/files/f1".into(),
+            thumbnail: Some(ThumbnailW {
+                url: "/api/v1/files/f1/thumbnail".into(),
+                width: 2,
+                height: 3,
+                content_type: "image/png",
+            }),
         }],
         reply_to: Some(4),
         thread: Some(4),

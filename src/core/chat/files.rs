@@ -8,6 +8,10 @@
 //! stores the message. From then on exactly those who may read that message may read the file (for
 //! anyone else a private room's file answers as a room that does not exist); deleting or purging the
 //! message deletes the file's row, and [`Files::collect`] later removes bytes no row names.
+//!
+//! An inline image also gets a thumbnail at upload time ([`Files::thumbnail_of`]): decoded with limits
+//! (`core::thumbnail`) on a blocking thread, at most [`THUMBNAIL_WORKERS`] at once, and stored as its
+//! own blob. An image that cannot or may not be decoded is kept without one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,11 @@ pub const MAX_FILES_PER_MESSAGE: usize = 10;
 
 /// Bytes kept from the start of an upload to sniff its type and read image dimensions.
 const HEAD: usize = 64 * 1024;
+
+/// Thumbnails decoded at once (each may hold the image's bytes and its decoded pixels).
+pub const THUMBNAIL_WORKERS: usize = 2;
+/// How long an upload waits for a thumbnail worker, and then for its thumbnail, before going on without.
+pub const THUMBNAIL_WAIT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct FileLimits {
@@ -54,6 +63,7 @@ pub struct Files {
     chat: Arc<Chat>,
     blobs: DynBlobStore,
     pub limits: FileLimits,
+    thumbnailers: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one collector pass removed.
@@ -65,7 +75,7 @@ pub struct Collected {
 
 impl Files {
     pub fn new(chat: Arc<Chat>, blobs: DynBlobStore, limits: FileLimits) -> Self {
-        Files { chat, blobs, limits }
+        Files { chat, blobs, limits, thumbnailers: Arc::new(tokio::sync::Semaphore::new(THUMBNAIL_WORKERS)) }
     }
 
     /// Streams an upload into the blob store and records it, unsent, in room `r`. `declared` is the
@@ -104,6 +114,11 @@ impl Files {
                 writer.finish(&hash).await?;
                 let content_type = sniff(&head);
                 let (width, height) = dimensions(&content_type, &head);
+                let thumbnail = if INLINE_TYPES.contains(&content_type.as_str()) {
+                    self.thumbnail_of(&hash, size).await
+                } else {
+                    None
+                };
                 let file = FileMeta {
                     id: new_file_id(),
                     room: room.id,
@@ -116,6 +131,7 @@ impl Files {
                     width,
                     height,
                     created_at: now_millis(),
+                    thumbnail,
                 };
                 self.chat.store().create_file(&file).await?;
                 metrics::counter!("parley_upload_bytes_total").increment(size);
@@ -126,6 +142,65 @@ impl Files {
                 Err(e)
             }
         }
+    }
+
+    /// Makes and stores the thumbnail of the image stored as `hash`; `None` (logged) when the image
+    /// cannot or may not be decoded, or when no worker is free within [`THUMBNAIL_WAIT`].
+    pub async fn thumbnail_of(&self, hash: &str, size: u64) -> Option<Thumbnail> {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(THUMBNAIL_WAIT, self.make_thumbnail(hash, size)).await;
+        let result = match outcome {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(why)) => {
+                tracing::info!(blob = hash, %why, "no thumbnail");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(blob = hash, "no thumbnail: timed out");
+                None
+            }
+        };
+        let outcome = if result.is_some() { "made" } else { "refused" };
+        metrics::histogram!("parley_thumbnail_seconds", "outcome" => outcome).record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn make_thumbnail(&self, hash: &str, size: u64) -> std::result::Result<Thumbnail, String> {
+        let _permit = self.thumbnailers.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let mut stream =
+            self.blobs.read(hash, 0, size).await.map_err(|e| e.to_string())?.ok_or("the blob is missing")?;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        }
+        // A panic in a decoder ends this blocking task only: it is a refusal like any other.
+        let made = tokio::task::spawn_blocking(move || crate::core::thumbnail::make(&bytes))
+            .await
+            .map_err(|e| format!("the decoder failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let thumb_hash = hex::encode(Sha256::digest(&made.bytes));
+        let mut writer = self.blobs.begin().await.map_err(|e| e.to_string())?;
+        if let Err(e) = writer.write(&made.bytes).await {
+            writer.abort().await;
+            return Err(e.to_string());
+        }
+        writer.finish(&thumb_hash).await.map_err(|e| e.to_string())?;
+        Ok(Thumbnail {
+            blob: thumb_hash,
+            content_type: made.content_type.to_owned(),
+            width: i64::from(made.width),
+            height: i64::from(made.height),
+            size: made.bytes.len() as i64,
+        })
+    }
+
+    /// The thumbnail's bytes of a file `who` may read (see [`Files::file`]).
+    pub async fn read_thumbnail(&self, file: &FileMeta) -> Result<(Thumbnail, BlobStream)> {
+        let t = file.thumbnail.clone().ok_or(Error::ThumbnailNotFound)?;
+        let stream = self.blobs.read(&t.blob, 0, u64::try_from(t.size).unwrap_or(0)).await?.ok_or_else(|| {
+            Error::internal(anyhow::anyhow!("file {} names thumbnail blob {}, which is missing", file.id, t.blob))
+        })?;
+        Ok((t, stream))
     }
 
     /// Reads the whole body into `writer`: (SHA-256 hex, size, the first bytes).

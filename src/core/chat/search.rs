@@ -54,6 +54,7 @@ impl Chat {
             from: parsed.from,
             before: parsed.before,
             has_link: parsed.has_link,
+            has_file: parsed.has_file,
             offset,
             limit,
         };

@@ -2,7 +2,7 @@
 //! after edits, deletes and purges), who may find it (members only, at query time), the filters, the
 //! ranking and the pages.
 
-use super::{room, stored, text, uniq, user};
+use super::{file, room, stored, text, uniq, user};
 use crate::core::domain::*;
 use crate::core::search::{self, SearchQuery};
 use crate::store::DynStore;
@@ -14,6 +14,7 @@ fn query(q: &str) -> SearchQuery {
         from: p.from,
         before: p.before,
         has_link: p.has_link,
+        has_file: p.has_file,
         limit: 20,
         ..Default::default()
     }
@@ -28,6 +29,7 @@ pub(super) async fn run_all(store: &DynStore) {
     only_members_find_at_query_time(store).await;
     edits_deletes_and_purges_change_the_index(store).await;
     filters_ranking_and_pages(store).await;
+    has_file_finds_messages_sharing_files(store).await;
 }
 
 async fn words_phrases_and_prefixes(store: &DynStore) {
@@ -150,4 +152,23 @@ async fn filters_ranking_and_pages(store: &DynStore) {
     assert!(p1.has_more && !p2.has_more);
     assert_eq!((p1.messages.len(), p2.messages.len()), (2, 1));
     assert!(!p1.messages.iter().any(|m| p2.messages.iter().any(|n| (n.room, n.seq) == (m.room, m.seq))));
+}
+
+async fn has_file_finds_messages_sharing_files(store: &DynStore) {
+    let a = user(store, "sh").await;
+    let r = room(store, &a, Visibility::Public).await;
+    let w = uniq("w");
+    let fid = uniq("hf");
+    store.create_file(&file(&fid, r.id, a.id, "e", 5, now_millis())).await.unwrap();
+    let mut with = text(r.id, &a, &format!("{w} see attached"), None);
+    with.files = vec![store.file(&fid).await.unwrap().unwrap()];
+    // An upload not (yet) shared by the message that names the word: no hit for has:file.
+    store.create_file(&file(&uniq("hf"), r.id, a.id, "e", 5, now_millis())).await.unwrap();
+    let without = text(r.id, &a, &format!("{w} nothing attached"), None);
+    let seqs: Vec<Seq> = store.append(&[with, without]).await.unwrap().iter().map(|a| stored(a).seq).collect();
+    assert_eq!(found(store, &a, &query(&w)).await.len(), 2);
+    assert_eq!(found(store, &a, &query(&format!("{w} has:file"))).await, vec![(r.id, seqs[0])], "has:file");
+    // Deleting the message deletes its files: it no longer matches (nor does its tombstone).
+    store.delete_message(r.id, seqs[0]).await.unwrap().unwrap();
+    assert!(found(store, &a, &query(&format!("{w} has:file"))).await.is_empty());
 }
