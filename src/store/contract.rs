@@ -414,6 +414,14 @@ async fn rooms_and_membership(store: &DynStore) {
     assert!(store.remove_member(r.id, b.id).await.unwrap());
     assert!(!store.remove_member(r.id, b.id).await.unwrap());
     assert!(!store.user_rooms(b.id).await.unwrap().iter().any(|x| x.id == r.id));
+    // The count follows every join and leave (and a repeated one changes nothing), wherever it is read.
+    assert_eq!(store.room(r.id).await.unwrap().unwrap().member_count, 1);
+    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    assert!(!store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    let view = store.room_views(b.id).await.unwrap().into_iter().find(|v| v.room.id == r.id).unwrap();
+    assert_eq!((view.room.member_count, view.role), (2, Role::Member));
+    assert!(store.remove_member(r.id, b.id).await.unwrap());
+    assert_eq!(store.user_rooms(a.id).await.unwrap().iter().find(|x| x.id == r.id).unwrap().member_count, 1);
 
     let p = room(store, &a, Visibility::Private).await;
     assert!(store.public_rooms().await.unwrap().iter().any(|x| x.id == r.id));

@@ -383,29 +383,25 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
-                    let rooms = self.user_rooms(user).await?;
-                    let mut out = Vec::with_capacity(rooms.len());
-                    for room in rooms {
-                        // Counts stop at the room's `last_seq` as read above: a message stored in between
-                        // would otherwise be counted unread in a view whose `last_seq` does not include it.
-                        let row = sqlx::query(
-                            "SELECT mb.role, mb.last_read, mb.notify, mb.muted, \
-                             (SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
-                                AND m.seq <= $3 AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) \
-                                AS unread, \
-                             (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
-                                AND x.seq > mb.last_read AND x.seq <= $3) AS mentions, \
-                             (SELECT o.user_id FROM members o WHERE o.room_id = mb.room_id \
-                                AND o.user_id <> mb.user_id LIMIT 1) AS other \
-                             FROM members mb WHERE mb.room_id = $1 AND mb.user_id = $2",
-                        )
-                        .bind(room.id.0)
-                        .bind(user.0)
-                        .bind(room.last_seq)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                        let Some(row) = row else { continue };
+                    // One query for every room of the user (a connect's greeting reads this, so its cost
+                    // is per room of the user, never per member of a room); the other member is looked
+                    // up only for direct conversations. The counts stop at the room's `last_seq` read in the
+                    // same statement: a message stored meanwhile is not counted unread in a view whose
+                    // `last_seq` does not include it.
+                    let sql = sqlx::AssertSqlSafe(format!(
+                        "SELECT {ROOM_COLS}, mb.role, mb.last_read, mb.notify, mb.muted, \
+                         (SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
+                            AND m.seq <= r.last_seq AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) AS unread, \
+                         (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
+                            AND x.seq > mb.last_read AND x.seq <= r.last_seq) AS mentions, \
+                         CASE WHEN r.kind = 'direct' THEN (SELECT o.user_id FROM members o \
+                            WHERE o.room_id = mb.room_id AND o.user_id <> mb.user_id LIMIT 1) END AS other \
+                         FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY r.id"
+                    ));
+                    let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let room = room_from(&row)?;
                         let peer = match (room.kind, row.try_get::<Option<i64>, _>("other").map_err(db_err)?) {
                             (RoomKind::Direct, Some(other)) => self.user(UserId(other)).await?,
                             _ => None,
