@@ -645,7 +645,8 @@ mod tests {
                 mod search {
                     rules_for!(@tests crate::store::contract::tests::$backend, crate::store::contract::search,
                         words_phrases_and_prefixes, only_members_find_at_query_time,
-                        edits_deletes_and_purges_change_the_index, filters_ranking_and_pages);
+                        edits_deletes_and_purges_change_the_index, filters_ranking_and_pages,
+                        has_file_finds_messages_sharing_files);
                 }
             }
         };

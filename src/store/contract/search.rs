@@ -154,7 +154,7 @@ pub(super) async fn filters_ranking_and_pages(store: &DynStore) {
     assert!(!p1.messages.iter().any(|m| p2.messages.iter().any(|n| (n.room, n.seq) == (m.room, m.seq))));
 }
 
-async fn has_file_finds_messages_sharing_files(store: &DynStore) {
+pub(super) async fn has_file_finds_messages_sharing_files(store: &DynStore) {
     let a = user(store, "sh").await;
     let r = room(store, &a, Visibility::Public).await;
     let w = uniq("w");
