@@ -13,7 +13,7 @@
 //!   the queue longer than the write timeout, or a write the client does not take within it). Each ends
 //!   the connection as [`End::TooSlow`]. What a slow reader can pin is then at most: the queue's bytes,
 //!   one batch being written ([`BATCH`] deliveries, bounded by the write timeout), and the socket's
-//!   kernel send buffer, which the listeners bound (TCP lines 64 KiB, HTTP 256 KiB). The transport
+//!   kernel send buffer (TCP lines 64 KiB; HTTP sockets the kernel's autotuned size, 4 MiB at most by default). The transport
 //!   notices the end as soon as its current write returns and sends the reason with a short bound
 //!   ([`CLOSE_NOTICE`]): it reaches a client that is merely slow (it reads again within the write
 //!   timeout), and costs one second for one that is gone.

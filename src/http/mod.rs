@@ -72,22 +72,14 @@ impl Connected<IncomingStream<'_, NoDelayListener>> for ClientAddr {
 /// are.
 pub struct NoDelayListener(pub tokio::net::TcpListener);
 
-/// Kernel send buffer asked for each HTTP socket (Linux doubles it for its bookkeeping). A WebSocket or
-/// SSE stream of a client that stops reading pins at most this in the kernel, on top of its queue's
-/// byte bound (`--send-queue-bytes`, see `core::conn`); without a bound the kernel grows it up to
-/// `net.ipv4.tcp_wmem`'s maximum (4 MiB by default). 256 KiB still fills a 20 Mbit/s × 100 ms path
-/// (file downloads, history pages).
-pub const HTTP_SEND_BUFFER: usize = 256 * 1024;
-
 /// Every accepted HTTP socket: `TCP_NODELAY` (without it a small write — an acknowledgement, a
-/// delivery — can wait for the peer's delayed ACK, up to 40 ms) and a bounded send buffer
-/// ([`HTTP_SEND_BUFFER`]).
+/// delivery — can wait for the peer's delayed ACK, up to 40 ms). The kernel send buffer is left to
+/// autotuning (up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default): bounding it at 256 KiB left a
+/// reading client too little slack behind a burst, and the room's readers were dropped as too slow
+/// (`websocket::a_reader_that_stops_reading_is_dropped_and_the_room_keeps_flowing`).
 pub fn tune_socket(io: &tokio::net::TcpStream) {
     if let Err(e) = io.set_nodelay(true) {
         tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-    }
-    if let Err(e) = socket2::SockRef::from(io).set_send_buffer_size(HTTP_SEND_BUFFER) {
-        tracing::debug!(error = %e, "setting SO_SNDBUF failed");
     }
 }
 
@@ -392,16 +384,13 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     #[tokio::test]
-    async fn the_plain_listener_sets_nodelay_and_bounds_the_send_buffer() {
+    async fn the_plain_listener_sets_nodelay() {
         use axum::serve::Listener as _;
         let mut listener = super::NoDelayListener(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (io, _) = listener.accept().await;
         assert!(io.nodelay().unwrap());
-        // Linux reports twice what was asked (its bookkeeping share); either way, not autotuned.
-        let sndbuf = socket2::SockRef::from(&io).send_buffer_size().unwrap();
-        assert!(sndbuf <= 2 * super::HTTP_SEND_BUFFER, "{sndbuf}");
     }
 
     use super::{HeaderValue, origin_allowed, plain_request_id};
