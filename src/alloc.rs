@@ -11,7 +11,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's start-up options, read by it from this symbol (the crate's prefixed name).
 #[cfg(feature = "jemalloc")]
-#[allow(non_upper_case_globals)]
+#[allow(non_upper_case_globals, unsafe_code)] // the one symbol jemalloc reads its options from
 #[used]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0";
