@@ -2,7 +2,7 @@
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
 #   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest ingestpg acklatency loginstorm recovery
-#                                               slow coalesce transports twonode bigroom foreign cluster; default:
+#                                               slow coalesce transports twonode bigroom foreign cluster profile; default:
 #                                               fanout manyrooms idle ingest recovery slow; ingestpg needs PostgreSQL,
 #                                               twonode, foreign and cluster need PostgreSQL and Redis, see below;
 #                                               REDIS_MODE=cluster runs foreign and cluster on a private
@@ -213,6 +213,33 @@ scenario_bigroom() {
       --prefix "big$round"
   done
   stop_server
+}
+
+scenario_profile() {
+  # The fan-out scenario at 250k deliveries/s (1,000 members, 10 senders × 25 msg/s) with the metrics
+  # listener on: a CPU profile (pprof protobuf) and a flame graph of the server, PROFILE_SECS (10) each,
+  # taken through /debug/pprof while the load runs; a heap profile too when the binary has jemalloc.
+  # Written to $PROFILE_DIR (default target/bench/profiles) as fanout-<label>.{pb.gz,svg,heap.pb.gz}.
+  local dir="${PROFILE_DIR:-$OUT/profiles}" label="${PROFILE_LABEL:-$(git -C "$ROOT" rev-parse --short HEAD)}"
+  local secs="${PROFILE_SECS:-10}" mport="${PROFILE_METRICS_PORT:-19091}"
+  mkdir -p "$dir"
+  start_server --metrics-listen "127.0.0.1:$mport"
+  bench "profile-fanout" --connections 1000 --rooms 1 --users-per-room 1000 --senders 10 --rate 25 \
+    --warmup 2 --duration $((2 * secs + 6)) &
+  local gen=$!
+  # Connects and set-up first: sample once messages flow (100,000 delivered: past the first second).
+  for _ in $(seq 1 600); do
+    local n; n="$(curl -sf "http://127.0.0.1:$mport/metrics" | awk '/^parley_messages_delivered_total/ {s += $2} END {printf "%d", s}')"
+    [ "${n:-0}" -ge 100000 ] && break
+    sleep 0.2
+  done
+  curl -sf -o "$dir/fanout-$label.pb.gz" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=$secs"
+  curl -sf -o "$dir/fanout-$label.svg" "http://127.0.0.1:$mport/debug/pprof/flamegraph?seconds=$secs"
+  curl -s -o "$dir/fanout-$label.heap.pb.gz" -w '%{http_code}\n' "http://127.0.0.1:$mport/debug/pprof/heap" |
+    grep -q '^200$' || rm -f "$dir/fanout-$label.heap.pb.gz"
+  wait "$gen"
+  stop_server
+  ls -l "$dir" >&2
 }
 
 cpu_ticks() { # pid → utime+stime in clock ticks
