@@ -237,12 +237,7 @@ async fn sigterm_under_load_acknowledges_exactly_what_it_stored() {
         }));
     }
     // Under load: stop once a good number of messages went through.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while acked_total.load(Ordering::Relaxed) < 300 {
-        assert!(std::time::Instant::now() < deadline, "load did not start");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait::until("300 messages acknowledged under load", DEADLINE, || acked_total.load(Ordering::Relaxed) >= 300).await;
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut acked: HashMap<String, BTreeSet<String>> = HashMap::new();

@@ -52,15 +52,11 @@ async fn send(app: &TestApp, token: &str, room: &str, body: &str, cid: &str) -> 
 
 /// Polls `/readyz` until `want` holds for its answer; panics with the last answer at the deadline.
 async fn readyz_until(app: &TestApp, what: &str, want: impl Fn(u16, &Value) -> bool) -> Value {
-    let until = Instant::now() + DEADLINE;
-    loop {
+    wait::until_some(&format!("readyz to become {what}"), DEADLINE, || async {
         let (s, b) = app.get(None, "/readyz").await;
-        if want(s, &b) {
-            return b;
-        }
-        assert!(Instant::now() < until, "readyz never became {what}: {s} {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        want(s, &b).then_some(b)
+    })
+    .await
 }
 
 async fn bodies(app: &TestApp, token: &str, room: &str) -> Vec<String> {

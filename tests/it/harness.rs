@@ -2,7 +2,9 @@
 //! over real sockets. Waits are on events, with a generous deadline only to fail instead of hanging.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+
+use parley::core::ports::clock::ManualClock;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -15,7 +17,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub use parley_testkit::DEADLINE;
+pub use parley_testkit::wait;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -65,10 +68,25 @@ pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     spawn_in(tempfile::tempdir().unwrap(), extra).await
 }
 
+/// [`spawn_app_with`] on a clock the test moves: time-based rules (message times, sessions, retention
+/// cutoffs) read it, so a test advances it instead of waiting for real time to pass.
+pub async fn spawn_app_clocked(extra: &[&str]) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::default());
+    let app = spawn_on(tempfile::tempdir().unwrap(), extra, Some(clock.clone())).await;
+    (app, clock)
+}
+
 pub async fn spawn_in(dir: tempfile::TempDir, extra: &[&str]) -> TestApp {
+    spawn_on(dir, extra, None).await
+}
+
+async fn spawn_on(dir: tempfile::TempDir, extra: &[&str], clock: Option<Arc<ManualClock>>) -> TestApp {
     let mut flags = base_flags(dir.path());
     flags.extend(extra.iter().map(|s| s.to_string()));
-    let config = parley::config::Config::from_flags(flags).unwrap();
+    let mut config = parley::config::Config::from_flags(flags).unwrap();
+    if let Some(clock) = clock {
+        config.clock = parley::config::NodeClock(clock);
+    }
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, tcp_addr) = (http.local_addr().unwrap(), tcp.local_addr().unwrap());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::harness::{DEADLINE, Process, base_flags, spawn_app, spawn_app_with};
+use crate::harness::{DEADLINE, Process, base_flags, spawn_app, spawn_app_with, wait};
 
 const BANNER: &str = "Parley is running";
 
@@ -35,15 +35,12 @@ fn failed_start(flags: &[&str]) -> (String, String, Duration) {
         .spawn()
         .unwrap();
     // Bounded: a start-up that hangs fails the test instead of hanging it.
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("parley {flags:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait::until_blocking(&format!("parley {flags:?} to exit"), DEADLINE, || child.try_wait().unwrap().is_some())
+    }));
+    if let Err(hung) = exited {
+        let _ = child.kill();
+        std::panic::resume_unwind(hung);
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "{flags:?} must fail");

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use parley_testkit::wait;
 use parley_tui::net::{self, Api, Credentials, NetConfig, Network};
 use parley_tui::proto::{Message, ServerFrame};
 use parley_tui::state::{ChatState, Connection, NetEvent};
@@ -361,16 +362,13 @@ impl Pty {
     }
 
     /// Waits until the screen satisfies `cond` (panics with the screen after [`DEADLINE`]).
+    /// The screen is all there is to watch: a bounded poll.
     async fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        wait::until_ok(what, DEADLINE, || {
             let text = self.contents();
-            if cond(&text) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            std::future::ready(if cond(&text) { Ok(()) } else { Err(format!("the screen:\n{text}")) })
+        })
+        .await
     }
 
     fn type_keys(&mut self, keys: &str) {
@@ -439,26 +437,15 @@ async fn in_a_terminal_kick_and_msg_work_end_to_end() {
         s.contains(" @bob ") && s.contains("alice: hello bob") && !s.contains("sending…")
     })
     .await;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    wait::until_some("bob's conversation to show alice's message", DEADLINE, || async {
         let dms: Value =
             http.get(format!("{base}/api/v1/dms")).bearer_auth(&bob_token).send().await.unwrap().json().await.unwrap();
         assert_eq!(dms["conversations"][0]["peer"]["username"], "alice", "{dms}");
-        if dms["conversations"][0]["last_message"]["body"] == "hello bob" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "bob's conversation never showed alice's message: {dms}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (dms["conversations"][0]["last_message"]["body"] == "hello bob").then_some(())
+    })
+    .await;
 
     pty.type_keys("\x03"); // Ctrl-C
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if pty.child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "parley chat did not quit on Ctrl-C");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until("parley chat to quit on Ctrl-C", DEADLINE, || pty.child.try_wait().unwrap().is_some()).await;
     server.child.kill().await.unwrap();
 }
