@@ -2,7 +2,6 @@
 //! present from the start, the separate metrics listener and CPU profiles, `parley healthcheck`,
 //! `X-Forwarded-For` from trusted proxies only.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,15 +78,8 @@ fn a_failed_start_prints_no_banner_and_its_cause_once() {
 /// Starts the binary with `args` (no `serve`: it is the default command) and returns its first stdout
 /// line and the process.
 fn banner_of(args: &[String]) -> (String, Process) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (line, Process(child))
+    let (process, line) = parley_testkit::binary::start(env!("CARGO_BIN_EXE_parley"), args);
+    (line, process)
 }
 
 #[test]
