@@ -22,6 +22,10 @@ use super::openapi::{
 use super::wire::{AckW, BanW, HistoryW, InviteW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW, member_w};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
+use parley_proto::rest::{
+    CreateRoom, EditReq, InviteReq, LoginReq, NewWebhook, OpenDm, PatchMe, PatchRoom, ReadReq, RegisterReq, SendReq,
+    SetRole, Target,
+};
 
 /// `Json<T>` whose refusals are JSON errors with stable codes.
 pub struct Body<T>(pub T);
@@ -63,13 +67,6 @@ pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RegisterReq {
-    username: String,
-    password: String,
-    display_name: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/register", tag = "accounts", summary = "Register", request_body = RegisterReq, responses((status = 201, description = "the new account", body = UserW), (status = 409, description = "`username_taken`", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
 pub async fn register(
     State(app): State<Arc<AppState>>,
@@ -82,12 +79,6 @@ pub async fn register(
     let display = req.display_name.as_deref().map(DisplayName::parse).transpose()?;
     let user = app.chat.register(username, password, display).await?;
     Ok((StatusCode::CREATED, Json(UserW::from(&user))).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct LoginReq {
-    username: String,
-    password: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/login", tag = "accounts", summary = "Log in", request_body = LoginReq, responses((status = 200, description = "a token bound to a new session; also set as the HttpOnly cookie `parley_token`", body = LoginW), (status = 401, description = "`bad_credentials` (unknown user or wrong password alike)", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
@@ -125,11 +116,6 @@ pub async fn me(Auth(who): Auth) -> ApiResult<Response> {
     Ok(Json(UserW::from(&who.user)).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct PatchMe {
-    display_name: String,
-}
-
 #[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", summary = "Change your display name", request_body = PatchMe, responses((status = 200, description = "the updated user", body = UserW)))]
 pub async fn patch_me(
     State(app): State<Arc<AppState>>,
@@ -160,11 +146,6 @@ pub async fn my_dms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiRes
         .into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct OpenDm {
-    username: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/dms", tag = "rooms", summary = "Open (or find) the direct conversation with a user", request_body = OpenDm, responses((status = 200, description = "the conversation and its peer", body = DirectW), (status = 404, description = "`user_not_found`", body = ErrorW)))]
 pub async fn open_dm(
     State(app): State<Arc<AppState>>,
@@ -178,12 +159,6 @@ pub async fn open_dm(
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "Public rooms", responses((status = 200, description = "public rooms", body = RoomsW)))]
 pub async fn public_rooms(State(app): State<Arc<AppState>>, Auth(_who): Auth) -> ApiResult<Response> {
     Ok(rooms_json(&app.chat.public_rooms().await?))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct CreateRoom {
-    name: String,
-    visibility: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", summary = "Create a group room (you become its owner)", request_body = CreateRoom, responses((status = 201, description = "the room", body = RoomW), (status = 409, description = "`room_exists`", body = ErrorW)))]
@@ -228,11 +203,6 @@ pub async fn join(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room):
 pub async fn leave(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     app.chat.leave(&who, &room_ref(&room)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct InviteReq {
-    username: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/invites", tag = "rooms", summary = "Invite a user (members of private rooms: owner and admins)", params(RoomPath), request_body = InviteReq, responses((status = 204, description = "invited")))]
@@ -285,16 +255,6 @@ pub async fn search(
     Ok(Json(SearchResultsW::from(&found)).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct SendReq {
-    body: String,
-    client_id: Option<String>,
-    #[serde(default)]
-    files: Vec<String>,
-    /// The seq of the message this one replies to (same room).
-    reply_to: Option<Seq>,
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "Send a message (answered once it is durable)", params(RoomPath), request_body = SendReq, responses((status = 201, description = "the acknowledgement; a resend with the same `client_id` answers the original with `duplicate: true`", body = AckW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn send(
     State(app): State<Arc<AppState>>,
@@ -307,22 +267,6 @@ pub async fn send(
     let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files, req.reply_to).await?;
     let ack = app.chat.finish_send(&who, pending).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct PatchRoom {
-    name: Option<String>,
-    topic: Option<String>,
-    /// `public` or `private` (owner only).
-    visibility: Option<String>,
-    /// Absent: unchanged; `null`: keep forever; a number: seconds.
-    #[serde(default, deserialize_with = "present")]
-    retention_secs: Option<Option<i64>>,
-}
-
-/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
 }
 
 #[utoipa::path(patch, path = "/api/v1/rooms/{room}", tag = "rooms", summary = "Rename, set the topic or the retention period (owner and admins)", params(RoomPath), request_body = PatchRoom, responses((status = 200, description = "the room", body = RoomW)))]
@@ -358,12 +302,6 @@ pub async fn patch_room(
         }
     };
     Ok(Json(RoomW::from(&room)).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = Username)]
-pub struct Target {
-    username: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/kick", tag = "rooms", summary = "Remove a member (owner and admins)", params(RoomPath), request_body = Target, responses((status = 204, description = "kicked")))]
@@ -446,12 +384,6 @@ pub async fn decline_invite(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct SetRole {
-    username: String,
-    role: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/roles", tag = "rooms", summary = "Make a member an admin or a plain member (owner only)", params(RoomPath), request_body = SetRole, responses((status = 204, description = "role set")))]
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
@@ -462,12 +394,6 @@ pub async fn set_role(
     let role = Role::parse_assignable(&req.role)?;
     app.chat.set_role(&who, &room_ref(&room), &req.username, role).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct ReadReq {
-    #[schema(value_type = i64)]
-    seq: Seq,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/read", tag = "messages", summary = "Move your read marker forward", params(RoomPath), request_body = ReadReq, responses((status = 200, description = "the read marker now", body = ReadW)))]
@@ -501,11 +427,6 @@ pub async fn typing_now(
     Ok(Json(serde_json::json!({ "users": users.iter().map(|u| u.0).collect::<Vec<_>>() })).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct EditReq {
-    body: String,
-}
-
 #[utoipa::path(patch, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages", summary = "Edit your message", params(MessagePath), request_body = EditReq, responses((status = 200, description = "the edited message", body = MessageW)))]
 pub async fn edit_message(
     State(app): State<Arc<AppState>>,
@@ -532,11 +453,6 @@ pub async fn delete_message(
 
 fn webhook_json(h: &Webhook) -> serde_json::Value {
     serde_json::json!({ "id": h.id, "room": h.room.0, "url": h.url, "created_by": h.created_by.0, "created_at": h.created_at })
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewWebhook {
-    url: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/webhooks", tag = "webhooks", summary = "Register a webhook (owner and admins); the one answer that shows its secret", params(RoomPath), request_body = NewWebhook, responses((status = 201, description = "the webhook, with `secret`", body = WebhookW)))]

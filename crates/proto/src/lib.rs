@@ -2,6 +2,7 @@
 //! client and the tests:
 //! - [`server`]: what the server sends (REST bodies, WebSocket frames, SSE events), as it encodes them:
 //!   borrowed, `Serialize` shapes, with utoipa schemas behind the `openapi` feature;
+//! - [`rest`]: what clients send as REST request bodies, one type for both sides;
 //! - [`inbound`]: what clients send on a WebSocket, as the server reads it ([`inbound::decode_client_frame`]);
 //! - [`client`]: a client's owned mirrors: it decodes server frames into them and encodes its frames
 //!   from them (unknown fields and frame types are tolerated, as the protocol asks of clients).
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod inbound;
+pub mod rest;
 pub mod server;
 
 pub const PROTOCOL_VERSION: u32 = 1;
