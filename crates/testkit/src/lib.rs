@@ -4,7 +4,8 @@
 //! - [`binary`]: the `parley` binary as a child process (killed on drop) and its banner;
 //! - [`node`]: REST and WebSocket clients of one node ([`node::Node`], [`ws::Ws`]);
 //! - [`sse`]: an EventSource reader; [`lines`]: a TCP line-protocol client;
-//! - [`wait`]: waiting on a condition with a bound.
+//! - [`wait`]: waiting on a condition with a bound;
+//! - [`source`]: the source tree's Rust files, for the tests that keep its layering.
 //!
 //! It does not depend on the server crate: a node in the test's own process is the server's business
 //! (`tests/it/harness.rs` runs one through `parley::server::run`); everything here speaks to a node
@@ -14,6 +15,7 @@ pub mod binary;
 pub mod flags;
 pub mod lines;
 pub mod node;
+pub mod source;
 pub mod sse;
 pub mod wait;
 pub mod ws;

@@ -4,18 +4,7 @@
 //! `src/` other than `ui.rs` and `lib.rs` (which wires the two together) that names `crate::ui` or
 //! `super::ui` in code (comments aside), and on any line of `model.rs` that names a module of this crate other than `proto`.
 
-use std::path::{Path, PathBuf};
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use std::path::Path;
 
 /// Whether `line` names `module` in code (comments, with their intra-doc links, are not imports).
 fn names_module(line: &str, module: &str) -> bool {
@@ -32,8 +21,7 @@ fn names_module(line: &str, module: &str) -> bool {
 #[test]
 fn nothing_below_the_renderer_imports_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![];
-    rust_files(&src, &mut files);
+    let files = parley_testkit::source::rust_files(&src);
     assert!(files.iter().any(|f| f.ends_with("state/mod.rs")), "the state machine is under src/state/");
     let mut found = vec![];
     for file in files.iter().filter(|f| !f.ends_with("ui.rs") && !f.ends_with("lib.rs")) {
