@@ -89,7 +89,7 @@ pub async fn login(
 ) -> ApiResult<Response> {
     app.chat.auth_attempt(peer.ip())?;
     let ok = app.chat.login(&req.username, &req.password).await?;
-    let body = serde_json::json!({ "token": ok.token, "expires_at": ok.expires_at, "user": UserW::from(&ok.user) });
+    let body = LoginW { token: ok.token.clone(), expires_at: ok.expires_at, user: UserW::from(&ok.user) };
     let mut resp = Json(body).into_response();
     // HttpOnly + SameSite=Strict: the web page authenticates without script ever holding the token.
     let cookie =
@@ -127,13 +127,13 @@ pub async fn patch_me(
 }
 
 fn rooms_json(rooms: &[Room]) -> Response {
-    Json(serde_json::json!({ "rooms": rooms.iter().map(RoomW::from).collect::<Vec<_>>() })).into_response()
+    Json(RoomsW { rooms: rooms.iter().map(RoomW::from).collect() }).into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/me/rooms", tag = "rooms", summary = "Your rooms and direct conversations, with unread and mention counts", responses((status = 200, description = "your rooms", body = RoomViewsW)))]
 pub async fn my_rooms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let views = app.chat.my_rooms(&who).await?;
-    Ok(Json(serde_json::json!({ "rooms": views.iter().map(RoomViewW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(RoomViewsW { rooms: views.iter().map(RoomViewW::from).collect() }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/dms", tag = "rooms", summary = "Your direct conversations, newest activity first", responses((status = 200, description = "your direct conversations", body = ConversationsW)))]
@@ -142,8 +142,7 @@ pub async fn my_dms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiRes
     let mut views: Vec<RoomView> =
         app.chat.my_rooms(&who).await?.into_iter().filter(|v| v.room.kind == RoomKind::Direct).collect();
     views.sort_by_key(|v| std::cmp::Reverse(v.last_message.as_ref().map_or(0, |m| m.ts)));
-    Ok(Json(serde_json::json!({ "conversations": views.iter().map(RoomViewW::from).collect::<Vec<_>>() }))
-        .into_response())
+    Ok(Json(ConversationsW { conversations: views.iter().map(RoomViewW::from).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/dms", tag = "rooms", summary = "Open (or find) the direct conversation with a user", request_body = OpenDm, responses((status = 200, description = "the conversation and its peer", body = DirectW), (status = 404, description = "`user_not_found`", body = ErrorW)))]
@@ -153,7 +152,7 @@ pub async fn open_dm(
     Body(req): Body<OpenDm>,
 ) -> ApiResult<Response> {
     let (room, peer) = app.chat.open_direct(&who, &req.username).await?;
-    Ok(Json(serde_json::json!({ "room": RoomW::from(&room), "peer": UserW::from(&peer) })).into_response())
+    Ok(Json(DirectW { room: RoomW::from(&room), peer: UserW::from(&peer) }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "Public rooms", responses((status = 200, description = "public rooms", body = RoomsW)))]
@@ -190,7 +189,7 @@ pub async fn members(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let members = app.chat.members(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "members": members.iter().map(member_w).collect::<Vec<_>>() })).into_response())
+    Ok(Json(MembersW { members: members.iter().map(member_w).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "rooms", summary = "Join a public room, or a private one you were invited to", params(RoomPath), responses((status = 200, description = "the room", body = RoomW)))]
@@ -353,14 +352,14 @@ pub async fn transfer_owner(
 /// The room's bans (owner and admins).
 pub async fn bans(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     let bans = app.chat.bans(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "bans": bans.iter().map(BanW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(BansW { bans: bans.iter().map(BanW::from).collect() }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/me/invites", tag = "rooms", summary = "Your pending invitations, oldest first", responses((status = 200, description = "invitations", body = InvitesW)))]
 /// The caller's pending invitations, oldest first.
 pub async fn my_invites(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let invites = app.chat.invites(&who).await?;
-    Ok(Json(serde_json::json!({ "invites": invites.iter().map(InviteW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(InvitesW { invites: invites.iter().map(InviteW::from).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/me/invites/{room}/accept", tag = "rooms", summary = "Accept an invitation: you join the room", params(RoomPath), responses((status = 200, description = "the room joined", body = RoomW), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
@@ -404,7 +403,7 @@ pub async fn mark_read(
     Body(req): Body<ReadReq>,
 ) -> ApiResult<Response> {
     let (room, seq) = app.chat.mark_read(&who, &room_ref(&room), req.seq).await?;
-    Ok(Json(serde_json::json!({ "room": room.0, "seq": seq })).into_response())
+    Ok(Json(ReadW { room: room.0, seq }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/typing", tag = "messages", summary = "Say you are typing (ephemeral; at most once per 2 s is forwarded)", params(RoomPath), responses((status = 204, description = "told")))]
@@ -424,7 +423,7 @@ pub async fn typing_now(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let users = app.chat.typing_in(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "users": users.iter().map(|u| u.0).collect::<Vec<_>>() })).into_response())
+    Ok(Json(TypingW { users: users.iter().map(|u| u.0).collect() }).into_response())
 }
 
 #[utoipa::path(patch, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages", summary = "Edit your message", params(MessagePath), request_body = EditReq, responses((status = 200, description = "the edited message", body = MessageW)))]
