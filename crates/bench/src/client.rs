@@ -70,11 +70,6 @@ pub struct Api {
 }
 
 #[derive(Deserialize)]
-struct LoginReply {
-    token: String,
-}
-
-#[derive(Deserialize)]
 struct RoomReply {
     id: u64,
 }
@@ -135,7 +130,9 @@ impl Api {
         if st != 200 {
             bail!("login {username}: HTTP {st}: {text}");
         }
-        Ok(serde_json::from_str::<LoginReply>(&text).with_context(|| format!("login reply: {text}"))?.token)
+        Ok(serde_json::from_str::<parley_proto::client::Login>(&text)
+            .with_context(|| format!("login reply: {text}"))?
+            .token)
     }
 
     pub async fn create_room(&self, token: &str, name: &str) -> Result<u64> {

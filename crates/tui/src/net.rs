@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::proto::Login;
 use crate::proto::{ClientFrame, Member, Room, ServerFrame, User};
 use crate::state::{Action, NetEvent};
 use parley_proto::rest::{CreateRoom, LoginReq, PatchMe, RegisterReq, SendReq};
@@ -47,14 +48,6 @@ pub fn api_code(e: &anyhow::Error) -> Option<&str> {
 pub struct Credentials {
     pub username: String,
     pub password: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Login {
-    pub token: String,
-    #[serde(default)]
-    pub expires_at: i64,
-    pub user: User,
 }
 
 /// REST client for one server.
