@@ -278,31 +278,35 @@ pub async fn run_with(
         store.clone(),
         jobs.clone(),
         Duration::from_secs(config.retention_sweep_secs.max(1)),
+        config.clock.0.clone(),
         stop_jobs.clone(),
     ));
-    let chat = Arc::new(Chat::new(
-        store.clone(),
-        broker.clone(),
-        hub,
-        ingest,
-        AuthServices {
-            passwords: Arc::new(Passwords::with_pool(
-                config.argon2_memory_kib,
-                config.argon2_iterations,
-                config.password_hash_threads,
-                config.password_hash_queue,
-            )?),
-            tokens: Arc::new(Tokens::new(&secret, config.token_ttl())),
-            throttle: LoginThrottle::new(config.login_free_failures),
-        },
-        ChatLimits {
-            max_message_bytes: config.max_message_bytes,
-            messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
-            auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },
-            connections_per_user: config.max_connections_per_user,
-            connections_total: config.max_connections,
-        },
-    ));
+    let chat = Arc::new(
+        Chat::new(
+            store.clone(),
+            broker.clone(),
+            hub,
+            ingest,
+            AuthServices {
+                passwords: Arc::new(Passwords::with_pool(
+                    config.argon2_memory_kib,
+                    config.argon2_iterations,
+                    config.password_hash_threads,
+                    config.password_hash_queue,
+                )?),
+                tokens: Arc::new(Tokens::new(&secret, config.token_ttl())),
+                throttle: LoginThrottle::new(config.login_free_failures),
+            },
+            ChatLimits {
+                max_message_bytes: config.max_message_bytes,
+                messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
+                auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },
+                connections_per_user: config.max_connections_per_user,
+                connections_total: config.max_connections,
+            },
+        )
+        .with_clock(config.clock.0.clone()),
+    );
     let background = tokio_util::sync::CancellationToken::new();
     if broker.distributed() {
         tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));

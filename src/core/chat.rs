@@ -23,6 +23,7 @@ use super::hub::{CloseReason, Hub, Registration};
 use super::ingest::{Ingest, Queued, WriterHealth};
 use super::limits::{Admission, Buckets, Connections, LoginThrottle, Rate, Transport};
 use super::ports::broker::{BrokerEvent, DynBroker};
+use super::ports::clock::{DynClock, SystemClock};
 use super::ports::credentials::{PasswordHashing, TokenIssuer};
 use super::ports::store::{DynStore, Session};
 use super::typing::TypingTracker;
@@ -102,6 +103,8 @@ pub struct Chat {
     received: metrics::Counter,
     ack_latency: metrics::Histogram,
     pub limits: ChatLimits,
+    /// Where "now" comes from for message times, sessions and edits (`core::ports::clock`).
+    clock: DynClock,
 }
 
 /// What [`Chat`] checks credentials with (the adapters of `core::ports::credentials`, and the throttle).
@@ -136,7 +139,19 @@ impl Chat {
             received: metrics::counter!("parley_messages_received_total"),
             ack_latency: metrics::histogram!("parley_ack_latency_seconds"),
             limits,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service reading "now" from `clock` (tests move a `ManualClock` instead of waiting).
+    pub fn with_clock(mut self, clock: DynClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this service's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now_millis()
     }
 
     /// Counts a login or registration attempt from `peer`; refused past the per-address rate. Transports
@@ -201,7 +216,7 @@ impl Chat {
         let user = user.ok_or(Error::InvalidCredentials)?;
         self.throttle.succeeded(&key);
         let session = SessionId::generate();
-        let (token, expires_at) = self.tokens.issue(user.id, &session, now_millis())?;
+        let (token, expires_at) = self.tokens.issue(user.id, &session, self.now())?;
         self.store.create_session(&Session { id: session, user: user.id, expires_at, revoked: false }).await?;
         Ok(LoginOk { token, expires_at, user })
     }
@@ -210,7 +225,7 @@ impl Chat {
     pub async fn authenticate(&self, token: &str) -> Result<Identity> {
         let (user_id, session) = self.tokens.check(token)?;
         let s = self.store.session(&session).await?.ok_or(Error::Unauthorized)?;
-        if s.revoked || s.user != user_id || s.expires_at <= now_millis() {
+        if s.revoked || s.user != user_id || s.expires_at <= self.now() {
             return Err(Error::Unauthorized);
         }
         let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;
@@ -308,7 +323,10 @@ impl Chat {
         target: Option<&User>,
         body: &str,
     ) -> Result<()> {
-        self.ingest.append(NewMessage::system(room.id, kind, &who.user, target, body)).await.map(|_| ())
+        self.ingest
+            .append(NewMessage { ts: self.now(), ..NewMessage::system(room.id, kind, &who.user, target, body) })
+            .await
+            .map(|_| ())
     }
 
     // ---- messages ------------------------------------------------------------------------------
@@ -407,7 +425,7 @@ impl Chat {
             body: body.as_str().to_owned(),
             client_id,
             mentions,
-            ts: now_millis(),
+            ts: self.now(),
             files,
             reply_to: parent.as_ref().map(|p| p.seq),
             thread: parent.as_ref().map(|p| p.thread.unwrap_or(p.seq)),
@@ -472,7 +490,7 @@ impl Chat {
         let mentions = self.resolve_mentions(room.id, who, body.as_str()).await?;
         let m = self
             .store
-            .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
+            .edit_message(room.id, seq, body.as_str(), &mentions, self.now())
             .await?
             .ok_or(Error::MessageNotFound)?;
         let m = self.decorated(m).await?;
@@ -560,7 +578,7 @@ impl Chat {
         use super::ports::broker::BrokerSink as _;
         let started = Instant::now();
         for session in self.hub.sessions() {
-            let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > now_millis());
+            let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > self.now());
             if !live {
                 self.hub.deliver(BrokerEvent::SessionEnded(session));
             }
