@@ -9,8 +9,10 @@
 //!    the grace period to drain;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
 //!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
-//! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
-//!    run stay queued (Redis) or are lost with the process (in-process queue);
+//! 4. the job workers finish the job in hand and stop, and with them every other task the node spawned
+//!    (the retention sweep, the webhook catch-up, the blob collector, the metrics listener), all awaited
+//!    through one tracker (see `Node`); jobs not run stay queued (Redis) or are lost with the process
+//!    (in-process queue);
 //! 5. the store closes. Steps 2–5 are bounded by [`SHUTDOWN_GRACE`] each.
 
 use std::net::SocketAddr;

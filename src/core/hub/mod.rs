@@ -8,7 +8,7 @@
 //! Why it looks like this:
 //! - **One state, one lock.** Connections, room followers, presence and the routing interest change
 //!   together (a follow changes followers, interest and presence reach at once), so they sit in one
-//!   [`State`] under one `RwLock`. Fan-out holds a read lock; only joins, leaves and (un)registering take
+//!   `State` under one `RwLock`. Fan-out holds a read lock; only joins, leaves and (un)registering take
 //!   the write lock.
 //! - **Never wait on a client.** Each connection has a bounded queue; fan-out uses `try_send`. A full
 //!   queue means the client is not keeping up: it is closed with [`CloseReason::TooSlow`] and drops out
