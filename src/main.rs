@@ -2,6 +2,10 @@
 //! --listen …`); `chat` is the terminal client (`crates/tui`); `bench` drives a node with load
 //! (`crates/bench`); `healthcheck` asks a node's `/readyz` (for container healthchecks).
 
+// As in `lib.rs`: `pub` only for what is reachable, and no `unwrap()` outside tests.
+#![deny(unreachable_pub)]
+#![deny(clippy::unwrap_used)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -9,8 +9,10 @@
 //!    the grace period to drain;
 //! 3. the ingest writer stores what was queued — every acknowledged message was already on disk,
 //!    since acknowledgements follow the commit — and its last webhook deliveries are queued;
-//! 4. the job workers finish the job in hand and stop (the retention sweep stops with them); jobs not
-//!    run stay queued (Redis) or are lost with the process (in-process queue);
+//! 4. the job workers finish the job in hand and stop, and with them every other task the node spawned
+//!    (the retention sweep, the webhook catch-up, the blob collector, the metrics listener), all awaited
+//!    through one tracker (see `Node`); jobs not run stay queued (Redis) or are lost with the process
+//!    (in-process queue);
 //! 5. the store closes. Steps 2–5 are bounded by [`SHUTDOWN_GRACE`] each.
 
 use std::net::SocketAddr;
@@ -20,6 +22,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::{LoginThrottle, Passwords, Tokens};
@@ -198,22 +203,243 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&Ready),
 ) -> anyhow::Result<()> {
-    let Listeners { http: listener, tcp } = listeners;
-    config.validate()?;
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
-        (None, None) => None,
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
-    };
-    // Installs the process-wide recorder before anything records.
-    crate::observe::handle();
-    // Ends with this function, however it returns.
-    let _upkeep = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::observe::upkeep()));
-    let store = open_store(&config).await?;
-    let blobs = open_blobs(&config).await?;
-    let secret = load_secret(&config)?;
-    let node = NodeId::generate();
-    let broker: DynBroker = match &config.redis_url {
+    let node = Node::build(config, listeners).await?;
+    on_ready(&node.ready);
+    node.run(shutdown).await
+}
+
+/// A node built and not yet serving HTTP: its background tasks already run on `tasks`.
+///
+/// Every task the node spawns is on one [`TaskTracker`] and stops on one token tree: `root` (the node's
+/// life: job workers, sweeps, the blob collector, the metrics listener, metrics upkeep) and its child
+/// `stopping` (cancelled when shutdown begins: the TCP accept loop, presence, resync, the HTTP server).
+/// Dropping the node (a start-up error, or the caller dropping [`run`]) cancels `root`, so nothing it
+/// started outlives it; a clean shutdown waits for the tracker within [`SHUTDOWN_GRACE`].
+struct Node {
+    ready: Ready,
+    chat: Arc<Chat>,
+    store: DynStore,
+    http: HttpServing,
+    tasks: TaskTracker,
+    root: CancellationToken,
+    stopping: CancellationToken,
+    /// The ingest writer and the webhook dispatcher (on `tasks`), awaited in that order at shutdown.
+    writer: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+    _cancel_on_drop: DropGuard,
+}
+
+/// What the HTTP server needs once the node runs.
+struct HttpServing {
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Below the connections' own write timeout (`core::conn`), a backstop on every socket.
+    socket_deadline: Duration,
+}
+
+/// Runs `task` until it ends or `stop` is cancelled, whichever comes first.
+async fn until(stop: CancellationToken, task: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = task => {}
+    }
+}
+
+impl Node {
+    /// Opens everything `config` names, spawns the background tasks and binds the metrics listener.
+    async fn build(config: Config, listeners: Listeners) -> anyhow::Result<Node> {
+        let Listeners { http: listener, tcp } = listeners;
+        config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        let root = CancellationToken::new();
+        let cancel_on_drop = root.clone().drop_guard();
+        let stopping = root.child_token();
+        let tasks = TaskTracker::new();
+        // Installs the process-wide recorder before anything records.
+        crate::observe::handle();
+        tasks.spawn(until(root.clone(), crate::observe::upkeep()));
+        let store = open_store(&config).await?;
+        let blobs = open_blobs(&config).await?;
+        let secret = load_secret(&config)?;
+        let node = NodeId::generate();
+        let broker = open_broker(&config, node).await?;
+        let hub = Hub::with_bounds(config.send_queue, config.send_queue_bytes, node);
+        broker.attach(hub.clone() as Arc<dyn BrokerSink>);
+        if let Some(interest) = broker.interest() {
+            hub.set_interest(interest);
+        }
+        let jobs = open_queue(&config).await?;
+        let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
+        let (ingest, writer) = Ingest::start_with(
+            store.clone(),
+            broker.clone(),
+            IngestOptions {
+                queue: config.max_batch * 4,
+                max_batch: config.max_batch,
+                send_timeout: config.send_timeout(),
+                hook: Some(hook_tx),
+            },
+        );
+        let writer = tasks.spawn(async move {
+            let _ = writer.await;
+        });
+        let dispatcher = tasks.spawn(crate::jobs::webhook::dispatch(hook_rx, store.clone(), jobs.clone()));
+        start_jobs(&config, &store, &jobs, &tasks, &root)?;
+        let chat = Arc::new(
+            Chat::new(
+                store.clone(),
+                broker.clone(),
+                hub,
+                ingest,
+                auth_services(&config, &secret)?,
+                chat_limits(&config),
+            )
+            .with_clock(config.clock.0.clone()),
+        );
+        if broker.distributed() {
+            tasks.spawn(chat.clone().run_presence(config.node_ttl(), stopping.clone()));
+        }
+        if let Some(reconnects) = broker.reconnects() {
+            tasks.spawn(chat.clone().run_resync(reconnects, broker.catch_up(), stopping.clone()));
+        }
+        let files = Arc::new(Files::new(
+            chat.clone(),
+            blobs,
+            FileLimits {
+                max_upload_bytes: config.max_upload_bytes,
+                quota_bytes: config.upload_quota_bytes,
+                idle_timeout: Duration::from_secs(config.upload_idle_secs.max(1)),
+                ..FileLimits::default()
+            },
+        ));
+        tasks.spawn(crate::jobs::blob_gc::run(
+            files.clone(),
+            Duration::from_secs(config.blob_gc_secs.max(1)),
+            Duration::from_secs(config.blob_gc_grace_secs),
+            root.clone(),
+        ));
+        let state = Arc::new(AppState { chat: chat.clone(), jobs, files, config: http_config(&config) });
+        let app = crate::http::router(state);
+        // Metrics and profiles on their own port, if asked; it closes with the node.
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => {
+                let l =
+                    TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?;
+                let bound = l.local_addr()?;
+                let serve = axum::serve(l, crate::http::ops::router()).into_future();
+                tasks.spawn(until(root.clone(), async move {
+                    let _ = serve.await;
+                }));
+                Some(bound)
+            }
+            None => None,
+        };
+        let ready = Ready {
+            http: listener.local_addr()?,
+            tcp: tcp.as_ref().map(|t| t.local_addr()).transpose()?,
+            metrics: metrics_addr,
+            tls: tls.is_some(),
+        };
+        if let Some(tcp) = tcp {
+            let cfg = TcpConfig {
+                keepalive: config.keepalive(),
+                max_line: config.max_message_bytes + 512,
+                write_timeout: config.write_timeout(),
+                lines_per_sec: config.tcp_lines_per_sec,
+                burst: config.tcp_lines_per_sec * 5.0,
+                tls: tls.clone(),
+            };
+            tasks.spawn(crate::tcp::serve(tcp, chat.clone(), cfg, stopping.clone()));
+        }
+        let http = HttpServing { listener, app, tls, socket_deadline: config.write_timeout() * 2 };
+        Ok(Node {
+            ready,
+            chat,
+            store,
+            http,
+            tasks,
+            root,
+            stopping,
+            writer,
+            dispatcher,
+            _cancel_on_drop: cancel_on_drop,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then runs the shutdown protocol (module docs).
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Node { ready: _, chat, store, http, tasks, root, stopping, writer, dispatcher, _cancel_on_drop } = self;
+        let (closer, stop) = (chat.clone(), stopping.clone());
+        let graceful = async move {
+            shutdown.await;
+            info!("shutting down");
+            // The TCP accept loop, presence and resync stop; new messages are refused.
+            stop.cancel();
+            closer.close();
+        };
+        let HttpServing { listener, app, tls, socket_deadline } = http;
+        // Both listeners give the same boxed server future.
+        let server = match tls {
+            Some(acceptor) => axum::serve(
+                Deadline::new(crate::tls::TlsListener::new(listener, acceptor)?, socket_deadline),
+                app.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(graceful)
+            .into_future(),
+            None => axum::serve(
+                Deadline::new(NoDelayListener(listener), socket_deadline),
+                app.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(graceful)
+            .into_future(),
+        };
+        {
+            // Once shutdown begins, requests still running get the grace period, not forever.
+            let mut server = std::pin::pin!(server);
+            tokio::select! {
+                r = &mut server => r.context("http server")?,
+                _ = async { stopping.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                    warn!("requests still running after the grace period; stopping anyway");
+                }
+            }
+        }
+        // Connections drain by themselves (they stop reading, write the answers to what they accepted
+        // and what is queued, then close: `core::conn`); the writer keeps storing meanwhile.
+        let drained = async {
+            while chat.hub().connection_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+            warn!(open = chat.hub().connection_count(), "connections still draining after the grace period");
+        }
+        drop(chat);
+        if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
+            warn!("the message writer did not finish in time");
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher).await.is_err() {
+            warn!("queueing the last webhook deliveries did not finish in time");
+        }
+        // Job workers finish the job in hand; sweeps, the collector and the metrics listener stop.
+        root.cancel();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+            warn!(running = tasks.len(), "background tasks did not stop in time");
+        }
+        store.close().await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// The broker the configuration names: Redis (the cluster) when `--redis-url` is set, else in-process.
+async fn open_broker(config: &Config, node: NodeId) -> anyhow::Result<DynBroker> {
+    Ok(match &config.redis_url {
         None => Arc::new(LocalBroker::new()),
         Some(url) => {
             // A token from one node must be good on every other.
@@ -225,26 +451,18 @@ pub async fn run_with(
             info!(%node, "joined the cluster through Redis");
             Arc::new(broker)
         }
-    };
-    let hub = Hub::with_bounds(config.send_queue, config.send_queue_bytes, node);
-    broker.attach(hub.clone() as Arc<dyn BrokerSink>);
-    if let Some(interest) = broker.interest() {
-        hub.set_interest(interest);
-    }
-    let jobs = open_queue(&config).await?;
-    let (hook_tx, hook_rx) = tokio::sync::mpsc::channel(256);
-    let (ingest, writer) = Ingest::start_with(
-        store.clone(),
-        broker.clone(),
-        IngestOptions {
-            queue: config.max_batch * 4,
-            max_batch: config.max_batch,
-            send_timeout: config.send_timeout(),
-            hook: Some(hook_tx),
-        },
-    );
-    let dispatcher = tokio::spawn(crate::jobs::webhook::dispatch(hook_rx, store.clone(), jobs.clone()));
-    let stop_jobs = tokio_util::sync::CancellationToken::new();
+    })
+}
+
+/// Spawns the job runner (retention purges, webhook deliveries), the webhook catch-up and the retention
+/// sweep on `tasks`, all stopping with `stop`.
+fn start_jobs(
+    config: &Config,
+    store: &DynStore,
+    jobs: &DynQueue,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
     let runner = Runner::new(
         jobs.clone(),
         RunnerConfig {
@@ -267,179 +485,55 @@ pub async fn run_with(
             config.webhook_ca_file.as_deref(),
         )?),
     )
-    .spawn(stop_jobs.clone());
-    let catch_up = tokio::spawn(crate::jobs::webhook::catch_up_every(
-        store.clone(),
-        jobs.clone(),
-        WEBHOOK_CATCH_UP,
-        stop_jobs.clone(),
-    ));
-    let sweeper = tokio::spawn(crate::jobs::retention::sweep(
+    .spawn(stop.clone());
+    tasks.spawn(async move {
+        if runner.await.is_err() {
+            warn!("the job runner panicked");
+        }
+    });
+    tasks.spawn(crate::jobs::webhook::catch_up_every(store.clone(), jobs.clone(), WEBHOOK_CATCH_UP, stop.clone()));
+    tasks.spawn(crate::jobs::retention::sweep(
         store.clone(),
         jobs.clone(),
         Duration::from_secs(config.retention_sweep_secs.max(1)),
         config.clock.0.clone(),
-        stop_jobs.clone(),
+        stop.clone(),
     ));
-    let chat = Arc::new(
-        Chat::new(
-            store.clone(),
-            broker.clone(),
-            hub,
-            ingest,
-            AuthServices {
-                passwords: Arc::new(Passwords::with_pool(
-                    config.argon2_memory_kib,
-                    config.argon2_iterations,
-                    config.password_hash_threads,
-                    config.password_hash_queue,
-                )?),
-                tokens: Arc::new(Tokens::new(&secret, config.token_ttl())),
-                throttle: LoginThrottle::new(config.login_free_failures),
-            },
-            ChatLimits {
-                max_message_bytes: config.max_message_bytes,
-                messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
-                auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },
-                connections_per_user: config.max_connections_per_user,
-                connections_total: config.max_connections,
-            },
-        )
-        .with_clock(config.clock.0.clone()),
-    );
-    let background = tokio_util::sync::CancellationToken::new();
-    if broker.distributed() {
-        tokio::spawn(chat.clone().run_presence(config.node_ttl(), background.clone()));
-    }
-    if let Some(reconnects) = broker.reconnects() {
-        tokio::spawn(chat.clone().run_resync(reconnects, broker.catch_up(), background.clone()));
-    }
-    let files = Arc::new(Files::new(
-        chat.clone(),
-        blobs,
-        FileLimits {
-            max_upload_bytes: config.max_upload_bytes,
-            quota_bytes: config.upload_quota_bytes,
-            idle_timeout: Duration::from_secs(config.upload_idle_secs.max(1)),
-            ..FileLimits::default()
-        },
-    ));
-    let collector = tokio::spawn(crate::jobs::blob_gc::run(
-        files.clone(),
-        Duration::from_secs(config.blob_gc_secs.max(1)),
-        Duration::from_secs(config.blob_gc_grace_secs),
-        stop_jobs.clone(),
-    ));
-    let state = Arc::new(AppState {
-        chat: chat.clone(),
-        jobs,
-        files,
-        config: HttpConfig {
-            allowed_origins: config.allowed_origins.iter().map(|o| o.trim().to_ascii_lowercase()).collect(),
-            max_frame_bytes: config.max_frame_bytes,
-            max_body_bytes: config.max_body_bytes,
-            keepalive: config.keepalive(),
-            write_timeout: config.write_timeout(),
-            write_coalesce: Duration::from_millis(config.write_coalesce_ms),
-            metrics_on_public_port: config.metrics_listen.is_none(),
-            trusted_proxies: config.trusted_proxies.clone(),
-        },
-    });
-    let app = crate::http::router(state);
-    // Metrics and profiles on their own port, if asked; it closes when this function returns.
-    let (metrics_addr, _metrics_server) = match config.metrics_listen {
-        Some(addr) => {
-            let l = TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr}"))?;
-            let bound = l.local_addr()?;
-            let serve = axum::serve(l, crate::http::ops::router()).into_future();
-            (Some(bound), Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(serve))))
-        }
-        None => (None, None),
-    };
-    let ready = Ready {
-        http: listener.local_addr()?,
-        tcp: tcp.as_ref().map(|t| t.local_addr()).transpose()?,
-        metrics: metrics_addr,
-        tls: tls.is_some(),
-    };
-    let stop_tcp = tokio_util::sync::CancellationToken::new();
-    if let Some(tcp) = tcp {
-        let cfg = TcpConfig {
-            keepalive: config.keepalive(),
-            max_line: config.max_message_bytes + 512,
-            write_timeout: config.write_timeout(),
-            lines_per_sec: config.tcp_lines_per_sec,
-            burst: config.tcp_lines_per_sec * 5.0,
-            tls: tls.clone(),
-        };
-        tokio::spawn(crate::tcp::serve(tcp, chat.clone(), cfg, stop_tcp.clone()));
-    }
-
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let closer = chat.clone();
-    let graceful = async move {
-        shutdown.await;
-        info!("shutting down");
-        stop_tcp.cancel();
-        closer.close();
-        background.cancel();
-        let _ = stopping_tx.send(());
-    };
-    // Below the connections' own write timeout (`core::conn`), a backstop on every socket.
-    let socket_deadline = config.write_timeout() * 2;
-    // Both listeners give the same boxed server future.
-    let server = match tls {
-        Some(acceptor) => axum::serve(
-            Deadline::new(crate::tls::TlsListener::new(listener, acceptor)?, socket_deadline),
-            app.into_make_service_with_connect_info::<ClientAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .into_future(),
-        None => axum::serve(
-            Deadline::new(NoDelayListener(listener), socket_deadline),
-            app.into_make_service_with_connect_info::<ClientAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .into_future(),
-    };
-    on_ready(&ready);
-    let server = async move {
-        // Once shutdown begins, requests still running get the grace period, not forever.
-        let mut server = std::pin::pin!(server);
-        tokio::select! {
-            r = &mut server => r,
-            _ = async { let _ = stopping_rx.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-                warn!("requests still running after the grace period; stopping anyway");
-                Ok(())
-            }
-        }
-    };
-    server.await.context("http server")?;
-    // Connections drain by themselves (they stop reading, write the answers to what they accepted and
-    // what is queued, then close: `core::conn`); the writer keeps storing meanwhile.
-    let drained = async {
-        while chat.hub().connection_count() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-        warn!(open = chat.hub().connection_count(), "connections still draining after the grace period");
-    }
-    drop(chat);
-    if tokio::time::timeout(SHUTDOWN_GRACE, writer).await.is_err() {
-        warn!("the message writer did not finish in time");
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher).await.is_err() {
-        warn!("queueing the last webhook deliveries did not finish in time");
-    }
-    stop_jobs.cancel();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sweeper).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, collector).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, catch_up).await;
-    if tokio::time::timeout(SHUTDOWN_GRACE, runner).await.is_err() {
-        warn!("background jobs did not stop in time");
-    }
-    store.close().await;
-    info!("stopped");
     Ok(())
+}
+
+fn auth_services(config: &Config, secret: &[u8]) -> anyhow::Result<AuthServices> {
+    Ok(AuthServices {
+        passwords: Arc::new(Passwords::with_pool(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.password_hash_threads,
+            config.password_hash_queue,
+        )?),
+        tokens: Arc::new(Tokens::new(secret, config.token_ttl())),
+        throttle: LoginThrottle::new(config.login_free_failures),
+    })
+}
+
+fn chat_limits(config: &Config) -> ChatLimits {
+    ChatLimits {
+        max_message_bytes: config.max_message_bytes,
+        messages: Rate { per_sec: config.messages_per_sec, burst: config.message_burst },
+        auth: Rate { per_sec: config.auth_per_minute / 60.0, burst: config.auth_burst },
+        connections_per_user: config.max_connections_per_user,
+        connections_total: config.max_connections,
+    }
+}
+
+fn http_config(config: &Config) -> HttpConfig {
+    HttpConfig {
+        allowed_origins: config.allowed_origins.iter().map(|o| o.trim().to_ascii_lowercase()).collect(),
+        max_frame_bytes: config.max_frame_bytes,
+        max_body_bytes: config.max_body_bytes,
+        keepalive: config.keepalive(),
+        write_timeout: config.write_timeout(),
+        write_coalesce: Duration::from_millis(config.write_coalesce_ms),
+        metrics_on_public_port: config.metrics_listen.is_none(),
+        trusted_proxies: config.trusted_proxies.clone(),
+    }
 }

@@ -2,6 +2,6 @@
 //! in-process broker, real password hashing and tokens). The core never names an adapter module
 //! itself (`tests/core_imports.rs`); this module exists only under `cfg(test)`.
 
-pub use crate::auth::{Passwords, Tokens};
-pub use crate::broker::local::LocalBroker;
-pub use crate::store::memory::MemoryStore;
+pub(crate) use crate::auth::{Passwords, Tokens};
+pub(crate) use crate::broker::local::LocalBroker;
+pub(crate) use crate::store::memory::MemoryStore;

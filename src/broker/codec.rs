@@ -10,7 +10,7 @@ use super::BrokerEvent;
 use crate::core::domain::*;
 
 /// Bumped on any incompatible change to the envelope.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -345,7 +345,7 @@ fn ids(v: &[RoomId]) -> Vec<i64> {
     v.iter().map(|r| r.0).collect()
 }
 
-pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
+pub(crate) fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
     let ev = match event {
         BrokerEvent::Message(x) => Ev::Message { m: m(x) },
         BrokerEvent::Joined { room, user } => Ev::Joined { room: r(room), user: user.0 },
@@ -375,7 +375,7 @@ pub fn encode(node: NodeId, event: &BrokerEvent) -> Vec<u8> {
 }
 
 /// The sending node and the event; an error says why the payload was not understood.
-pub fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<(NodeId, BrokerEvent), String> {
     let env: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if env.v != VERSION {
         return Err(format!("envelope version {} (this node speaks {VERSION})", env.v));

@@ -15,6 +15,7 @@ pub mod hub;
 pub mod ingest;
 pub mod limits;
 pub mod ports;
+pub mod presence;
 pub mod search;
 pub mod thumbnail;
 pub mod typing;

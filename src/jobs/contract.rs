@@ -128,7 +128,7 @@ mod tests {
     }
 
     /// A Redis URL from `PARLEY_TEST_REDIS_URL`, or `None` after saying the test is skipped.
-    pub fn redis_url_or_skip(test: &str) -> Option<String> {
+    pub(crate) fn redis_url_or_skip(test: &str) -> Option<String> {
         match std::env::var("PARLEY_TEST_REDIS_URL") {
             Ok(url) if !url.is_empty() => Some(url),
             _ => {

@@ -422,10 +422,10 @@ pub(crate) mod testing {
     use sqlx::{Connection, PgConnection};
 
     /// The variable that points the PostgreSQL tests at a server.
-    pub const URL_VAR: &str = "PARLEY_TEST_POSTGRES_URL";
+    pub(crate) const URL_VAR: &str = "PARLEY_TEST_POSTGRES_URL";
 
     /// The test database URL, or `None` (after telling why on stderr) when the tests are not configured.
-    pub fn url_or_skip(test: &str) -> Option<String> {
+    pub(crate) fn url_or_skip(test: &str) -> Option<String> {
         match std::env::var(URL_VAR) {
             Ok(url) if !url.trim().is_empty() => Some(url),
             _ => {
@@ -438,7 +438,7 @@ pub(crate) mod testing {
     /// Creates a schema `parley_test_<random hex>`, runs `body` with connect options whose `search_path`
     /// is that schema, then drops the schema (also when `body` panics). Panics when the server is
     /// unreachable: a configured test must fail rather than pass silently.
-    pub async fn with_schema<F, Fut>(url: &str, body: F)
+    pub(crate) async fn with_schema<F, Fut>(url: &str, body: F)
     where
         F: FnOnce(PgConnectOptions) -> Fut,
         Fut: Future<Output = ()>,

@@ -164,7 +164,7 @@ pub(super) struct Output {
 }
 
 impl Output {
-    pub fn line(&mut self, s: &str) {
+    pub(crate) fn line(&mut self, s: &str) {
         self.staged.extend_from_slice(s.as_bytes());
         self.staged.push(b'\n');
     }

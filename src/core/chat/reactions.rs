@@ -58,4 +58,4 @@ impl Chat {
 }
 
 /// At most this many `reactions` events per room in a resume.
-pub const MISSED_REACTIONS: u32 = 500;
+pub(crate) const MISSED_REACTIONS: u32 = 500;
