@@ -2,7 +2,7 @@
 # Runs BENCHMARKS.md's scenarios: a fresh release server pinned to core 0 per scenario, the load
 # generator pinned to core 1. JSON reports go to target/bench/. Usage:
 #   scripts/bench-scenarios.sh [scenario…]     (fanout manyrooms idle ingest ingestpg acklatency loginstorm recovery
-#                                               slow coalesce transports twonode bigroom foreign cluster; default:
+#                                               slow coalesce transports twonode bigroom foreign cluster profile; default:
 #                                               fanout manyrooms idle ingest recovery slow; ingestpg needs PostgreSQL,
 #                                               twonode, foreign and cluster need PostgreSQL and Redis, see below;
 #                                               REDIS_MODE=cluster runs foreign and cluster on a private
@@ -215,8 +215,38 @@ scenario_bigroom() {
   stop_server
 }
 
+scenario_profile() {
+  # The fan-out scenario at 250k deliveries/s (1,000 members, 10 senders × 25 msg/s) with the metrics
+  # listener on: a CPU profile (pprof protobuf) and a flame graph of the server, PROFILE_SECS (10) each,
+  # taken through /debug/pprof while the load runs; a heap profile too when the binary has jemalloc.
+  # Written to $PROFILE_DIR (default target/bench/profiles) as fanout-<label>.{pb.gz,svg,heap.pb.gz}.
+  local dir="${PROFILE_DIR:-$OUT/profiles}" label="${PROFILE_LABEL:-$(git -C "$ROOT" rev-parse --short HEAD)}"
+  local secs="${PROFILE_SECS:-10}" mport="${PROFILE_METRICS_PORT:-19091}"
+  mkdir -p "$dir"
+  start_server --metrics-listen "127.0.0.1:$mport"
+  bench "profile-fanout" --connections 1000 --rooms 1 --users-per-room 1000 --senders 10 --rate 25 \
+    --warmup 2 --duration $((2 * secs + 6)) &
+  local gen=$!
+  # Connects and set-up first: sample once messages flow (100,000 delivered: past the first second).
+  for _ in $(seq 1 600); do
+    local n; n="$(curl -sf "http://127.0.0.1:$mport/metrics" | awk '/^parley_messages_delivered_total/ {s += $2} END {printf "%d", s}')"
+    [ "${n:-0}" -ge 100000 ] && break
+    sleep 0.2
+  done
+  curl -sf -o "$dir/fanout-$label.pb.gz" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=$secs"
+  curl -sf -o "$dir/fanout-$label.svg" "http://127.0.0.1:$mport/debug/pprof/flamegraph?seconds=$secs"
+  curl -s -o "$dir/fanout-$label.heap.pb.gz" -w '%{http_code}\n' "http://127.0.0.1:$mport/debug/pprof/heap" |
+    grep -q '^200$' || rm -f "$dir/fanout-$label.heap.pb.gz"
+  wait "$gen"
+  stop_server
+  ls -l "$dir" >&2
+}
+
 cpu_ticks() { # pid → utime+stime in clock ticks
   awk '{print $14 + $15}' "/proc/$1/stat"
+}
+cpu_ns() { # pid → CPU time of all its threads in nanoseconds (schedstat: finer than the 10 ms ticks)
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%d\n", n}'
 }
 
 # A private Redis for the scenarios that measure its CPU (the shared one serves other clients too):
@@ -279,8 +309,10 @@ cluster_flags() { # schema → flags for a node of that cluster
 
 scenario_foreign() {
   # The cost of a foreign room's traffic on a node: two nodes, all 200 members of one room on node A,
-  # 10 senders × 100 msg/s for 10 s; node B has no follower of that room. Records B's CPU (its cost per
-  # event of A's room), A's, and Redis's, over the measured window.
+  # 10 senders × 100 msg/s for 10 s; node B has no follower of that room. Records B's CPU over an idle
+  # window (FOREIGN_IDLE_SECS, its own upkeep) and then over the bench (set-up, connects, traffic; from
+  # schedstat, in ns), so B's cost per event of A's room is (window − idle rate × window) / events; and
+  # A's and Redis's CPU over the bench (clock ticks).
   local pg="${PARLEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
   start_redis
   for round in ${FOREIGN_ROUNDS:-1 2 3}; do
@@ -290,11 +322,15 @@ scenario_foreign() {
     start_server $(cluster_flags "$schema"); local pid_a="$SERVER_PID" url_a="$URL"
     # shellcheck disable=SC2046
     start_server $(cluster_flags "$schema"); local pid_b="$SERVER_PID"
-    local b0 r0 a0 p0; b0="$(cpu_ticks "$pid_b")"; r0="$(redis_ticks)"; a0="$(cpu_ticks "$pid_a")"; p0="$(redis_publishes)"
+    # Node B's own upkeep first (heartbeats, timers): the same length of time with no traffic at all.
+    local i0 i1; i0="$(cpu_ns "$pid_b")"; sleep "${FOREIGN_IDLE_SECS:-10}"; i1="$(cpu_ns "$pid_b")"
+    local b0 r0 a0 p0; b0="$(cpu_ns "$pid_b")"; r0="$(redis_ticks)"; a0="$(cpu_ticks "$pid_a")"; p0="$(redis_publishes)"
+    local t0; t0="$(date +%s.%N)"
     URL="$url_a" SERVER_PID="$pid_a" bench "foreign-$round" --connections 200 --rooms 1 --users-per-room 200 \
       --senders 10 --rate 100 --warmup 0 --duration 10
-    local b1 r1 a1 p1; b1="$(cpu_ticks "$pid_b")"; r1="$(redis_ticks)"; a1="$(cpu_ticks "$pid_a")"; p1="$(redis_publishes)"
-    echo "{\"node_b_cpu_s\": $(echo "($b1 - $b0) / $(getconf CLK_TCK)" | bc -l), \"node_a_cpu_s\": $(echo "($a1 - $a0) / $(getconf CLK_TCK)" | bc -l), \"redis_cpu_s\": $(echo "($r1 - $r0) / $(getconf CLK_TCK)" | bc -l), \"redis_publishes\": $((p1 - p0))}" \
+    local b1 r1 a1 p1 t1; b1="$(cpu_ns "$pid_b")"; r1="$(redis_ticks)"; a1="$(cpu_ticks "$pid_a")"; p1="$(redis_publishes)"
+    t1="$(date +%s.%N)"
+    echo "{\"node_b_cpu_s\": $(echo "($b1 - $b0) / 10^9" | bc -l), \"node_b_idle_cpu_s\": $(echo "($i1 - $i0) / 10^9" | bc -l), \"idle_secs\": ${FOREIGN_IDLE_SECS:-10}, \"window_secs\": $(echo "$t1 - $t0" | bc -l), \"node_a_cpu_s\": $(echo "($a1 - $a0) / $(getconf CLK_TCK)" | bc -l), \"redis_cpu_s\": $(echo "($r1 - $r0) / $(getconf CLK_TCK)" | bc -l), \"redis_publishes\": $((p1 - p0))}" \
       >"$OUT/foreign-$round-cpu.json"
     cat "$OUT/foreign-$round-cpu.json" >&2
     stop_server
@@ -323,14 +359,14 @@ scenario_cluster() {
   for i in $(seq 0 $((n - 1))); do
     taskset -c 1 "$BIN" bench --url "${urls[$i]}" --server-pid "${pids[$i]}" --json --connections 100 --rooms 1 \
       --users-per-room 100 --senders 5 --rate 20 --warmup 2 --duration 10 --prefix "own$i" \
-      >"$OUT/cluster-own-$i.json" &
+      >"$OUT/cluster-${REDIS_MODE:-single}-own-$i.json" &
     gens+=($!)
   done
   # The shared room: receivers on every node but the first (--receiver-url), senders on the first.
   for i in $(seq 1 $((n - 1))); do
     taskset -c 1 "$BIN" bench --url "${urls[0]}" --receiver-url "${urls[$i]}" --json --connections 100 --rooms 1 \
       --users-per-room 100 --senders 5 --rate 20 --warmup 2 --duration 10 --prefix "shared$i" \
-      >"$OUT/cluster-shared-$i.json" &
+      >"$OUT/cluster-${REDIS_MODE:-single}-shared-$i.json" &
     gens+=($!)
   done
   for g in "${gens[@]}"; do wait "$g"; done

@@ -2,7 +2,9 @@
 # Checks the deployment files without Docker (it cannot run here):
 # - compose.yaml against the compose-spec JSON schema (check-jsonschema's vendored copy);
 # - deploy/nginx.conf with Debian's `nginx -t` (the upstream host names, which only resolve inside the
-#   compose network, are replaced by 127.0.0.1 in a temporary copy).
+#   compose network, are replaced by 127.0.0.1 in a temporary copy);
+# - the Dockerfile's dependency layer: its COPY lines name every workspace member's manifest, and the
+#   workspace they and its placeholder sources make resolves with `cargo metadata --locked`.
 # Installs what it needs (a venv under target/, Debian's nginx with the stream module); runs no server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +35,22 @@ trap 'rm -rf "$tmp"' EXIT
   sed -E 's/\bparley[0-9]+:/127.0.0.1:/g' deploy/nginx.conf
 } > "$tmp/nginx.conf"
 nginx -t -q -c "$tmp/nginx.conf" -e stderr
+echo "-- Dockerfile dependency layer: every workspace member's manifest is copied"
+members="$(cargo metadata --no-deps --format-version 1 --offline | python3 -c '
+import json, os, sys
+root = os.getcwd()
+for p in json.load(sys.stdin)["packages"]:
+    d = os.path.relpath(os.path.dirname(p["manifest_path"]), root)
+    if d != ".":
+        print(d)')"
+layer="$tmp/layer"
+mkdir -p "$layer/src" "$layer/benches"
+cp Cargo.toml Cargo.lock build.rs "$layer/"
+echo 'fn main() {}' > "$layer/src/main.rs"; touch "$layer/src/lib.rs"; echo 'fn main() {}' > "$layer/benches/hot_paths.rs"
+for m in $members; do
+  grep -q "^COPY $m/Cargo.toml $m/\$" Dockerfile || { echo "Dockerfile does not copy $m/Cargo.toml into its dependency layer" >&2; exit 1; }
+  grep -q "$m/src/lib.rs" Dockerfile || { echo "Dockerfile makes no placeholder $m/src/lib.rs" >&2; exit 1; }
+  mkdir -p "$layer/$m/src"; cp "$m/Cargo.toml" "$layer/$m/"; touch "$layer/$m/src/lib.rs"
+done
+(cd "$layer" && cargo metadata --locked --format-version 1 >/dev/null)
 echo "deploy files OK"

@@ -2,14 +2,33 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
+
+use crate::core::ports::clock::{DynClock, SystemClock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The clock a node runs on ([`Config::clock`]); [`SystemClock`] unless a test sets another.
+#[derive(Clone)]
+pub struct NodeClock(pub DynClock);
+
+impl Default for NodeClock {
+    fn default() -> Self {
+        NodeClock(Arc::new(SystemClock))
+    }
+}
+
+impl std::fmt::Debug for NodeClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeClock")
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,6 +208,11 @@ pub struct Config {
     /// Seconds between retention sweeps (each queues a purge of every room with a retention period).
     #[arg(long, env = "PARLEY_RETENTION_SWEEP_SECS", default_value_t = 60)]
     pub retention_sweep_secs: u64,
+
+    /// Where the node's time-based rules read "now" (message times, sessions, retention cutoffs): the
+    /// system clock. Not a flag: a test that runs a node in-process sets a `ManualClock` here.
+    #[arg(skip)]
+    pub clock: NodeClock,
 
     /// Largest file accepted by an upload, in bytes (default 25 MiB).
     #[arg(long, env = "PARLEY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]

@@ -290,14 +290,17 @@ impl Node {
         });
         let dispatcher = tasks.spawn(crate::jobs::webhook::dispatch(hook_rx, store.clone(), jobs.clone()));
         start_jobs(&config, &store, &jobs, &tasks, &root)?;
-        let chat = Arc::new(Chat::new(
-            store.clone(),
-            broker.clone(),
-            hub,
-            ingest,
-            auth_services(&config, &secret)?,
-            chat_limits(&config),
-        ));
+        let chat = Arc::new(
+            Chat::new(
+                store.clone(),
+                broker.clone(),
+                hub,
+                ingest,
+                auth_services(&config, &secret)?,
+                chat_limits(&config),
+            )
+            .with_clock(config.clock.0.clone()),
+        );
         if broker.distributed() {
             tasks.spawn(chat.clone().run_presence(config.node_ttl(), stopping.clone()));
         }
@@ -493,6 +496,7 @@ fn start_jobs(
         store.clone(),
         jobs.clone(),
         Duration::from_secs(config.retention_sweep_secs.max(1)),
+        config.clock.0.clone(),
         stop.clone(),
     ));
     Ok(())

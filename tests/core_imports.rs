@@ -6,7 +6,7 @@
 //! included, so the grep in ARCHITECTURE.md stays empty too), or that grabs them through
 //! `crate::{…}` or `super::super::`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ADAPTERS: &[&str] = &[
     "store",
@@ -23,17 +23,6 @@ const ADAPTERS: &[&str] = &[
     "tls",
     "healthcheck",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The offending lines of `text` (1-based line numbers).
 fn offences(text: &str) -> Vec<(usize, String)> {
@@ -60,8 +49,7 @@ fn offences(text: &str) -> Vec<(usize, String)> {
 #[test]
 fn the_core_imports_no_adapter() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
-    let mut files = vec![];
-    rust_files(&root, &mut files);
+    let files = parley_testkit::source::rust_files(&root);
     assert!(files.len() > 10, "src/core was scanned");
     let mut report = String::new();
     for f in files {

@@ -22,6 +22,7 @@ use super::hub::{CloseReason, Hub};
 use super::ingest::{Ingest, Queued, WriterHealth};
 use super::limits::{Admission, Buckets, Connections, LoginThrottle, Rate, Transport};
 use super::ports::broker::DynBroker;
+use super::ports::clock::{DynClock, SystemClock};
 use super::ports::credentials::{PasswordHashing, TokenIssuer};
 use super::ports::store::DynStore;
 use super::typing::TypingTracker;
@@ -104,6 +105,8 @@ pub struct Chat {
     received: metrics::Counter,
     ack_latency: metrics::Histogram,
     pub limits: ChatLimits,
+    /// Where "now" comes from for message times, sessions and edits (`core::ports::clock`).
+    clock: DynClock,
 }
 
 /// What [`Chat`] checks credentials with (the adapters of `core::ports::credentials`, and the throttle).
@@ -138,7 +141,19 @@ impl Chat {
             received: metrics::counter!("parley_messages_received_total"),
             ack_latency: metrics::histogram!("parley_ack_latency_seconds"),
             limits,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service reading "now" from `clock` (tests move a `ManualClock` instead of waiting).
+    pub fn with_clock(mut self, clock: DynClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this service's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now_millis()
     }
 
     /// Counts a login or registration attempt from `peer`; refused past the per-address rate. Transports
@@ -249,7 +264,10 @@ impl Chat {
         target: Option<&User>,
         body: &str,
     ) -> Result<()> {
-        self.ingest.append(NewMessage::system(room.id, kind, &who.user, target, body)).await.map(|_| ())
+        self.ingest
+            .append(NewMessage { ts: self.now(), ..NewMessage::system(room.id, kind, &who.user, target, body) })
+            .await
+            .map(|_| ())
     }
 
     /// Closes every connection and stops taking messages: the first step of shutdown. Messages queued

@@ -22,6 +22,10 @@ use super::openapi::{
 use super::wire::{AckW, BanW, HistoryW, InviteW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW, member_w};
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
+use parley_proto::rest::{
+    CreateRoom, EditReq, InviteReq, LoginReq, NewWebhook, OpenDm, PatchMe, PatchRoom, ReadReq, RegisterReq, SendReq,
+    SetRole, Target,
+};
 
 /// `Json<T>` whose refusals are JSON errors with stable codes.
 pub struct Body<T>(pub T);
@@ -63,13 +67,6 @@ pub(super) fn room_ref(s: &str) -> RoomRef {
     RoomRef::parse(s)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RegisterReq {
-    username: String,
-    password: String,
-    display_name: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/register", tag = "accounts", summary = "Register", request_body = RegisterReq, responses((status = 201, description = "the new account", body = UserW), (status = 409, description = "`username_taken`", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
 pub async fn register(
     State(app): State<Arc<AppState>>,
@@ -84,12 +81,6 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(UserW::from(&user))).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct LoginReq {
-    username: String,
-    password: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/login", tag = "accounts", summary = "Log in", request_body = LoginReq, responses((status = 200, description = "a token bound to a new session; also set as the HttpOnly cookie `parley_token`", body = LoginW), (status = 401, description = "`bad_credentials` (unknown user or wrong password alike)", body = ErrorW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))), security(()))]
 pub async fn login(
     State(app): State<Arc<AppState>>,
@@ -98,7 +89,7 @@ pub async fn login(
 ) -> ApiResult<Response> {
     app.chat.auth_attempt(peer.ip())?;
     let ok = app.chat.login(&req.username, &req.password).await?;
-    let body = serde_json::json!({ "token": ok.token, "expires_at": ok.expires_at, "user": UserW::from(&ok.user) });
+    let body = LoginW { token: ok.token.clone(), expires_at: ok.expires_at, user: UserW::from(&ok.user) };
     let mut resp = Json(body).into_response();
     // HttpOnly + SameSite=Strict: the web page authenticates without script ever holding the token.
     let cookie =
@@ -125,11 +116,6 @@ pub async fn me(Auth(who): Auth) -> ApiResult<Response> {
     Ok(Json(UserW::from(&who.user)).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct PatchMe {
-    display_name: String,
-}
-
 #[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", summary = "Change your display name", request_body = PatchMe, responses((status = 200, description = "the updated user", body = UserW)))]
 pub async fn patch_me(
     State(app): State<Arc<AppState>>,
@@ -141,13 +127,13 @@ pub async fn patch_me(
 }
 
 fn rooms_json(rooms: &[Room]) -> Response {
-    Json(serde_json::json!({ "rooms": rooms.iter().map(RoomW::from).collect::<Vec<_>>() })).into_response()
+    Json(RoomsW { rooms: rooms.iter().map(RoomW::from).collect() }).into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/me/rooms", tag = "rooms", summary = "Your rooms and direct conversations, with unread and mention counts", responses((status = 200, description = "your rooms", body = RoomViewsW)))]
 pub async fn my_rooms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let views = app.chat.my_rooms(&who).await?;
-    Ok(Json(serde_json::json!({ "rooms": views.iter().map(RoomViewW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(RoomViewsW { rooms: views.iter().map(RoomViewW::from).collect() }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/dms", tag = "rooms", summary = "Your direct conversations, newest activity first", responses((status = 200, description = "your direct conversations", body = ConversationsW)))]
@@ -156,13 +142,7 @@ pub async fn my_dms(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiRes
     let mut views: Vec<RoomView> =
         app.chat.my_rooms(&who).await?.into_iter().filter(|v| v.room.kind == RoomKind::Direct).collect();
     views.sort_by_key(|v| std::cmp::Reverse(v.last_message.as_ref().map_or(0, |m| m.ts)));
-    Ok(Json(serde_json::json!({ "conversations": views.iter().map(RoomViewW::from).collect::<Vec<_>>() }))
-        .into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct OpenDm {
-    username: String,
+    Ok(Json(ConversationsW { conversations: views.iter().map(RoomViewW::from).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/dms", tag = "rooms", summary = "Open (or find) the direct conversation with a user", request_body = OpenDm, responses((status = 200, description = "the conversation and its peer", body = DirectW), (status = 404, description = "`user_not_found`", body = ErrorW)))]
@@ -172,18 +152,12 @@ pub async fn open_dm(
     Body(req): Body<OpenDm>,
 ) -> ApiResult<Response> {
     let (room, peer) = app.chat.open_direct(&who, &req.username).await?;
-    Ok(Json(serde_json::json!({ "room": RoomW::from(&room), "peer": UserW::from(&peer) })).into_response())
+    Ok(Json(DirectW { room: RoomW::from(&room), peer: UserW::from(&peer) }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", summary = "Public rooms", responses((status = 200, description = "public rooms", body = RoomsW)))]
 pub async fn public_rooms(State(app): State<Arc<AppState>>, Auth(_who): Auth) -> ApiResult<Response> {
     Ok(rooms_json(&app.chat.public_rooms().await?))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct CreateRoom {
-    name: String,
-    visibility: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", summary = "Create a group room (you become its owner)", request_body = CreateRoom, responses((status = 201, description = "the room", body = RoomW), (status = 409, description = "`room_exists`", body = ErrorW)))]
@@ -215,7 +189,7 @@ pub async fn members(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let members = app.chat.members(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "members": members.iter().map(member_w).collect::<Vec<_>>() })).into_response())
+    Ok(Json(MembersW { members: members.iter().map(member_w).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/join", tag = "rooms", summary = "Join a public room, or a private one you were invited to", params(RoomPath), responses((status = 200, description = "the room", body = RoomW)))]
@@ -228,11 +202,6 @@ pub async fn join(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room):
 pub async fn leave(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     app.chat.leave(&who, &room_ref(&room)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct InviteReq {
-    username: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/invites", tag = "rooms", summary = "Invite a user (members of private rooms: owner and admins)", params(RoomPath), request_body = InviteReq, responses((status = 204, description = "invited")))]
@@ -285,16 +254,6 @@ pub async fn search(
     Ok(Json(SearchResultsW::from(&found)).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct SendReq {
-    body: String,
-    client_id: Option<String>,
-    #[serde(default)]
-    files: Vec<String>,
-    /// The seq of the message this one replies to (same room).
-    reply_to: Option<Seq>,
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/messages", tag = "messages", summary = "Send a message (answered once it is durable)", params(RoomPath), request_body = SendReq, responses((status = 201, description = "the acknowledgement; a resend with the same `client_id` answers the original with `duplicate: true`", body = AckW), (status = 429, description = "an abuse limit (docs/PROTOCOL.md §1): `rate_limited`, or `too_many_attempts` for a paused username", body = ErrorW, headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn send(
     State(app): State<Arc<AppState>>,
@@ -307,22 +266,6 @@ pub async fn send(
     let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files, req.reply_to).await?;
     let ack = app.chat.finish_send(&who, pending).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct PatchRoom {
-    name: Option<String>,
-    topic: Option<String>,
-    /// `public` or `private` (owner only).
-    visibility: Option<String>,
-    /// Absent: unchanged; `null`: keep forever; a number: seconds.
-    #[serde(default, deserialize_with = "present")]
-    retention_secs: Option<Option<i64>>,
-}
-
-/// Tells a present `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
 }
 
 #[utoipa::path(patch, path = "/api/v1/rooms/{room}", tag = "rooms", summary = "Rename, set the topic or the retention period (owner and admins)", params(RoomPath), request_body = PatchRoom, responses((status = 200, description = "the room", body = RoomW)))]
@@ -358,12 +301,6 @@ pub async fn patch_room(
         }
     };
     Ok(Json(RoomW::from(&room)).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = Username)]
-pub struct Target {
-    username: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/kick", tag = "rooms", summary = "Remove a member (owner and admins)", params(RoomPath), request_body = Target, responses((status = 204, description = "kicked")))]
@@ -415,14 +352,14 @@ pub async fn transfer_owner(
 /// The room's bans (owner and admins).
 pub async fn bans(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     let bans = app.chat.bans(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "bans": bans.iter().map(BanW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(BansW { bans: bans.iter().map(BanW::from).collect() }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/me/invites", tag = "rooms", summary = "Your pending invitations, oldest first", responses((status = 200, description = "invitations", body = InvitesW)))]
 /// The caller's pending invitations, oldest first.
 pub async fn my_invites(State(app): State<Arc<AppState>>, Auth(who): Auth) -> ApiResult<Response> {
     let invites = app.chat.invites(&who).await?;
-    Ok(Json(serde_json::json!({ "invites": invites.iter().map(InviteW::from).collect::<Vec<_>>() })).into_response())
+    Ok(Json(InvitesW { invites: invites.iter().map(InviteW::from).collect() }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/me/invites/{room}/accept", tag = "rooms", summary = "Accept an invitation: you join the room", params(RoomPath), responses((status = 200, description = "the room joined", body = RoomW), (status = 404, description = "`invite_not_found`: no invitation of yours into that room (the same answer for every room)", body = ErrorW)))]
@@ -446,12 +383,6 @@ pub async fn decline_invite(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct SetRole {
-    username: String,
-    role: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/roles", tag = "rooms", summary = "Make a member an admin or a plain member (owner only)", params(RoomPath), request_body = SetRole, responses((status = 204, description = "role set")))]
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
@@ -464,12 +395,6 @@ pub async fn set_role(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct ReadReq {
-    #[schema(value_type = i64)]
-    seq: Seq,
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/read", tag = "messages", summary = "Move your read marker forward", params(RoomPath), request_body = ReadReq, responses((status = 200, description = "the read marker now", body = ReadW)))]
 pub async fn mark_read(
     State(app): State<Arc<AppState>>,
@@ -478,7 +403,7 @@ pub async fn mark_read(
     Body(req): Body<ReadReq>,
 ) -> ApiResult<Response> {
     let (room, seq) = app.chat.mark_read(&who, &room_ref(&room), req.seq).await?;
-    Ok(Json(serde_json::json!({ "room": room.0, "seq": seq })).into_response())
+    Ok(Json(ReadW { room: room.0, seq }).into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/typing", tag = "messages", summary = "Say you are typing (ephemeral; at most once per 2 s is forwarded)", params(RoomPath), responses((status = 204, description = "told")))]
@@ -498,12 +423,7 @@ pub async fn typing_now(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let users = app.chat.typing_in(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "users": users.iter().map(|u| u.0).collect::<Vec<_>>() })).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct EditReq {
-    body: String,
+    Ok(Json(TypingW { users: users.iter().map(|u| u.0).collect() }).into_response())
 }
 
 #[utoipa::path(patch, path = "/api/v1/rooms/{room}/messages/{seq}", tag = "messages", summary = "Edit your message", params(MessagePath), request_body = EditReq, responses((status = 200, description = "the edited message", body = MessageW)))]
@@ -532,11 +452,6 @@ pub async fn delete_message(
 
 fn webhook_json(h: &Webhook) -> serde_json::Value {
     serde_json::json!({ "id": h.id, "room": h.room.0, "url": h.url, "created_by": h.created_by.0, "created_at": h.created_at })
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewWebhook {
-    url: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/webhooks", tag = "webhooks", summary = "Register a webhook (owner and admins); the one answer that shows its secret", params(RoomPath), request_body = NewWebhook, responses((status = 201, description = "the webhook, with `secret`", body = WebhookW)))]

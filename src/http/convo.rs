@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::AppState;
 use super::api::{Body, HistoryParams, Params, room_ref, seq_param};
@@ -15,6 +14,7 @@ use super::auth::Auth;
 use super::error::ApiResult;
 use super::wire::{HistoryW, MessageW, PinW, ThreadSummaryW, reactions_w};
 use crate::core::domain::*;
+use parley_proto::rest::{NotifyReq, SeqReq};
 
 async fn react(
     app: &AppState,
@@ -68,11 +68,6 @@ pub async fn thread(
     .into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct SeqReq {
-    seq: Seq,
-}
-
 /// `POST /rooms/{room}/threads/{seq}/read {"seq"}`.
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/threads/{seq}/read", tag = "messages", summary = "Move your read position in a thread", params(crate::http::openapi::MessagePath), request_body = SeqReq, responses((status = 200, description = "`{\"room\",\"thread\",\"seq\"}` the position now")))]
 pub async fn mark_thread_read(
@@ -123,13 +118,6 @@ pub async fn unpin(
 pub async fn pins(State(app): State<Arc<AppState>>, Auth(who): Auth, Path(room): Path<String>) -> ApiResult<Response> {
     let (_, pins) = app.chat.pins(&who, &room_ref(&room)).await?;
     Ok(Json(serde_json::json!({ "pins": pins.iter().map(PinW::from).collect::<Vec<_>>() })).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyReq {
-    level: Option<String>,
-    muted: Option<bool>,
 }
 
 /// `PUT /rooms/{room}/notify {"level"?,"muted"?}`.

@@ -12,7 +12,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::wire::{AckW, BanW, ErrorBodyW, HistoryW, InviteW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+use super::wire::{AckW, ErrorBodyW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
+pub use parley_proto::answers::{
+    BansW, ConversationsW, DirectW, InvitesW, LoginW, MembersW, ReadW, RoomViewsW, RoomsW, TypingW,
+};
 
 /// A room named in the path.
 #[derive(IntoParams)]
@@ -77,67 +80,6 @@ pub struct LastEventId {
 #[schema(as = Error)]
 pub struct ErrorW<'a> {
     pub error: ErrorBodyW<'a>,
-}
-
-/// A new session.
-#[derive(Serialize, ToSchema)]
-pub struct LoginW<'a> {
-    /// Bearer token (JWT) bound to a server-side session; also set as the HttpOnly cookie `parley_token`.
-    pub token: String,
-    /// When the token expires, ms since the Unix epoch.
-    pub expires_at: i64,
-    pub user: UserW<'a>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RoomsW<'a> {
-    pub rooms: Vec<RoomW<'a>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RoomViewsW<'a> {
-    pub rooms: Vec<RoomViewW<'a>>,
-}
-
-/// Direct conversations, newest activity first.
-#[derive(Serialize, ToSchema)]
-pub struct ConversationsW<'a> {
-    pub conversations: Vec<RoomViewW<'a>>,
-}
-
-/// A direct conversation and its peer.
-#[derive(Serialize, ToSchema)]
-pub struct DirectW<'a> {
-    pub room: RoomW<'a>,
-    pub peer: UserW<'a>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MembersW<'a> {
-    pub members: Vec<MemberW<'a>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BansW<'a> {
-    pub bans: Vec<BanW<'a>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct InvitesW<'a> {
-    pub invites: Vec<InviteW<'a>>,
-}
-
-/// The read marker after the update (it never moves back).
-#[derive(Serialize, ToSchema)]
-pub struct ReadW {
-    pub room: i64,
-    pub seq: i64,
-}
-
-/// Ids of the users typing in the room now.
-#[derive(Serialize, ToSchema)]
-pub struct TypingW {
-    pub users: Vec<i64>,
 }
 
 /// A webhook; `secret` (for `X-Parley-Signature`) only in the answer that created it.

@@ -49,6 +49,10 @@ pub const MAX_IN_FLIGHT: usize = 64;
 const WRITE_BATCH: usize = 64;
 /// Bytes of frames gathered before tungstenite writes to the socket (a flush writes at once).
 const WRITE_BUFFER: usize = 16 * 1024;
+/// tungstenite's read buffer, held by every connection for its life.
+const READ_BUFFER: usize = 256;
+/// Deliveries the connection keeps room for between batches; a bigger batch's room is given back.
+const OUT_KEPT: usize = 8;
 
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
@@ -86,8 +90,9 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
     let cfg = &app.config;
     ws.protocols([SUBPROTOCOL])
         // tungstenite's default 128 KiB read buffer per connection dominates idle memory; client
-        // frames are small, and a larger one just takes more reads.
-        .read_buffer_size(1024)
+        // frames are small (a larger one is read into a buffer reserved for its length), and every
+        // idle connection holds this one: 256 bytes rather than 1 KiB (issue 18, memory per connection).
+        .read_buffer_size(READ_BUFFER)
         // Frames fed in one batch go out in one write (flushes end each batch); the buffer only grows
         // for connections that get batches.
         .write_buffer_size(WRITE_BUFFER)
@@ -318,6 +323,10 @@ async fn deliver(
         WriteFail::TooSlow => Exit::End(conn.too_slow()),
         WriteFail::Gone => Exit::Gone,
     })?;
+    // A burst's room is not kept for the rest of the connection's life.
+    if out.capacity() > OUT_KEPT {
+        *out = Vec::new();
+    }
     Ok(n)
 }
 

@@ -11,7 +11,8 @@ use tracing::{info, warn};
 
 use super::runner::Handler;
 use super::{DynQueue, Job};
-use crate::core::domain::{RoomId, now_millis};
+use crate::core::domain::RoomId;
+use crate::core::ports::clock::DynClock;
 use crate::store::DynStore;
 
 pub const KIND: &str = "purge";
@@ -27,10 +28,10 @@ pub async fn sweep_once(store: &DynStore, queue: &DynQueue, now: i64) -> anyhow:
     Ok(jobs.len())
 }
 
-/// Sweeps every `every` until `stop`.
-pub async fn sweep(store: DynStore, queue: DynQueue, every: Duration, stop: CancellationToken) {
+/// Sweeps every `every` until `stop`, each sweep cutting at `clock`'s now.
+pub async fn sweep(store: DynStore, queue: DynQueue, every: Duration, clock: DynClock, stop: CancellationToken) {
     super::every(every, stop, || async {
-        if let Err(e) = sweep_once(&store, &queue, now_millis()).await {
+        if let Err(e) = sweep_once(&store, &queue, clock.now_millis()).await {
             warn!(error = format!("{e:#}"), "retention sweep failed");
         }
     })

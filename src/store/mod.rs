@@ -14,6 +14,9 @@
 //!   atomically rather than by a racy check beforehand.
 
 #[cfg(test)]
+mod connect_cost;
+mod connect_sql;
+#[cfg(test)]
 mod contract;
 pub mod memory;
 pub mod pg;

@@ -36,6 +36,10 @@ pub(super) trait Dialect: Send + Sync {
     /// empty and both become its owner.
     const LOCK_ROOM: &'static str;
 
+    /// The `FROM` item of the greeting's unread count: `messages m`, pinned to the `messages_unread`
+    /// index where the dialect can say so (see [`super::connect_sql::room_views`]).
+    const UNREAD_FROM: &'static str;
+
     /// Starts a transaction that will write.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
     /// [`Store::append`](super::Store::append): how seqs are assigned safely is the dialect's business.
@@ -70,9 +74,7 @@ macro_rules! impl_sql_store {
             impl $store {
                 /// The files shared by messages `lo..=hi` of `room`, in upload order.
                 async fn files_between(&self, room: RoomId, lo: Seq, hi: Seq) -> Result<Vec<FileMeta>> {
-                    let sql = sqlx::AssertSqlSafe(format!(
-                        "SELECT {FILE_COLS} FROM files WHERE room_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY created_at, id"
-                    ));
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::files_between());
                     let rows = sqlx::query(sql).bind(room.0).bind(lo).bind(hi).fetch_all(&self.pool).await.map_err(db_err)?;
                     rows.iter().map(file_from).collect()
                 }
@@ -140,7 +142,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn message_row(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
-                    let sql = sqlx::AssertSqlSafe(format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2"));
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::message_row());
                     let row =
                         sqlx::query(sql).bind(room.0).bind(seq).fetch_optional(&self.pool).await.map_err(db_err)?;
                     row.as_ref().map(message_from).transpose()
@@ -225,7 +227,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn user(&self, id: UserId) -> Result<Option<User>> {
-                    let row = sqlx::query("SELECT id, username, display_name FROM users WHERE id = $1")
+                    let row = sqlx::query($crate::store::connect_sql::USER)
                         .bind(id.0)
                         .fetch_optional(&self.pool)
                         .await
@@ -271,7 +273,7 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn session(&self, id: &SessionId) -> Result<Option<Session>> {
-                    let row = sqlx::query("SELECT user_id, expires_at, revoked FROM sessions WHERE id = $1")
+                    let row = sqlx::query($crate::store::connect_sql::SESSION)
                         .bind(&id.0)
                         .fetch_optional(&self.pool)
                         .await
@@ -379,7 +381,9 @@ macro_rules! impl_sql_store {
                 }
 
                 async fn user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
-                    self.rooms_where("r.id IN (SELECT room_id FROM members WHERE user_id = $1)", Some(user.0)).await
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::user_rooms());
+                    let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
+                    rows.iter().map(room_from).collect()
                 }
 
                 async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
@@ -388,16 +392,7 @@ macro_rules! impl_sql_store {
                     // up only for direct conversations. The counts stop at the room's `last_seq` read in the
                     // same statement: a message stored meanwhile is not counted unread in a view whose
                     // `last_seq` does not include it.
-                    let sql = sqlx::AssertSqlSafe(format!(
-                        "SELECT {ROOM_COLS}, mb.role, mb.last_read, mb.notify, mb.muted, \
-                         (SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
-                            AND m.seq <= r.last_seq AND m.kind = 'text' AND m.sender_id <> mb.user_id AND NOT m.deleted) AS unread, \
-                         (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
-                            AND x.seq > mb.last_read AND x.seq <= r.last_seq) AS mentions, \
-                         CASE WHEN r.kind = 'direct' THEN (SELECT o.user_id FROM members o \
-                            WHERE o.room_id = mb.room_id AND o.user_id <> mb.user_id LIMIT 1) END AS other \
-                         FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY r.id"
-                    ));
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::room_views(<Self as Dialect>::UNREAD_FROM));
                     let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {

@@ -104,6 +104,10 @@ impl shared::Dialect for SqlStore {
 
     const LOCK_ROOM: &'static str = "SELECT id FROM rooms WHERE id = $1";
 
+    // Pinned: with some statistics SQLite's planner walks the primary key (every message of the room,
+    // one `join` per member) instead; with the index named, it cannot (the statement would fail).
+    const UNREAD_FROM: &'static str = "messages m INDEXED BY messages_unread";
+
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

@@ -85,3 +85,36 @@ test('drag-and-drop an image and paste a text file: progress, preview, lightbox,
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   assert.deepEqual(problems(), []);
 });
+
+test('a large image shows as the server-made thumbnail; the lightbox opens the full image', async () => {
+  const { page, problems } = await newPage(browser);
+  await register(page, uniq('tia'));
+  await createRoom(page, uniq('thumbs'));
+  // An 800×400 PNG drawn in the page, dropped onto the chat.
+  await page.evaluate(async () => {
+    const c = document.createElement('canvas');
+    c.width = 800; c.height = 400;
+    const g = c.getContext('2d');
+    g.fillStyle = '#2a6'; g.fillRect(0, 0, 800, 400);
+    g.fillStyle = '#fff'; g.fillRect(100, 100, 200, 100);
+    const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], 'wide.png', { type: 'image/png' }));
+    const chat = document.getElementById('chat');
+    chat.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    chat.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  const img = page.locator('#message-list img.file-preview[alt="wide.png"]');
+  await img.waitFor();
+  await page.waitForFunction(() => {
+    const i = document.querySelector('#message-list img.file-preview[alt="wide.png"]');
+    return i && i.complete && i.naturalWidth > 0;
+  });
+  assert.match(await img.getAttribute('src'), /\/thumbnail$/, 'the preview is the server-made thumbnail');
+  const size = await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]);
+  assert.deepEqual(size, [320, 160], 'the thumbnail is at most 320 px a side, in proportion');
+  await page.locator('#message-list button.file-image').click();
+  await page.locator('#lightbox[open] img').waitFor();
+  assert.match(await page.locator('#lightbox[open] img').getAttribute('src'), /\/content$/, 'the lightbox shows the full image');
+  assert.deepEqual(problems(), []);
+});

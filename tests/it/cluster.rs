@@ -369,13 +369,11 @@ impl PrivateRedis {
             .expect("redis-server (Debian package redis-server) for this test");
         self.process = Some(Process(child));
         // Wait for the port to accept: there is no other event to wait on.
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the private Redis did not start on port {}", self.port);
+        let port = self.port;
+        wait::until_some(&format!("the private Redis to start on port {port}"), DEADLINE, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
+        })
+        .await;
     }
 }
 

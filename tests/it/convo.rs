@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::transports::{Sse, Tcp};
 
 const THUMBS: &str = "%F0%9F%91%8D"; // 👍
 
@@ -48,8 +47,8 @@ async fn replies_quote_their_parent_and_threads_read_on_every_transport() {
     let t = app.login("tara").await;
     app.join(&t, "talk").await;
     let mut ws = app.ws(&a).await;
-    let mut tcp = Tcp::login(&app, "tara").await;
-    tcp.send(b"/go talk\n").await;
+    let mut tcp = app.tcp("tara").await;
+    tcp.send_bytes(b"/go talk\n").await;
     tcp.until("* Current room: #talk").await;
 
     // WebSocket: the root.
@@ -76,7 +75,7 @@ async fn replies_quote_their_parent_and_threads_read_on_every_transport() {
 
     // TCP: the reply shows as one, and a reply to a reply joins the same thread.
     tcp.until(&format!("[#talk] bob (reply to #{root}): a chat server")).await;
-    tcp.send(format!("/reply {r1} with threads\n").as_bytes()).await;
+    tcp.send_bytes(format!("/reply {r1} with threads\n").as_bytes()).await;
     let r2 = ws.next_text().await;
     assert_eq!((r2["reply_to"].as_i64(), r2["thread"].as_i64()), (Some(r1), Some(root)), "{r2}");
     assert_eq!(r2["quote"]["excerpt"], "a chat server");
@@ -98,7 +97,7 @@ async fn replies_quote_their_parent_and_threads_read_on_every_transport() {
     let f = ws.next_of("thread").await;
     assert_eq!((f["req"].as_str(), f["root"]["seq"].as_i64()), (Some("t1"), Some(root)), "a reply names its thread");
     assert_eq!(f["messages"].as_array().unwrap().len(), 2);
-    tcp.send(format!("/thread {root}\n").as_bytes()).await;
+    tcp.send_bytes(format!("/thread {root}\n").as_bytes()).await;
     tcp.until(&format!("* Thread of #{root} (2 replies):")).await;
     tcp.until("[#talk] alice: what shall we build?").await;
     tcp.until(&format!("[#talk] bob (reply to #{root}): a chat server")).await;
@@ -129,8 +128,8 @@ async fn twenty_users_reacting_at_once_end_with_exact_counts_live_everywhere() {
     app.room(&owner, "party", "public").await;
     let seq = say(&app, &owner, "party", "the release is out").await;
     let mut ws = app.ws(&owner).await;
-    let mut sse = Sse::open(&app, &owner, None).await;
-    assert_eq!(sse.next().await.event, "hello");
+    let mut sse = app.sse(&owner, None).await;
+    assert_eq!(sse.event().await.event, "hello");
 
     let mut tokens = Vec::new();
     for i in 0..20 {
@@ -170,7 +169,7 @@ async fn twenty_users_reacting_at_once_end_with_exact_counts_live_everywhere() {
     assert_eq!(last["reactions"][0]["count"], 20);
     let mut n = 0;
     while n < 20 {
-        let e = sse.next().await;
+        let e = sse.event().await;
         if e.event == "reactions" {
             n += 1;
             last = e.data;
@@ -187,12 +186,12 @@ async fn twenty_users_reacting_at_once_end_with_exact_counts_live_everywhere() {
         }
     };
     assert_eq!(reply["reactions"][1], json!({"emoji": "🎉", "count": 1, "users": [1]}));
-    let mut tcp = Tcp::login(&app, "fan0").await;
-    tcp.send(b"/go party\n").await;
+    let mut tcp = app.tcp("fan0").await;
+    tcp.send_bytes(b"/go party\n").await;
     tcp.until("* Current room: #party").await;
-    tcp.send(format!("/unreact {seq} 👍\n").as_bytes()).await;
+    tcp.send_bytes(format!("/unreact {seq} 👍\n").as_bytes()).await;
     tcp.until(&format!("[#party] (reactions #{seq}) 👍 19, 🎉 1")).await;
-    tcp.send(format!("/react {seq} 👍\n").as_bytes()).await;
+    tcp.send_bytes(format!("/react {seq} 👍\n").as_bytes()).await;
     tcp.until(&format!("[#party] (reactions #{seq}) 👍 20, 🎉 1")).await;
 
     // DELETE is idempotent and answers the list.
@@ -313,10 +312,10 @@ async fn pins_are_for_moderators_listed_for_readers_and_recorded() {
     assert_eq!(s, 200, "a public room's pins are public, like its history");
 
     // TCP lists them; WebSocket unpins, recorded once.
-    let mut tcp = Tcp::login(&app, "member").await;
-    tcp.send(b"/go board\n").await;
+    let mut tcp = app.tcp("member").await;
+    tcp.send_bytes(b"/go board\n").await;
     tcp.until("* Current room: #board").await;
-    tcp.send(b"/pins\n").await;
+    tcp.send_bytes(b"/pins\n").await;
     tcp.until("* pinned by owner:").await;
     tcp.until("[#board] member: the rules: be kind").await;
     let mut ows = app.ws(&owner).await;
@@ -340,8 +339,8 @@ async fn notification_levels_sync_across_devices_and_shape_the_counts() {
     app.join(&bob, "news").await;
     app.join(&carl, "news").await;
     let mut phone = app.ws(&bob).await;
-    let mut sse = Sse::open(&app, &bob, None).await;
-    assert_eq!(sse.next().await.event, "hello");
+    let mut sse = app.sse(&bob, None).await;
+    assert_eq!(sse.event().await.event, "hello");
 
     let (s, b) =
         call(&app, reqwest::Method::PUT, &bob, "/api/v1/rooms/news/notify", Some(json!({"level": "mentions"}))).await;
@@ -349,7 +348,7 @@ async fn notification_levels_sync_across_devices_and_shape_the_counts() {
     let e = phone.next_of("notify").await;
     assert_eq!((e["notify"].as_str(), e["muted"].as_bool()), (Some("mentions"), Some(false)));
     loop {
-        let e = sse.next().await;
+        let e = sse.event().await;
         if e.event == "notify" {
             assert_eq!(e.data["notify"], "mentions");
             break;
@@ -379,10 +378,10 @@ async fn notification_levels_sync_across_devices_and_shape_the_counts() {
     assert_eq!(f["notify"], "all");
     let v = view(app.get(Some(&bob), "/api/v1/me/rooms").await.1);
     assert_eq!(v["unread"], 3);
-    let mut tcp = Tcp::login(&app, "bob").await;
-    tcp.send(b"/go news\n").await;
+    let mut tcp = app.tcp("bob").await;
+    tcp.send_bytes(b"/go news\n").await;
     tcp.until("* Current room: #news").await;
-    tcp.send(b"/notify mute\n").await;
+    tcp.send_bytes(b"/notify mute\n").await;
     tcp.until("* #news: notifications all, muted").await;
     let mut laptop = app.ws_raw(&format!("/ws?token={bob}")).await.unwrap();
     use futures_util::StreamExt;

@@ -3,94 +3,8 @@
 //! names and the smaller rules. Each over every transport the rule concerns.
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::harness::*;
-
-/// A minimal EventSource: events as (event, data).
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(app: &TestApp, token: &str) -> Sse {
-        let req = app.http.get(app.url("/api/v1/events")).header("cookie", format!("parley_token={token}"));
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        Sse { resp, buf: String::new() }
-    }
-
-    async fn next(&mut self) -> (String, Value) {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let (mut event, mut data) = (String::from("message"), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                return (event, serde_json::from_str(&data).unwrap());
-            }
-            let chunk = tokio::time::timeout(DEADLINE, self.resp.chunk())
-                .await
-                .expect("an event in time")
-                .unwrap()
-                .expect("stream open");
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    async fn next_of(&mut self, ty: &str) -> Value {
-        loop {
-            let (e, v) = self.next().await;
-            if e == ty {
-                return v;
-            }
-        }
-    }
-}
-
-struct Tcp {
-    r: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    w: OwnedWriteHalf,
-}
-
-impl Tcp {
-    async fn login(app: &TestApp, name: &str) -> Tcp {
-        let (r, w) = TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
-        let mut t = Tcp { r: BufReader::new(r).lines(), w };
-        t.send(&format!("/login {name} password-{name}")).await;
-        t.until("* Hello").await;
-        t
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.w.write_all(format!("{line}\n").as_bytes()).await.unwrap();
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(DEADLINE, self.r.next_line()).await.expect("a line in time").unwrap().expect("open")
-    }
-
-    /// Lines until one starts with `prefix`; returns it.
-    async fn until(&mut self, prefix: &str) -> String {
-        loop {
-            let l = self.line().await;
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
-    }
-}
 
 fn code(b: &Value) -> Option<&str> {
     b["error"]["code"].as_str()
@@ -156,7 +70,7 @@ async fn room_updates_carry_the_last_seq_of_the_system_message_they_wrote() {
     let owner = app.user("una").await;
     app.room(&owner, "news", "public").await;
     let mut ws = app.ws(&owner).await;
-    let mut sse = Sse::open(&app, &owner).await;
+    let mut sse = app.sse(&owner, None).await;
 
     let (s, room) = patch(&app, &owner, "/api/v1/rooms/news", json!({"topic": "today"})).await;
     assert_eq!(s, 200, "{room}");
@@ -231,7 +145,7 @@ async fn display_names_refuse_invisible_characters_on_every_path() {
             .await;
         assert_eq!((s, code(&b)), (400, Some("invalid_display_name")), "{bad:?}");
     }
-    let mut tcp = Tcp::login(&app, "yuri").await;
+    let mut tcp = app.tcp("yuri").await;
     tcp.send("/nick evil\u{202E}name").await;
     assert!(tcp.until("ERR").await.starts_with("ERR invalid_display_name"));
 }
@@ -340,7 +254,7 @@ async fn the_owner_hands_the_room_over_before_leaving_on_every_transport() {
     let ok = ws_b.next_of("ok").await;
     assert_eq!(ok["req"], "x");
     // TCP `/owner`: otto hands it back to oren.
-    let mut tcp = Tcp::login(&app, "otto").await;
+    let mut tcp = app.tcp("otto").await;
     tcp.send("/owner club oren").await;
     assert!(tcp.until("* oren owns").await.contains("club"));
     tcp.send("/owner club nonmember").await;
@@ -463,7 +377,7 @@ async fn direct_conversations_are_addressed_as_at_peer_and_cannot_be_squatted() 
     assert_eq!(ws.next_of("history").await["room"].as_i64(), Some(dm_id));
 
     // TCP: the argument.
-    let mut tcp = Tcp::login(&app, "dana").await;
+    let mut tcp = app.tcp("dana").await;
     tcp.send("/go @dirk").await;
     assert!(tcp.until("* Current room:").await.contains("@dirk"));
     tcp.send("from tcp").await;
@@ -485,8 +399,8 @@ async fn invitees_hear_of_invitations_on_every_transport_and_accept_or_decline_t
     app.room(&a, "attic", "private").await;
     app.room(&a, "porch", "public").await;
     let mut ws = app.ws(&b).await;
-    let mut sse = Sse::open(&app, &b).await;
-    let mut tcp = Tcp::login(&app, "iris").await;
+    let mut sse = app.sse(&b, None).await;
+    let mut tcp = app.tcp("iris").await;
 
     let (s, _) = app.post(Some(&a), "/api/v1/rooms/den/invites", json!({"username": "iris"})).await;
     assert_eq!(s, 204);

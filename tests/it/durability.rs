@@ -1,5 +1,4 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
@@ -34,19 +33,9 @@ async fn acknowledged_messages_survive_a_graceful_restart() {
 }
 
 /// Starts the real binary; returns the child and its base URL.
-fn start_binary(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .arg("serve")
-        .args(base_flags(dir))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let start = line.find("http://").expect("the server prints its URL");
-    let url = line[start..].split_whitespace().next().unwrap().trim_end_matches('/').to_owned();
-    (child, url)
+fn start_binary(dir: &std::path::Path) -> (Process, String) {
+    let (child, addr) = parley_testkit::binary::serve(env!("CARGO_BIN_EXE_parley"), &base_flags(dir));
+    (child, format!("http://{addr}"))
 }
 
 #[tokio::test]
@@ -91,8 +80,7 @@ async fn acknowledged_messages_survive_sigkill() {
             acked.push(v["seq"].as_i64().unwrap());
         }
     }
-    child.kill().unwrap(); // SIGKILL, right after the last acknowledgement
-    child.wait().unwrap();
+    child.kill(); // SIGKILL, right after the last acknowledgement
 
     let (mut child, url) = start_binary(dir.path());
     let login: serde_json::Value = http
@@ -124,8 +112,7 @@ async fn acknowledged_messages_survive_sigkill() {
             break;
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     for s in &acked {
         assert!(stored.contains(s), "acknowledged seq {s} lost after SIGKILL");
     }
@@ -158,7 +145,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_promptly() {
         }
     };
     assert_eq!(code, Some(1001));
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
     assert!(exit.success(), "clean exit: {exit:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(6), "exited within a few seconds");
 }
@@ -237,12 +224,7 @@ async fn sigterm_under_load_acknowledges_exactly_what_it_stored() {
         }));
     }
     // Under load: stop once a good number of messages went through.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while acked_total.load(Ordering::Relaxed) < 300 {
-        assert!(std::time::Instant::now() < deadline, "load did not start");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait::until("300 messages acknowledged under load", DEADLINE, || acked_total.load(Ordering::Relaxed) >= 300).await;
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut acked: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -251,7 +233,7 @@ async fn sigterm_under_load_acknowledges_exactly_what_it_stored() {
         assert_eq!(close, Some(1001), "{n} gets the going-away close");
         acked.insert(n.to_string(), set);
     }
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
     assert!(exit.success(), "clean exit: {exit:?}");
 
     let (mut child, url) = start_binary(dir.path());
@@ -287,8 +269,7 @@ async fn sigterm_under_load_acknowledges_exactly_what_it_stored() {
             break;
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     for n in names {
         let (a, s) = (&acked[n], stored.get(n).cloned().unwrap_or_default());
         let unacked: Vec<_> = s.difference(a).take(5).collect();

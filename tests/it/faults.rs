@@ -52,15 +52,11 @@ async fn send(app: &TestApp, token: &str, room: &str, body: &str, cid: &str) -> 
 
 /// Polls `/readyz` until `want` holds for its answer; panics with the last answer at the deadline.
 async fn readyz_until(app: &TestApp, what: &str, want: impl Fn(u16, &Value) -> bool) -> Value {
-    let until = Instant::now() + DEADLINE;
-    loop {
+    wait::until_some(&format!("readyz to become {what}"), DEADLINE, || async {
         let (s, b) = app.get(None, "/readyz").await;
-        if want(s, &b) {
-            return b;
-        }
-        assert!(Instant::now() < until, "readyz never became {what}: {s} {b}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        want(s, &b).then_some(b)
+    })
+    .await
 }
 
 async fn bodies(app: &TestApp, token: &str, room: &str) -> Vec<String> {
@@ -210,7 +206,7 @@ async fn a_login_storm_beyond_the_hashing_queue_is_refused_with_retry_after() {
     let server = tokio::spawn(parley::server::run(config, parley::server::Listeners { http, tcp: None }, async move {
         let _ = stopped.await;
     }));
-    let app = Client { addr, http: reqwest::Client::new() };
+    let app = Node::new(addr);
     app.user("hazel").await;
     let logins = (0..24).map(|_| {
         let (http, url) = (app.http.clone(), app.url("/api/v1/login"));
@@ -236,33 +232,4 @@ async fn a_login_storm_beyond_the_hashing_queue_is_refused_with_retry_after() {
     app.login("hazel").await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-}
-
-/// The HTTP side of a server started by the test itself.
-struct Client {
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-}
-
-impl Client {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self.http.post(self.url(path)).json(&body).send().await.unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn user(&self, name: &str) {
-        let (s, b) =
-            self.post("/api/v1/register", json!({"username": name, "password": format!("password-{name}")})).await;
-        assert_eq!(s, 201, "{b}");
-    }
-
-    async fn login(&self, name: &str) {
-        let (s, b) =
-            self.post("/api/v1/login", json!({"username": name, "password": format!("password-{name}")})).await;
-        assert_eq!(s, 200, "{b}");
-    }
 }

@@ -1,8 +1,6 @@
 //! Attachments end to end: upload, share in a message, download (ranges, headers), who may see a file,
 //! hostile uploads, and deletion, retention and the collector removing the bytes.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -284,18 +282,15 @@ fn blob_count(app: &TestApp) -> usize {
         .sum()
 }
 
-async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !ok() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The blob directory is all there is to watch: a bounded poll.
+async fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    wait::until(what, DEADLINE, ok).await
 }
 
 #[tokio::test]
 async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() {
-    let app =
-        spawn_app_with(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "0", "--retention-sweep-secs", "1"]).await;
+    let (app, clock) =
+        spawn_app_clocked(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "0", "--retention-sweep-secs", "1"]).await;
     let alice = app.user("alice").await;
     app.room(&alice, "tmp", "public").await;
     let (_, f) = upload(&app, &alice, "tmp", "one.bin", vec![1u8; 3000]).await;
@@ -323,7 +318,7 @@ async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() 
     // Retention: the message and its file go, then the bytes.
     let (_, ack2) = send_with(&app, &alice, "tmp", "kept for a second", &[&kept_id]).await;
     assert!(ack2["seq"].is_i64());
-    tokio::time::sleep(Duration::from_millis(1300)).await; // the message must be older than the period
+    clock.advance(3_600_000); // the message must be older than the period, by the node's clock
     let resp = app
         .http
         .patch(app.url("/api/v1/rooms/tmp"))

@@ -2,7 +2,6 @@
 //! lines.
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::harness::*;
 
@@ -55,26 +54,6 @@ async fn ws_refusals_are_json() {
     assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
 }
 
-async fn tcp_login(
-    app: &TestApp,
-    name: &str,
-) -> (tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>, tokio::net::tcp::OwnedWriteHalf) {
-    let (r, mut w) = tokio::net::TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
-    let mut r = BufReader::new(r).lines();
-    w.write_all(format!("/login {name} password-{name}\n").as_bytes()).await.unwrap();
-    until(&mut r, "* Hello").await;
-    (r, w)
-}
-
-async fn until(r: &mut tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>, prefix: &str) -> String {
-    loop {
-        let l = tokio::time::timeout(DEADLINE, r.next_line()).await.expect("a line in time").unwrap().expect("open");
-        if l.starts_with(prefix) {
-            return l;
-        }
-    }
-}
-
 /// Item 19: `/help` lists `/help`; a room added without switching says so instead of "You are in".
 #[tokio::test]
 async fn tcp_help_lists_help_and_added_rooms_do_not_claim_a_switch() {
@@ -82,16 +61,16 @@ async fn tcp_help_lists_help_and_added_rooms_do_not_claim_a_switch() {
     let t = app.user("tess").await;
     app.user("otto").await;
     app.room(&t, "home", "public").await;
-    let (mut r, mut w) = tcp_login(&app, "tess").await;
-    w.write_all(b"/help\n").await.unwrap();
-    until(&mut r, "*   /help").await;
+    let mut tcp = app.tcp("tess").await;
+    tcp.send_bytes(b"/help\n").await;
+    tcp.until("*   /help").await;
     // otto opens a conversation with tess: it is added, tess stays in #home.
     let o = app.login("otto").await;
     let (s, b) = app.post(Some(&o), "/api/v1/dms", json!({"username": "tess"})).await;
     assert_eq!(s, 200, "{b}");
-    let l = until(&mut r, "* You").await;
+    let l = tcp.until("* You").await;
     assert!(l.contains("@otto") && !l.contains("You are in"), "{l}");
-    w.write_all(b"still here\n").await.unwrap();
-    let l = until(&mut r, "[").await;
+    tcp.send_bytes(b"still here\n").await;
+    let l = tcp.until("[").await;
     assert_eq!(l, "[#home] tess: still here");
 }

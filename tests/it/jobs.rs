@@ -1,14 +1,13 @@
 //! Background jobs end to end: webhooks retried until delivered or dead-lettered, and retention.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::harness::{DEADLINE, TestApp, spawn_app_with};
+use crate::harness::{DEADLINE, TestApp, spawn_app_clocked, spawn_app_with, wait};
 
 /// One request a receiver got.
 struct Delivery {
@@ -75,6 +74,18 @@ async fn add_hook(app: &TestApp, token: &str, room: &str, url: &str) -> (i64, St
     assert_eq!(s, 201, "{b}");
     assert!(b["secret"].as_str().unwrap().starts_with("whsec_"), "{b}");
     (b["id"].as_i64().unwrap(), b["secret"].as_str().unwrap().to_owned())
+}
+
+/// The first entry of `room`'s dead-letter list, once there is one (the API is all there is to watch:
+/// a bounded poll).
+async fn first_dead(app: &TestApp, token: &str, room: &str) -> Value {
+    let path = format!("/api/v1/rooms/{room}/webhooks/dead");
+    wait::until_some("a dead-lettered delivery", DEADLINE, || async {
+        let (s, b) = app.get(Some(token), &path).await;
+        assert_eq!(s, 200, "{b}");
+        b["deliveries"].as_array().and_then(|d| d.first()).cloned()
+    })
+    .await
 }
 
 async fn say(app: &TestApp, token: &str, room: &str, body: &str) -> Value {
@@ -174,16 +185,7 @@ async fn https_webhooks_reach_a_receiver_whose_ca_the_node_trusts_and_no_other()
     app.room(&alice, "secure", "public").await;
     add_hook(&app, &alice, "secure", &url).await;
     say(&app, &alice, "secure", "not delivered").await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let dead = loop {
-        let (s, b) = app.get(Some(&alice), "/api/v1/rooms/secure/webhooks/dead").await;
-        assert_eq!(s, 200, "{b}");
-        if let Some(d) = b["deliveries"].as_array().and_then(|d| d.first()) {
-            break d.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let dead = first_dead(&app, &alice, "secure").await;
     assert!(dead["error"].as_str().unwrap().contains("posting to webhook"), "{dead}");
     assert!(rx.try_recv().is_err(), "the untrusted receiver got nothing");
     app.stop().await;
@@ -210,17 +212,8 @@ async fn a_webhook_that_always_fails_ends_in_the_dead_letter_list() {
     for _ in 0..3 {
         next(&mut rx).await;
     }
-    // The third failure buries the job right after the receiver answers: poll for that, bounded.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let dead = loop {
-        let (s, b) = app.get(Some(&alice), "/api/v1/rooms/dead/webhooks/dead").await;
-        assert_eq!(s, 200, "{b}");
-        if let Some(d) = b["deliveries"].as_array().and_then(|d| d.first()) {
-            break d.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // The third failure buries the job right after the receiver answers.
+    let dead = first_dead(&app, &alice, "dead").await;
     assert_eq!(dead["seq"], ack["seq"]);
     assert_eq!(dead["attempts"], 3);
     assert!(dead["error"].as_str().unwrap().contains("HTTP 500"), "{dead}");
@@ -239,16 +232,12 @@ async fn webhooks_do_not_reach_private_addresses_by_default() {
     add_hook(&app, &alice, "inside", &url.replace("127.0.0.1", "localhost")).await;
     say(&app, &alice, "inside", "psst").await;
     // Both deliveries are refused before any request is made: wait for them in the dead-letter list.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let dead = loop {
+    let dead = wait::until_some("both deliveries refused", DEADLINE, || async {
         let (_, b) = app.get(Some(&alice), "/api/v1/rooms/inside/webhooks/dead").await;
         let d = b["deliveries"].as_array().unwrap().clone();
-        if d.len() == 2 {
-            break d;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never refused: {b}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        (d.len() == 2).then_some(d)
+    })
+    .await;
     let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
     assert!(errors.iter().any(|e| e.contains("127.0.0.1 is not a public address")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("localhost has no public address")), "{errors:?}");
@@ -258,14 +247,14 @@ async fn webhooks_do_not_reach_private_addresses_by_default() {
 
 #[tokio::test]
 async fn retention_purges_old_messages_and_only_those() {
-    let app = spawn_app_with(&["--retention-sweep-secs", "1"]).await;
+    let (app, clock) = spawn_app_clocked(&["--retention-sweep-secs", "1"]).await;
     let alice = app.user("alice").await;
     app.room(&alice, "brief", "public").await;
     let old = [say(&app, &alice, "brief", "old one").await, say(&app, &alice, "brief", "old two").await];
-    // The clock has to move past the retention period for "old" to mean anything: this waits for time,
-    // not for an event.
+    // "Old" means older than the retention period by the node's clock: move it an hour on, so that
+    // everything written so far (the store stamps some rows itself, by the system clock) is old.
     const RETENTION_SECS: u64 = 3;
-    tokio::time::sleep(Duration::from_millis(RETENTION_SECS * 1000 + 300)).await;
+    clock.advance(3_600_000);
     let new = [say(&app, &alice, "brief", "new one").await, say(&app, &alice, "brief", "new two").await];
 
     let resp = app
@@ -280,19 +269,15 @@ async fn retention_purges_old_messages_and_only_those() {
     let room: Value = resp.json().await.unwrap();
     assert_eq!(room["retention_secs"], RETENTION_SECS);
 
-    // The next sweep purges everything before the new messages: poll the history for that, bounded
-    // well inside the time the new messages stay young.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(RETENTION_SECS - 1);
-    let kept = loop {
+    // The next sweep (each second, by the real clock) purges everything before the new messages, which
+    // stay young as long as the test does not move the node's clock again.
+    let kept = wait::until_some("the old messages purged", DEADLINE, || async {
         let (s, b) = app.get(Some(&alice), "/api/v1/rooms/brief/messages").await;
         assert_eq!(s, 200, "{b}");
         let msgs = b["messages"].as_array().unwrap().clone();
-        if !msgs.iter().any(|m| m["body"] == "old one" || m["body"] == "old two") {
-            break msgs;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not purged in time: {msgs:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (!msgs.iter().any(|m| m["body"] == "old one" || m["body"] == "old two")).then_some(msgs)
+    })
+    .await;
     let seqs: Vec<&Value> = kept.iter().map(|m| &m["seq"]).collect();
     assert_eq!(seqs, vec![&new[0]["seq"], &new[1]["seq"]], "only the old messages went, seqs unchanged");
     let (_, b) = app.get(Some(&alice), &format!("/api/v1/rooms/brief/messages?after={}", old[0]["seq"])).await;

@@ -5,9 +5,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::*;
@@ -21,103 +18,23 @@ enum Kind {
 
 const ALL: [Kind; 3] = [Kind::Ws, Kind::Sse, Kind::Tcp];
 
-/// An EventSource reader: events as (event, id, data); comments counted.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-    comments: usize,
-}
-
-struct SseEvent {
-    event: String,
-    id: Option<String>,
-    data: Value,
-}
-
-impl Sse {
-    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Result<Sse, String> {
-        let mut req = app.http.get(app.url("/api/v1/events")).bearer_auth(token);
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        let resp = req.send().await.unwrap();
-        if resp.status() != 200 {
-            let v: Value = resp.json().await.unwrap_or(Value::Null);
-            return Err(v["error"]["code"].as_str().unwrap_or("?").to_owned());
-        }
-        let mut s = Sse { resp, buf: String::new(), comments: 0 };
-        assert_eq!(s.next().await.expect("hello").event, "hello");
-        Ok(s)
+/// The event stream of `token`'s user past its `hello` (bearer authentication), from
+/// `last_event_id` if given; the refusal's code when refused.
+async fn open_sse(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Result<Sse, String> {
+    let mut req = app.http.get(app.url("/api/v1/events")).bearer_auth(token);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
     }
-
-    /// The next event; `None` when the stream ended.
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(i) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..i + 2).collect();
-                let (mut event, mut id, mut data) = (String::from("message"), None, String::new());
-                for line in block.lines() {
-                    if line.starts_with(':') {
-                        self.comments += 1;
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                return Some(SseEvent { event, id, data: serde_json::from_str(&data).unwrap() });
-            }
-            match tokio::time::timeout(DEADLINE, self.resp.chunk()).await.expect("an event in time") {
-                Ok(Some(chunk)) => self.buf.push_str(std::str::from_utf8(&chunk).unwrap()),
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// A TCP line client.
-struct Tcp {
-    r: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    w: OwnedWriteHalf,
-}
-
-impl Tcp {
-    async fn login(app: &TestApp, name: &str) -> Result<Tcp, String> {
-        let (r, w) = TcpStream::connect(app.tcp_addr).await.unwrap().into_split();
-        let mut t = Tcp { r: BufReader::new(r).lines(), w };
-        assert!(t.line().await.unwrap().starts_with("* Welcome"));
-        t.send(&format!("/login {name} password-{name}")).await;
-        loop {
-            let l = t.line().await.expect("an answer to /login");
-            if l.starts_with("* Hello") {
-                return Ok(t);
-            }
-            if let Some(e) = l.strip_prefix("ERR ") {
-                return Err(e.split(' ').next().unwrap().to_owned());
-            }
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        let _ = self.w.write_all(format!("{line}\n").as_bytes()).await;
-    }
-
-    /// The next line; `None` when the server closed.
-    async fn line(&mut self) -> Option<String> {
-        tokio::time::timeout(DEADLINE, self.r.next_line()).await.expect("a line in time").ok().flatten()
-    }
+    let mut s = Sse::open(req).await.map_err(|(_, v)| v["error"]["code"].as_str().unwrap_or("?").to_owned())?;
+    assert_eq!(s.next().await.expect("hello").event, "hello");
+    Ok(s)
 }
 
 /// One connection of one user, whatever the transport.
 enum Client {
     Ws(Ws),
     Sse(Sse),
-    Tcp(Tcp),
+    Tcp(Lines),
 }
 
 impl Client {
@@ -137,8 +54,8 @@ impl Client {
                 }
                 Err(e) => panic!("websocket: {e}"),
             },
-            Kind::Sse => Sse::open(app, token, None).await.map(Client::Sse),
-            Kind::Tcp => Tcp::login(app, name).await.map(Client::Tcp),
+            Kind::Sse => open_sse(app, token, None).await.map(Client::Sse),
+            Kind::Tcp => Lines::login(app.tcp_addr, name).await.map(Client::Tcp),
         }
     }
 
@@ -362,7 +279,7 @@ async fn keepalives_flow_on_websocket_and_sse() {
     })
     .await;
     assert!(quiet.is_err(), "the connection stays open: {quiet:?}");
-    let mut sse = Sse::open(&app, &token, None).await.unwrap();
+    let mut sse = open_sse(&app, &token, None).await.unwrap();
     let deadline = Instant::now() + DEADLINE;
     while sse.comments == 0 {
         assert!(Instant::now() < deadline);
@@ -402,7 +319,7 @@ async fn resume_delivers_everything_after_the_position_in_every_room() {
                 }
             }
             _ => {
-                let mut sse = Sse::open(&app, &token, Some(&format!("{a}:{sa},{b}:{sb}"))).await.unwrap();
+                let mut sse = open_sse(&app, &token, Some(&format!("{a}:{sa},{b}:{sb}"))).await.unwrap();
                 while got.len() < 6 {
                     let e = sse.next().await.unwrap();
                     if e.event == "message" && e.data["message"]["kind"] == "text" {
@@ -430,7 +347,7 @@ async fn sse_ids_sent_while_replaying_one_room_do_not_claim_another() {
     let token = app.user("simon").await;
     app.join(&token, "sa").await;
     app.join(&token, "sb").await;
-    let mut sse = Sse::open(&app, &token, None).await.unwrap();
+    let mut sse = open_sse(&app, &token, None).await.unwrap();
     // A first live message in each room gives the position the client starts from.
     for room in ["sa", "sb"] {
         app.post(Some(&owner), &format!("/api/v1/rooms/{room}/messages"), json!({"body": format!("{room}-0")})).await;
@@ -453,7 +370,7 @@ async fn sse_ids_sent_while_replaying_one_room_do_not_claim_another() {
         }
     }
     // Reconnect; take only the first replayed message and its id, then reconnect with that id.
-    let mut sse = Sse::open(&app, &token, Some(&id)).await.unwrap();
+    let mut sse = open_sse(&app, &token, Some(&id)).await.unwrap();
     let first = loop {
         let e = sse.next().await.unwrap();
         if e.event == "message" {
@@ -462,7 +379,7 @@ async fn sse_ids_sent_while_replaying_one_room_do_not_claim_another() {
     };
     drop(sse);
     let first_body = first.data["message"]["body"].as_str().unwrap().to_owned();
-    let mut sse = Sse::open(&app, &token, Some(first.id.as_deref().unwrap())).await.unwrap();
+    let mut sse = open_sse(&app, &token, Some(first.id.as_deref().unwrap())).await.unwrap();
     let mut got = vec![first_body];
     let mut recovered = 0;
     while recovered < 2 {

@@ -2,14 +2,13 @@
 //! present from the start, the separate metrics listener and CPU profiles, `parley healthcheck`,
 //! `X-Forwarded-For` from trusted proxies only.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::harness::{DEADLINE, Process, base_flags, spawn_app, spawn_app_with};
+use crate::harness::{DEADLINE, Process, base_flags, spawn_app, spawn_app_with, wait};
 
 const BANNER: &str = "Parley is running";
 
@@ -35,15 +34,12 @@ fn failed_start(flags: &[&str]) -> (String, String, Duration) {
         .spawn()
         .unwrap();
     // Bounded: a start-up that hangs fails the test instead of hanging it.
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("parley {flags:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait::until_blocking(&format!("parley {flags:?} to exit"), DEADLINE, || child.try_wait().unwrap().is_some())
+    }));
+    if let Err(hung) = exited {
+        let _ = child.kill();
+        std::panic::resume_unwind(hung);
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "{flags:?} must fail");
@@ -82,15 +78,8 @@ fn a_failed_start_prints_no_banner_and_its_cause_once() {
 /// Starts the binary with `args` (no `serve`: it is the default command) and returns its first stdout
 /// line and the process.
 fn banner_of(args: &[String]) -> (String, Process) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (line, Process(child))
+    let (process, line) = parley_testkit::binary::start(env!("CARGO_BIN_EXE_parley"), args);
+    (line, process)
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
+use parley_proto::rest::{CreateRoom, LoginReq, RegisterReq};
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -58,15 +58,15 @@ impl Target {
 
 pub const PASSWORD: &str = "bench-password-0123";
 
+/// The login body of a load-test user (every one has [`PASSWORD`]).
+pub fn credentials(username: &str) -> LoginReq {
+    LoginReq { username: username.to_owned(), password: PASSWORD.to_owned() }
+}
+
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     target: Target,
-}
-
-#[derive(Deserialize)]
-struct LoginReply {
-    token: String,
 }
 
 #[derive(Deserialize)]
@@ -85,10 +85,10 @@ impl Api {
     }
 
     /// Sends a request, retrying a bounded number of times on 429 (rate limits) and 503.
-    async fn call(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> Result<(u16, String)> {
+    async fn call(&self, path: &str, token: Option<&str>, body: &impl Serialize) -> Result<(u16, String)> {
         let url = self.target.api(path);
         for attempt in 0..30 {
-            let mut req = self.http.post(&url).json(&body);
+            let mut req = self.http.post(&url).json(body);
             if let Some(t) = token {
                 req = req.bearer_auth(t);
             }
@@ -112,7 +112,13 @@ impl Api {
     }
 
     pub async fn register(&self, username: &str) -> Result<()> {
-        let (st, text) = self.call("/register", None, json!({"username": username, "password": PASSWORD})).await?;
+        let (st, text) = self
+            .call(
+                "/register",
+                None,
+                &RegisterReq { username: username.to_owned(), password: PASSWORD.to_owned(), display_name: None },
+            )
+            .await?;
         if st != 201 && st != 200 {
             bail!("register {username}: HTTP {st}: {text}");
         }
@@ -120,15 +126,19 @@ impl Api {
     }
 
     pub async fn login(&self, username: &str) -> Result<String> {
-        let (st, text) = self.call("/login", None, json!({"username": username, "password": PASSWORD})).await?;
+        let (st, text) = self.call("/login", None, &credentials(username)).await?;
         if st != 200 {
             bail!("login {username}: HTTP {st}: {text}");
         }
-        Ok(serde_json::from_str::<LoginReply>(&text).with_context(|| format!("login reply: {text}"))?.token)
+        Ok(serde_json::from_str::<parley_proto::client::Login>(&text)
+            .with_context(|| format!("login reply: {text}"))?
+            .token)
     }
 
     pub async fn create_room(&self, token: &str, name: &str) -> Result<u64> {
-        let (st, text) = self.call("/rooms", Some(token), json!({"name": name, "visibility": "public"})).await?;
+        let (st, text) = self
+            .call("/rooms", Some(token), &CreateRoom { name: name.to_owned(), visibility: Some("public".to_owned()) })
+            .await?;
         if st != 201 && st != 200 {
             bail!("create room {name}: HTTP {st}: {text}");
         }
@@ -136,7 +146,7 @@ impl Api {
     }
 
     pub async fn join(&self, token: &str, room: u64) -> Result<()> {
-        let (st, text) = self.call(&format!("/rooms/{room}/join"), Some(token), json!({})).await?;
+        let (st, text) = self.call(&format!("/rooms/{room}/join"), Some(token), &serde_json::json!({})).await?;
         if st != 200 && st != 201 && st != 204 {
             bail!("join room {room}: HTTP {st}: {text}");
         }

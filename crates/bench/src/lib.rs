@@ -304,33 +304,8 @@ mod tests {
     async fn parley_server(
         dir: &std::path::Path,
     ) -> (String, SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-        let mut flags: Vec<String> = [
-            "--listen",
-            "127.0.0.1:0",
-            "--tcp-listen",
-            "127.0.0.1:0",
-            "--argon2-memory-kib",
-            "1024",
-            "--argon2-iterations",
-            "1",
-            "--auth-per-minute",
-            "10000000",
-            "--auth-burst",
-            "1000000",
-            "--messages-per-sec",
-            "1000000",
-            "--message-burst",
-            "1000000",
-            "--max-connections",
-            "100000",
-            "--max-connections-per-user",
-            "100000",
-            "--data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        flags.push(dir.display().to_string());
+        let mut flags = parley_testkit::flags::base(dir);
+        flags.extend(parley_testkit::flags::NO_LIMITS.map(String::from));
         let config = parley::config::Config::from_flags(flags).unwrap();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,12 +4,11 @@
 //! and the server's memory before, at its peak (VmHWM) and after.
 
 use crate::BenchArgs;
-use crate::client::{Api, PASSWORD, Target};
+use crate::client::{Api, Target};
 use crate::load::random_prefix;
 use crate::report::{Logins, Report, Setup};
 use crate::stats::{Pct, new_hist, sample_proc};
 use anyhow::Result;
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 pub async fn run_logins(args: &BenchArgs) -> Result<Report> {
@@ -32,7 +31,7 @@ pub async fn run_logins(args: &BenchArgs) -> Result<Report> {
             // A client (and connection) per login, as a crowd of browsers would.
             let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;
             let t = Instant::now();
-            let resp = http.post(url).json(&json!({"username": username, "password": PASSWORD})).send().await?;
+            let resp = http.post(url).json(&crate::client::credentials(&username)).send().await?;
             let status = resp.status().as_u16();
             let _ = resp.bytes().await;
             anyhow::Ok((status, t.elapsed()))

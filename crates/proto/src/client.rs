@@ -7,6 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The answer to `POST /api/v1/login` (the server's [`crate::answers::LoginW`]).
+#[derive(Deserialize, Debug, Clone)]
+pub struct Login {
+    pub token: String,
+    #[serde(default)]
+    pub expires_at: i64,
+    pub user: User,
+}
+
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub id: i64,

@@ -366,3 +366,10 @@ fn every_client_frame_decodes_on_the_server() {
         assert!(ok, "{text} decoded as {got:?}");
     }
 }
+
+#[test]
+fn the_login_answer_decodes_on_the_client() {
+    let sent = parley_proto::answers::LoginW { token: "tok".into(), expires_at: 42, user: user(7, "ada") };
+    let got: client::Login = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
+    assert_eq!((got.token.as_str(), got.expires_at, got.user.id, got.user.username.as_str()), ("tok", 42, 7, "ada"));
+}

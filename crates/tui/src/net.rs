@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -19,8 +18,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::proto::Login;
 use crate::proto::{ClientFrame, Member, Room, ServerFrame, User};
 use crate::state::{Action, NetEvent};
+use parley_proto::rest::{CreateRoom, LoginReq, PatchMe, RegisterReq, SendReq};
 
 /// A refused REST request: the protocol's error body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +48,6 @@ pub fn api_code(e: &anyhow::Error) -> Option<&str> {
 pub struct Credentials {
     pub username: String,
     pub password: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Login {
-    pub token: String,
-    #[serde(default)]
-    pub expires_at: i64,
-    pub user: User,
 }
 
 /// REST client for one server.
@@ -120,22 +113,24 @@ impl Api {
     }
 
     pub async fn register(&self, creds: &Credentials) -> anyhow::Result<User> {
-        let body = json!({"username": creds.username, "password": creds.password});
+        let body =
+            RegisterReq { username: creds.username.clone(), password: creds.password.clone(), display_name: None };
         self.call(self.http.post(self.url("/register")).json(&body)).await
     }
 
     pub async fn login(&self, creds: &Credentials) -> anyhow::Result<Login> {
-        let body = json!({"username": creds.username, "password": creds.password});
+        let body = LoginReq { username: creds.username.clone(), password: creds.password.clone() };
         self.call(self.http.post(self.url("/login")).json(&body)).await
     }
 
     pub async fn create_room(&self, token: &str, name: &str, private: bool) -> anyhow::Result<Room> {
-        let body = json!({"name": name, "visibility": if private { "private" } else { "public" }});
+        let visibility = if private { "private" } else { "public" };
+        let body = CreateRoom { name: name.to_owned(), visibility: Some(visibility.to_owned()) };
         self.call(self.http.post(self.url("/rooms")).bearer_auth(token).json(&body)).await
     }
 
     pub async fn set_display_name(&self, token: &str, name: &str) -> anyhow::Result<User> {
-        let body = json!({"display_name": name});
+        let body = PatchMe { display_name: name.to_owned() };
         self.call(self.http.patch(self.url("/me")).bearer_auth(token).json(&body)).await
     }
 
@@ -168,7 +163,7 @@ impl Api {
                     .body(bytes),
             )
             .await?;
-        let body = json!({"body": f.name, "files": [f.id]});
+        let body = SendReq { body: f.name, files: vec![f.id], ..SendReq::default() };
         let _: serde_json::Value = self
             .call(self.http.post(self.url(&format!("/rooms/{room}/messages"))).bearer_auth(token).json(&body))
             .await?;

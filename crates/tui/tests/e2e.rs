@@ -8,19 +8,18 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use parley_testkit::binary::{self, Process};
+use parley_testkit::{flags, wait};
 use parley_tui::net::{self, Api, Credentials, NetConfig, Network};
 use parley_tui::proto::{Message, ServerFrame};
 use parley_tui::state::{ChatState, Connection, NetEvent};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
@@ -28,37 +27,17 @@ use tokio::time::{Instant, timeout};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Server {
-    child: Child,
+    child: Process,
     addr: SocketAddr,
 }
 
+/// `parley serve` on `listen` with the test flags (its TCP line port off), killed on drop.
 async fn start_server(bin: &Path, data_dir: &Path, listen: &str) -> Server {
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", listen, "--data-dir"])
-        .arg(data_dir)
-        .args(["--argon2-memory-kib", "1024", "--argon2-iterations", "1", "--tcp-listen", "off"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the server");
-    let stdout = child.stdout.take().expect("server stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = timeout(DEADLINE, lines.next_line())
-        .await
-        .expect("the server printed nothing in time")
-        .expect("reading the server's stdout")
-        .expect("the server exited before printing its address");
-    // "Parley is running: open http://127.0.0.1:PORT/ in a browser …"
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in the server's first line: {line}"));
-    // Keep reading stdout so the server never writes into a closed pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut args = flags::base(data_dir);
+    flags::set(&mut args, "--listen", listen);
+    flags::set(&mut args, "--tcp-listen", "off");
+    let bin = bin.to_owned();
+    let (child, addr) = tokio::task::spawn_blocking(move || binary::serve(bin, &args)).await.unwrap();
     Server { child, addr }
 }
 
@@ -204,8 +183,7 @@ fn assert_same_sequence(held: &[Message], server: &[Message]) {
 }
 
 fn parley_bin() -> Option<PathBuf> {
-    let bin = std::env::var_os("PARLEY_BIN")?;
-    let path = PathBuf::from(bin);
+    let path = binary::from_env()?;
     assert!(path.is_file(), "PARLEY_BIN={} is not a file", path.display());
     Some(path)
 }
@@ -279,7 +257,7 @@ async fn login_join_send_receive_and_recover_after_reconnects() {
     assert_same_sequence(&c.messages("lobby"), &server_msgs);
 
     // Reconnect 2: the server is killed and started again on the same data directory and port.
-    server.child.kill().await.unwrap();
+    server.child.kill();
     c.pump_until("the drop", |s| s.connection == Connection::Offline).await;
     c.type_line("alice while the server is down");
     server = start_server(&bin, data.path(), &server_addr.to_string()).await;
@@ -314,7 +292,7 @@ async fn login_join_send_receive_and_recover_after_reconnects() {
     assert_eq!(server_msgs.iter().filter(|m| m.body.starts_with("bob ")).count(), 255);
 
     c.net.shutdown().await;
-    server.child.kill().await.unwrap();
+    server.child.kill();
 }
 
 /// The real `parley chat` in a pseudo-terminal, its screen read back through a terminal emulator.
@@ -361,16 +339,13 @@ impl Pty {
     }
 
     /// Waits until the screen satisfies `cond` (panics with the screen after [`DEADLINE`]).
+    /// The screen is all there is to watch: a bounded poll.
     async fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        wait::until_ok(what, DEADLINE, || {
             let text = self.contents();
-            if cond(&text) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            std::future::ready(if cond(&text) { Ok(()) } else { Err(format!("the screen:\n{text}")) })
+        })
+        .await
     }
 
     fn type_keys(&mut self, keys: &str) {
@@ -439,26 +414,15 @@ async fn in_a_terminal_kick_and_msg_work_end_to_end() {
         s.contains(" @bob ") && s.contains("alice: hello bob") && !s.contains("sending…")
     })
     .await;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    wait::until_some("bob's conversation to show alice's message", DEADLINE, || async {
         let dms: Value =
             http.get(format!("{base}/api/v1/dms")).bearer_auth(&bob_token).send().await.unwrap().json().await.unwrap();
         assert_eq!(dms["conversations"][0]["peer"]["username"], "alice", "{dms}");
-        if dms["conversations"][0]["last_message"]["body"] == "hello bob" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "bob's conversation never showed alice's message: {dms}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (dms["conversations"][0]["last_message"]["body"] == "hello bob").then_some(())
+    })
+    .await;
 
     pty.type_keys("\x03"); // Ctrl-C
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if pty.child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "parley chat did not quit on Ctrl-C");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.child.kill().await.unwrap();
+    wait::until("parley chat to quit on Ctrl-C", DEADLINE, || pty.child.try_wait().unwrap().is_some()).await;
+    server.child.kill();
 }

@@ -42,7 +42,7 @@ impl Chat {
         let user = user.ok_or(Error::InvalidCredentials)?;
         self.throttle.succeeded(&key);
         let session = SessionId::generate();
-        let (token, expires_at) = self.tokens.issue(user.id, &session, now_millis())?;
+        let (token, expires_at) = self.tokens.issue(user.id, &session, self.now())?;
         self.store.create_session(&Session { id: session, user: user.id, expires_at, revoked: false }).await?;
         Ok(LoginOk { token, expires_at, user })
     }
@@ -51,7 +51,7 @@ impl Chat {
     pub async fn authenticate(&self, token: &str) -> Result<Identity> {
         let (user_id, session) = self.tokens.check(token)?;
         let s = self.store.session(&session).await?.ok_or(Error::Unauthorized)?;
-        if s.revoked || s.user != user_id || s.expires_at <= now_millis() {
+        if s.revoked || s.user != user_id || s.expires_at <= self.now() {
             return Err(Error::Unauthorized);
         }
         let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;

@@ -34,7 +34,7 @@ impl Chat {
     pub async fn resync(&self) -> Result<()> {
         let started = Instant::now();
         for session in self.hub.sessions() {
-            let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > now_millis());
+            let live = self.store.session(&session).await?.is_some_and(|s| !s.revoked && s.expires_at > self.now());
             if !live {
                 self.hub.deliver(BrokerEvent::SessionEnded(session));
             }

@@ -19,7 +19,7 @@ impl Chat {
         if self.store.is_member(room.id, invitee.id).await? {
             return Ok(());
         }
-        let at = now_millis();
+        let at = self.now();
         let new = self.store.add_invite(room.id, invitee.id, who.user.id, at).await?;
         self.system(&room, who, MessageKind::Invite, Some(&invitee), "").await?;
         if new {

@@ -104,7 +104,7 @@ impl Chat {
             body: body.as_str().to_owned(),
             client_id,
             mentions,
-            ts: now_millis(),
+            ts: self.now(),
             files,
             reply_to: parent.as_ref().map(|p| p.seq),
             thread: parent.as_ref().map(|p| p.thread.unwrap_or(p.seq)),
@@ -169,7 +169,7 @@ impl Chat {
         let mentions = self.resolve_mentions(room.id, who, body.as_str()).await?;
         let m = self
             .store
-            .edit_message(room.id, seq, body.as_str(), &mentions, now_millis())
+            .edit_message(room.id, seq, body.as_str(), &mentions, self.now())
             .await?
             .ok_or(Error::MessageNotFound)?;
         let m = self.decorated(m).await?;

@@ -15,7 +15,7 @@ impl Chat {
                 Some(m) if m.kind == MessageKind::Text && !m.deleted => {}
                 _ => return Err(Error::MessageNotFound),
             }
-            self.store.pin(room.id, seq, who.user.id, now_millis()).await?
+            self.store.pin(room.id, seq, who.user.id, self.now()).await?
         } else {
             self.store.unpin(room.id, seq).await?
         };

@@ -26,9 +26,9 @@ impl Chat {
             _ => return Err(Error::MessageNotFound),
         }
         let changed = if add {
-            self.store.add_reaction(room.id, seq, who.user.id, emoji, now_millis()).await?
+            self.store.add_reaction(room.id, seq, who.user.id, emoji, self.now()).await?
         } else {
-            self.store.remove_reaction(room.id, seq, who.user.id, emoji, now_millis()).await?
+            self.store.remove_reaction(room.id, seq, who.user.id, emoji, self.now()).await?
         };
         let reactions = self.store.reactions(room.id, &[seq]).await?.pop().map(|(_, r)| r).unwrap_or_default();
         if changed {

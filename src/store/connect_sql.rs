@@ -1,0 +1,55 @@
+//! The statements a WebSocket/SSE/TCP connect runs against a SQL store, in the order it runs them:
+//! authenticate (the session, then the user), the rooms to follow, then the greeting's room views and
+//! each viewed room's last message with its files. Named here, once, so the SQL stores run exactly
+//! these and `connect_cost`'s test measures exactly these (SQLite's VM steps per statement, in a
+//! 10-member and a 2,000-member room: a connect must not cost more in a bigger room).
+//!
+//! Each is a point lookup or a range bounded by the user's rooms, never by the members of a room:
+//! - the unread count walks `messages_unread` (migration 0023), a partial index holding only the text
+//!   messages that are not deleted, so the joins, leaves and other system messages of a big room (one
+//!   per member who ever joined) are not walked on every connect;
+//! - the mention count is a range of the `mentions` primary key `(user_id, room_id, seq)`.
+
+use super::rows::{FILE_COLS, MSG_SELECT, ROOM_COLS};
+
+/// A session by its id (`$1`).
+pub(super) const SESSION: &str = "SELECT user_id, expires_at, revoked FROM sessions WHERE id = $1";
+
+/// A user by id (`$1`).
+pub(super) const USER: &str = "SELECT id, username, display_name FROM users WHERE id = $1";
+
+/// The rooms of user `$1`, by id: the rooms a new connection follows. Driven by the user's membership
+/// rows (`members_by_user`), ordered by that index: `r.id IN (SELECT …)` let SQLite scan every room of
+/// the server instead.
+pub(super) fn user_rooms() -> String {
+    format!(
+        "SELECT {ROOM_COLS} FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY mb.room_id"
+    )
+}
+
+/// User `$1`'s view of each of their rooms (role, read position, unread and mention counts up to the
+/// room's `last_seq` read in the same statement, the other member of a direct conversation).
+/// `unread_from` is the dialect's `FROM` item for the unread count (`messages m`, with SQLite's
+/// `INDEXED BY messages_unread`).
+pub(super) fn room_views(unread_from: &str) -> String {
+    format!(
+        "SELECT {ROOM_COLS}, mb.role, mb.last_read, mb.notify, mb.muted, \
+         (SELECT COUNT(*) FROM {unread_from} WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
+            AND m.seq <= r.last_seq AND m.kind = 'text' AND NOT m.deleted AND m.sender_id <> mb.user_id) AS unread, \
+         (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
+            AND x.seq > mb.last_read AND x.seq <= r.last_seq) AS mentions, \
+         CASE WHEN r.kind = 'direct' THEN (SELECT o.user_id FROM members o \
+            WHERE o.room_id = mb.room_id AND o.user_id <> mb.user_id LIMIT 1) END AS other \
+         FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY mb.room_id"
+    )
+}
+
+/// Message `($1 = room, $2 = seq)` with its sender and target.
+pub(super) fn message_row() -> String {
+    format!("{MSG_SELECT} WHERE m.room_id = $1 AND m.seq = $2")
+}
+
+/// The files shared by messages `$2..=$3` of room `$1`, in upload order.
+pub(super) fn files_between() -> String {
+    format!("SELECT {FILE_COLS} FROM files WHERE room_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY created_at, id")
+}
