@@ -450,8 +450,15 @@ pub async fn delete_message(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn webhook_json(h: &Webhook) -> serde_json::Value {
-    serde_json::json!({ "id": h.id, "room": h.room.0, "url": h.url, "created_by": h.created_by.0, "created_at": h.created_at })
+fn webhook_w(h: &Webhook) -> WebhookW<'_> {
+    WebhookW {
+        id: h.id,
+        room: h.room.0,
+        url: &h.url,
+        created_by: h.created_by.0,
+        created_at: h.created_at,
+        secret: None,
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{room}/webhooks", tag = "webhooks", summary = "Register a webhook (owner and admins); the one answer that shows its secret", params(RoomPath), request_body = NewWebhook, responses((status = 201, description = "the webhook, with `secret`", body = WebhookW)))]
@@ -463,8 +470,7 @@ pub async fn add_webhook(
     Body(req): Body<NewWebhook>,
 ) -> ApiResult<Response> {
     let hook = app.chat.add_webhook(&who, &room_ref(&room), WebhookUrl::parse(&req.url)?).await?;
-    let mut body = webhook_json(&hook);
-    body["secret"] = serde_json::Value::String(hook.secret.clone());
+    let body = WebhookW { secret: Some(&hook.secret), ..webhook_w(&hook) };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -475,7 +481,7 @@ pub async fn webhooks(
     Path(room): Path<String>,
 ) -> ApiResult<Response> {
     let hooks = app.chat.webhooks(&who, &room_ref(&room)).await?;
-    Ok(Json(serde_json::json!({ "webhooks": hooks.iter().map(webhook_json).collect::<Vec<_>>() })).into_response())
+    Ok(Json(WebhooksW { webhooks: hooks.iter().map(webhook_w).collect() }).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/rooms/{room}/webhooks/{id}", tag = "webhooks", summary = "Remove a webhook (owner and admins)", params(WebhookPath), responses((status = 204, description = "removed")))]
@@ -499,5 +505,5 @@ pub async fn dead_webhook_deliveries(
     let room = app.chat.moderated(&who, &room_ref(&room)).await?;
     let dead =
         crate::jobs::webhook::dead_deliveries(&app.jobs, room.id).await.map_err(crate::core::error::Error::internal)?;
-    Ok(Json(serde_json::json!({ "deliveries": dead })).into_response())
+    Ok(Json(DeadDeliveriesW { deliveries: dead }).into_response())
 }

@@ -14,7 +14,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::wire::{AckW, ErrorBodyW, HistoryW, MemberW, MessageW, RoomViewW, RoomW, UserW};
 pub use parley_proto::answers::{
-    BansW, ConversationsW, DirectW, InvitesW, LoginW, MembersW, ReadW, RoomViewsW, RoomsW, TypingW,
+    BansW, ConversationsW, DeadDeliveriesW, DirectW, InvitesW, LoginW, MembersW, ReadW, RoomViewsW, RoomsW, TypingW,
+    WebhookW, WebhooksW,
 };
 
 /// A room named in the path.
@@ -80,30 +81,6 @@ pub struct LastEventId {
 #[schema(as = Error)]
 pub struct ErrorW<'a> {
     pub error: ErrorBodyW<'a>,
-}
-
-/// A webhook; `secret` (for `X-Parley-Signature`) only in the answer that created it.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Webhook)]
-pub struct WebhookW {
-    pub id: i64,
-    pub room: i64,
-    pub url: String,
-    pub created_by: i64,
-    /// ms since the Unix epoch.
-    pub created_at: i64,
-    pub secret: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct WebhooksW {
-    pub webhooks: Vec<WebhookW>,
-}
-
-/// Deliveries that failed every attempt, newest first (docs/PROTOCOL.md §7).
-#[derive(Serialize, ToSchema)]
-pub struct DeadDeliveriesW {
-    pub deliveries: Vec<serde_json::Value>,
 }
 
 /// `/readyz`: each check is `ok` or `unreachable`; on 503 `error` says which failed.

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use parley_proto::rest::{CreateRoom, LoginReq, RegisterReq};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -67,11 +67,6 @@ pub fn credentials(username: &str) -> LoginReq {
 pub struct Api {
     http: reqwest::Client,
     target: Target,
-}
-
-#[derive(Deserialize)]
-struct RoomReply {
-    id: u64,
 }
 
 impl Api {
@@ -142,7 +137,9 @@ impl Api {
         if st != 201 && st != 200 {
             bail!("create room {name}: HTTP {st}: {text}");
         }
-        Ok(serde_json::from_str::<RoomReply>(&text).with_context(|| format!("room reply: {text}"))?.id)
+        let room =
+            serde_json::from_str::<parley_proto::client::Room>(&text).with_context(|| format!("room reply: {text}"))?;
+        u64::try_from(room.id).with_context(|| format!("room reply: negative id {}", room.id))
     }
 
     pub async fn join(&self, token: &str, room: u64) -> Result<()> {

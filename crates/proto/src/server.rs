@@ -198,6 +198,7 @@ pub struct ReactionW<'a> {
 
 /// A pinned message.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PinW<'a> {
     pub message: MessageW<'a>,
     pub pinned_by: UserW<'a>,
@@ -206,6 +207,7 @@ pub struct PinW<'a> {
 
 /// A followed thread (`GET /me/threads`).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadSummaryW {
     pub room: i64,
     pub seq: i64,
