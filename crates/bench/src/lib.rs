@@ -8,6 +8,9 @@
 //!
 //! The public API used by the `parley` binary is [`BenchArgs`] and [`run`].
 
+// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
+#![deny(unreachable_pub)]
+
 pub mod accounting;
 pub mod client;
 pub mod lines;

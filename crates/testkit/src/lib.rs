@@ -11,6 +11,9 @@
 //! (`tests/it/harness.rs` runs one through `parley::server::run`); everything here speaks to a node
 //! over real sockets.
 
+// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
+#![deny(unreachable_pub)]
+
 pub mod binary;
 pub mod flags;
 pub mod lines;

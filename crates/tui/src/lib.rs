@@ -11,6 +11,9 @@
 //! - [`ui::render`]: draws a `ChatState` with ratatui;
 //! - [`run`]: the terminal loop that ties them together.
 
+// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
+#![deny(unreachable_pub)]
+
 pub mod command;
 pub mod layout;
 pub mod markup;
