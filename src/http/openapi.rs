@@ -3,7 +3,8 @@
 //! `/api/docs` (no file from another site), and checked in as `docs/openapi.json` (a test keeps the
 //! two equal and makes sure every route of the router is described).
 //!
-//! Shapes that handlers build ad hoc (`{"rooms": [...]}`) are described here by doc-only types.
+//! The REST answers are `parley_proto::answers` types (re-exported here for the handlers' annotations);
+//! the error body and `/readyz`'s answer are described here by doc-only types.
 
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
