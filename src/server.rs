@@ -321,6 +321,7 @@ impl Node {
             files.clone(),
             Duration::from_secs(config.blob_gc_secs.max(1)),
             Duration::from_secs(config.blob_gc_grace_secs),
+            config.clock.0.clone(),
             root.clone(),
         ));
         let state = Arc::new(AppState { chat: chat.clone(), jobs, files, config: http_config(&config) });

@@ -9,11 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::core::chat::files::Files;
+use crate::core::ports::clock::DynClock;
 
-/// Runs a pass every `every` until `stop`.
-pub async fn run(files: Arc<Files>, every: Duration, grace: Duration, stop: CancellationToken) {
+/// Runs a pass every `every` until `stop`, each pass at `clock`'s now.
+pub async fn run(files: Arc<Files>, every: Duration, grace: Duration, clock: DynClock, stop: CancellationToken) {
     super::every(every, stop, || async {
-        match files.collect(grace).await {
+        match files.collect(clock.now_millis(), grace).await {
             Ok(c) if c.blobs > 0 || c.unsent_files > 0 => {
                 metrics::counter!("parley_blobs_collected_total").increment(c.blobs);
                 info!(blobs = c.blobs, unsent_files = c.unsent_files, "blob collector removed unreferenced data");

@@ -334,6 +334,20 @@ async fn deleting_or_purging_a_message_removes_its_files_and_then_their_bytes() 
     app.stop().await;
 }
 
+/// An upload never sent is dropped once it is older than a day by the node's clock, then its bytes go.
+#[tokio::test]
+async fn an_unsent_upload_is_dropped_after_a_day_by_the_nodes_clock() {
+    let (app, clock) = spawn_app_clocked(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "0"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "tmp", "public").await;
+    let (s, _) = upload(&app, &alice, "tmp", "never-sent.bin", vec![3u8; 3000]).await;
+    assert_eq!((s, blob_count(&app)), (201, 1));
+    // Its bytes go only once no row names them: the row was dropped by the node's (moved) clock.
+    clock.advance(24 * 3_600_000 + 60_000);
+    wait_for("the unsent upload's blob to be collected", || blob_count(&app) == 0).await;
+    app.stop().await;
+}
+
 /// The TCP line protocol shows a shared file as an indented line with its name, size and download path.
 #[tokio::test]
 async fn tcp_readers_get_file_lines_with_the_download_path() {

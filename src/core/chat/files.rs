@@ -130,7 +130,7 @@ impl Files {
                     content_type,
                     width,
                     height,
-                    created_at: now_millis(),
+                    created_at: self.chat.now(),
                     thumbnail,
                 };
                 self.chat.store().create_file(&file).await?;
@@ -272,13 +272,14 @@ impl Files {
         })
     }
 
-    /// One collector pass: drops unsent uploads older than the TTL, then deletes blobs older than
-    /// `grace` that no file names (newer ones may belong to uploads still being recorded).
-    pub async fn collect(&self, grace: Duration) -> Result<Collected> {
-        let now = now_millis();
+    /// One collector pass at time `now` (the node's clock, which stamps file rows): drops unsent
+    /// uploads older than the TTL, then deletes blobs older than `grace` that no file names (newer ones
+    /// may belong to uploads still being recorded). Blob stores stamp their blobs by the system clock,
+    /// so the grace is measured on that clock.
+    pub async fn collect(&self, now: Millis, grace: Duration) -> Result<Collected> {
         let unsent_files = self.chat.store().drop_unsent_files(now - self.limits.unsent_ttl.as_millis() as i64).await?;
         let mut blobs = 0;
-        for hash in self.blobs.stored_before(now - grace.as_millis() as i64).await? {
+        for hash in self.blobs.stored_before(now_millis() - grace.as_millis() as i64).await? {
             if !self.chat.store().blob_in_use(&hash).await? && self.blobs.delete(&hash).await? {
                 blobs += 1;
             }
