@@ -11,6 +11,8 @@
 //! `tests/round_trip.rs` encodes a sample of every server frame with [`server`] and decodes it with
 //! [`client`], and every [`client::ClientFrame`] with [`inbound`], so the two sides cannot drift apart.
 
+#![deny(clippy::unwrap_used)]
+
 // `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
 #![deny(unreachable_pub)]
 
