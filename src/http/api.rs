@@ -505,5 +505,6 @@ pub async fn dead_webhook_deliveries(
     let room = app.chat.moderated(&who, &room_ref(&room)).await?;
     let dead =
         crate::jobs::webhook::dead_deliveries(&app.jobs, room.id).await.map_err(crate::core::error::Error::internal)?;
-    Ok(Json(DeadDeliveriesW { deliveries: dead }).into_response())
+    let deliveries = dead.iter().map(crate::jobs::webhook::dead_delivery).collect();
+    Ok(Json(DeadDeliveriesW { deliveries }).into_response())
 }

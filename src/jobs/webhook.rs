@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
+use parley_proto::answers::DeadDeliveryW;
 use serde_json::json;
 use sha2::Sha256;
 use tokio::sync::mpsc;
@@ -306,23 +307,24 @@ impl Handler for Deliver {
     }
 }
 
-/// A room's dead webhook deliveries (newest first), for its owner and admins.
-pub async fn dead_deliveries(queue: &DynQueue, room: RoomId) -> anyhow::Result<Vec<serde_json::Value>> {
-    let dead = queue.dead(super::DEAD_LIMIT).await?;
-    Ok(dead
-        .iter()
-        .filter(|j| j.kind == KIND && j.payload["room"].as_i64() == Some(room.0))
-        .map(|j| {
-            json!({
-                "delivery": j.id,
-                "webhook": j.payload["webhook"],
-                "seq": j.payload["seq"],
-                "attempts": j.attempts,
-                "error": j.last_error,
-                "enqueued_at": j.enqueued_at,
-            })
-        })
-        .collect())
+/// A room's dead webhook deliveries (newest first), for its owner and admins; [`dead_delivery`] is how
+/// each one answers.
+pub async fn dead_deliveries(queue: &DynQueue, room: RoomId) -> anyhow::Result<Vec<Job>> {
+    let mut dead = queue.dead(super::DEAD_LIMIT).await?;
+    dead.retain(|j| j.kind == KIND && j.payload["room"].as_i64() == Some(room.0));
+    Ok(dead)
+}
+
+/// One dead delivery, as the dead-letter list shows it.
+pub fn dead_delivery(j: &Job) -> DeadDeliveryW<'_> {
+    DeadDeliveryW {
+        delivery: &j.id,
+        webhook: j.payload["webhook"].as_i64(),
+        seq: j.payload["seq"].as_i64(),
+        attempts: j.attempts,
+        error: j.last_error.as_deref(),
+        enqueued_at: j.enqueued_at,
+    }
 }
 
 #[cfg(test)]

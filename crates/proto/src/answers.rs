@@ -151,9 +151,24 @@ pub struct WebhooksW<'a> {
     pub webhooks: Vec<WebhookW<'a>>,
 }
 
+/// A webhook delivery that failed every attempt.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeadDeliveryW<'a> {
+    /// The delivery id (also sent as `X-Parley-Delivery`).
+    pub delivery: &'a str,
+    pub webhook: Option<i64>,
+    pub seq: Option<i64>,
+    pub attempts: u32,
+    /// The last failure.
+    pub error: Option<&'a str>,
+    /// ms since the Unix epoch.
+    pub enqueued_at: i64,
+}
+
 /// Deliveries that failed every attempt, newest first (docs/PROTOCOL.md §7).
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct DeadDeliveriesW {
-    pub deliveries: Vec<serde_json::Value>,
+pub struct DeadDeliveriesW<'a> {
+    pub deliveries: Vec<DeadDeliveryW<'a>>,
 }
