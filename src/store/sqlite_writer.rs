@@ -146,6 +146,10 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
     )?;
     let mut mention =
         tx.prepare_cached("INSERT INTO mentions (room_id, seq, user_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
+    // The search index of a text message (migration 0024: not a trigger, so the insert above opens no
+    // statement journal and FTS5 writes a batch's terms once, at commit).
+    let mut index_id = tx.prepare_cached("INSERT INTO messages_fts_ids (room_id, seq) VALUES (?1, ?2)")?;
+    let mut index_body = tx.prepare_cached("INSERT INTO messages_fts (rowid, body) VALUES (?1, ?2)")?;
     let mut set_last = tx.prepare_cached("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")?;
     let mut share_file = tx.prepare_cached(
         "UPDATE files SET seq = ?1 WHERE id = ?2 AND room_id = ?3 AND uploader_id = ?4 AND seq IS NULL",
@@ -211,6 +215,10 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
             m.reply_to,
             m.thread,
         ])?;
+        if m.kind == MessageKind::Text {
+            index_id.execute(params![m.room.0, seq])?;
+            index_body.execute(params![tx.last_insert_rowid(), m.body])?;
+        }
         for u in &m.mentions {
             mention.execute(params![m.room.0, seq, u.0])?;
         }
