@@ -186,6 +186,195 @@ pub struct Pin {
     pub at: i64,
 }
 
+/// A followed thread (`GET /me/threads`; the server's [`crate::server::ThreadSummaryW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadSummary {
+    pub room: i64,
+    pub seq: i64,
+    #[serde(default)]
+    pub reply_count: i64,
+    #[serde(default)]
+    pub last_reply_ts: Option<i64>,
+    #[serde(default)]
+    pub unread: i64,
+}
+
+/// An invitation, as its invitee sees it (the server's [`crate::server::InviteW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Invite {
+    pub room: Room,
+    pub invited_by: User,
+    #[serde(default)]
+    pub at: i64,
+}
+
+/// A ban, as the room's moderators see it (the server's [`crate::server::BanW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ban {
+    pub user: User,
+    #[serde(default)]
+    pub banned_at: i64,
+}
+
+/// A webhook (the server's [`crate::answers::WebhookW`]); `secret` only in the answer that created it.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Webhook {
+    pub id: i64,
+    pub room: i64,
+    pub url: String,
+    #[serde(default)]
+    pub created_by: i64,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A webhook delivery that failed every attempt (the server's [`crate::answers::DeadDeliveryW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeadDelivery {
+    pub delivery: String,
+    #[serde(default)]
+    pub webhook: Option<i64>,
+    #[serde(default)]
+    pub seq: Option<i64>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub enqueued_at: i64,
+}
+
+/// The REST answers of [`crate::answers`], as a client decodes them: one mirror per answer, named as the
+/// answer without its `W` (`RoomsW` → [`Rooms`](answers::Rooms)); [`Login`] is the login answer's.
+pub mod answers {
+    use serde::Deserialize;
+
+    use super::{Ban, DeadDelivery, Invite, Member, Message, Pin, Reaction, Room, ThreadSummary, User, Webhook};
+
+    /// `GET /rooms`.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Rooms {
+        #[serde(default)]
+        pub rooms: Vec<Room>,
+    }
+
+    /// `GET /me/rooms`: the rooms as one member sees them.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct RoomViews {
+        #[serde(default)]
+        pub rooms: Vec<Room>,
+    }
+
+    /// `GET /dms`: direct conversations, newest activity first.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Conversations {
+        #[serde(default)]
+        pub conversations: Vec<Room>,
+    }
+
+    /// `POST /dms`: a direct conversation and its peer.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Direct {
+        pub room: Room,
+        pub peer: User,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Members {
+        #[serde(default)]
+        pub members: Vec<Member>,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Bans {
+        #[serde(default)]
+        pub bans: Vec<Ban>,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Invites {
+        #[serde(default)]
+        pub invites: Vec<Invite>,
+    }
+
+    /// The read marker after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Read {
+        pub room: i64,
+        pub seq: i64,
+    }
+
+    /// Ids of the users typing in a room.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Typing {
+        #[serde(default)]
+        pub users: Vec<i64>,
+    }
+
+    /// A message's reactions after adding or taking back one.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Reactions {
+        pub room: i64,
+        pub seq: i64,
+        #[serde(default)]
+        pub reactions: Vec<Reaction>,
+    }
+
+    /// A thread: its root and a page of replies.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Thread {
+        pub root: Message,
+        #[serde(default)]
+        pub messages: Vec<Message>,
+        #[serde(default)]
+        pub has_more: bool,
+    }
+
+    /// The read position in a thread after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ThreadRead {
+        pub room: i64,
+        pub thread: i64,
+        pub seq: i64,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Threads {
+        #[serde(default)]
+        pub threads: Vec<ThreadSummary>,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Pins {
+        #[serde(default)]
+        pub pins: Vec<Pin>,
+    }
+
+    /// A room's notification level and mute flag after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Notify {
+        pub room: i64,
+        #[serde(default)]
+        pub notify: String,
+        #[serde(default)]
+        pub muted: bool,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Webhooks {
+        #[serde(default)]
+        pub webhooks: Vec<Webhook>,
+    }
+
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct DeadDeliveries {
+        #[serde(default)]
+        pub deliveries: Vec<DeadDelivery>,
+    }
+}
+
 fn text_kind() -> String {
     "text".to_owned()
 }
