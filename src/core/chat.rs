@@ -264,10 +264,7 @@ impl Chat {
         target: Option<&User>,
         body: &str,
     ) -> Result<()> {
-        self.ingest
-            .append(NewMessage { ts: self.now(), ..NewMessage::system(room.id, kind, &who.user, target, body) })
-            .await
-            .map(|_| ())
+        self.ingest.append(NewMessage::system(room.id, kind, &who.user, target, body, self.now())).await.map(|_| ())
     }
 
     /// Closes every connection and stops taking messages: the first step of shutdown. Messages queued

@@ -272,14 +272,15 @@ impl Files {
         })
     }
 
-    /// One collector pass at time `now` (the node's clock, which stamps file rows): drops unsent
-    /// uploads older than the TTL, then deletes blobs older than `grace` that no file names (newer ones
-    /// may belong to uploads still being recorded). Blob stores stamp their blobs by the system clock,
-    /// so the grace is measured on that clock.
+    /// One collector pass at time `now` (the node's clock, which stamps file rows and blobs): drops
+    /// unsent uploads older than the TTL, then deletes blobs at least `grace` old that no file names
+    /// (newer ones may belong to uploads still being recorded; with no grace, every blob stored by now).
     pub async fn collect(&self, now: Millis, grace: Duration) -> Result<Collected> {
         let unsent_files = self.chat.store().drop_unsent_files(now - self.limits.unsent_ttl.as_millis() as i64).await?;
         let mut blobs = 0;
-        for hash in self.blobs.stored_before(now_millis() - grace.as_millis() as i64).await? {
+        // `stored_before` is strict: + 1 takes the blobs exactly `grace` old, so a zero grace on a clock
+        // that has not moved since the blob was stored still takes it.
+        for hash in self.blobs.stored_before(now - grace.as_millis() as i64 + 1).await? {
             if !self.chat.store().blob_in_use(&hash).await? && self.blobs.delete(&hash).await? {
                 blobs += 1;
             }

@@ -13,8 +13,8 @@ macro_rules! sql_webhooks {
                 url: &WebhookUrl,
                 secret: &str,
                 by: UserId,
+                now: Millis,
             ) -> Result<Webhook> {
-                let now = now_millis();
                 let row = sqlx::query(
                     "INSERT INTO webhooks (room_id, url, secret, created_by, created_at, delivered_seq) \
                      SELECT $1, $2, $3, $4, $5, last_seq FROM rooms WHERE id = $6 RETURNING id, delivered_seq",
