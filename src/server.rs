@@ -287,6 +287,7 @@ impl Node {
                 max_batch: config.max_batch,
                 send_timeout: config.send_timeout(),
                 hook: Some(hook_tx),
+                batches: config.batches_started.clone(),
             },
         );
         let writer = tasks.spawn(async move {
