@@ -148,17 +148,7 @@ impl Ingest {
         queue: usize,
         max_batch: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        Self::start_with(
-            store,
-            broker,
-            IngestOptions {
-                queue,
-                max_batch,
-                send_timeout: DEFAULT_SEND_TIMEOUT,
-                hook: None,
-                batches: BatchesStarted::default(),
-            },
-        )
+        Self::start_with_hook(store, broker, queue, max_batch, None)
     }
 
     /// Like [`Ingest::start`], also feeding `hook` with every stored message.

@@ -362,8 +362,9 @@ mod tests {
             store.create_room(&RoomName::parse("r").unwrap(), Visibility::Public, u.id, now_millis()).await.unwrap();
         let (r, t, j) = (room.id, MessageKind::Text, MessageKind::Join);
         store.append(&[msg(r, &u, t, "before")]).await.unwrap();
-        let hook =
-            store.create_webhook(r, &WebhookUrl::parse("http://h/x").unwrap(), "s", u.id, now_millis()).await.unwrap();
+        let url = WebhookUrl::parse("http://h/x").unwrap();
+        let new = NewWebhook { room: r, url: &url, secret: "s", created_by: u.id, created_at: now_millis() };
+        let hook = store.create_webhook(&new).await.unwrap();
         // Stored while no dispatcher saw them (as after a crash): the catch-up queues the text ones.
         store.append(&[msg(r, &u, t, "two"), msg(r, &u, j, ""), msg(r, &u, t, "four")]).await.unwrap();
         assert_eq!(catch_up(&store, &queue).await.unwrap(), 2);

@@ -344,18 +344,16 @@ async fn webhooks_belong_to_rooms(store: &DynStore) {
     let u = user(store, "hook").await;
     let (a, b) = (room(store, &u, Visibility::Public).await, room(store, &u, Visibility::Private).await);
     let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+    let new = |room, secret| NewWebhook { room, url: &url, secret, created_by: u.id, created_at: now_millis() };
     store.append(&[text(a.id, &u, "before the hook", None)]).await.unwrap();
-    let h1 = store.create_webhook(a.id, &url, "s1", u.id, now_millis()).await.unwrap();
+    let h1 = store.create_webhook(&new(a.id, "s1")).await.unwrap();
     assert_eq!(h1.delivered_seq, 1, "a new webhook starts after the room's last message");
-    let h2 = store.create_webhook(b.id, &url, "s2", u.id, now_millis()).await.unwrap();
+    let h2 = store.create_webhook(&new(b.id, "s2")).await.unwrap();
     assert_eq!((h1.room, h1.secret.as_str(), h1.url.as_str()), (a.id, "s1", "http://127.0.0.1:9/hook"));
     assert_eq!(store.webhook(h1.id).await.unwrap(), Some(h1.clone()));
     assert_eq!(store.webhooks(a.id).await.unwrap(), vec![h1.clone()]);
     assert_eq!(store.webhooks_for(&[a.id, b.id]).await.unwrap(), vec![h1.clone(), h2.clone()]);
-    assert!(matches!(
-        store.create_webhook(RoomId(i64::MAX), &url, "s", u.id, now_millis()).await,
-        Err(Error::RoomNotFound)
-    ));
+    assert!(matches!(store.create_webhook(&new(RoomId(i64::MAX), "s")).await, Err(Error::RoomNotFound)));
     assert_eq!(h2.delivered_seq, 0);
     let all = store.all_webhooks().await.unwrap();
     assert!(all.contains(&h1) && all.contains(&h2));

@@ -166,24 +166,18 @@ impl Inner {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_user(
-        &self,
-        username: &Username,
-        display_name: &DisplayName,
-        password_hash: &str,
-        _at: Millis,
-    ) -> Result<User> {
+    async fn create_user(&self, name: &Username, display: &DisplayName, hash: &str, _at: Millis) -> Result<User> {
         let mut g = self.inner.lock();
-        let key = username.key();
+        let key = name.key();
         if g.users.iter().any(|(_, k, _)| *k == key) {
             return Err(Error::UsernameTaken);
         }
         let user = User {
             id: UserId(g.users.len() as i64 + 1),
-            username: username.as_str().to_owned(),
-            display_name: display_name.as_str().to_owned(),
+            username: name.as_str().to_owned(),
+            display_name: display.as_str().to_owned(),
         };
-        g.users.push((user.clone(), key, password_hash.to_owned()));
+        g.users.push((user.clone(), key, hash.to_owned()));
         Ok(user)
     }
 
@@ -671,28 +665,13 @@ impl Store for MemoryStore {
         Ok((was - g.files.len()) as u64)
     }
 
-    async fn create_webhook(
-        &self,
-        room: RoomId,
-        url: &WebhookUrl,
-        secret: &str,
-        by: UserId,
-        at: Millis,
-    ) -> Result<Webhook> {
+    async fn create_webhook(&self, new: &NewWebhook<'_>) -> Result<Webhook> {
         let mut g = self.inner.lock();
-        let Some(delivered_seq) = g.row(room).map(|r| r.messages.len() as Seq) else {
+        let Some(delivered_seq) = g.row(new.room).map(|r| r.messages.len() as Seq) else {
             return Err(Error::RoomNotFound);
         };
         g.next_webhook += 1;
-        let hook = Webhook {
-            id: g.next_webhook,
-            room,
-            url: url.as_str().to_owned(),
-            secret: secret.to_owned(),
-            created_by: by,
-            created_at: at,
-            delivered_seq,
-        };
+        let hook = new.stored(g.next_webhook, delivered_seq);
         g.webhooks.push(hook.clone());
         Ok(hook)
     }

@@ -193,7 +193,6 @@ pub struct ThreadSummary {
     pub seq: i64,
     #[serde(default)]
     pub reply_count: i64,
-    #[serde(default)]
     pub last_reply_ts: Option<i64>,
     #[serde(default)]
     pub unread: i64,
@@ -226,7 +225,6 @@ pub struct Webhook {
     pub created_by: i64,
     #[serde(default)]
     pub created_at: i64,
-    #[serde(default)]
     pub secret: Option<String>,
 }
 
@@ -234,13 +232,10 @@ pub struct Webhook {
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeadDelivery {
     pub delivery: String,
-    #[serde(default)]
     pub webhook: Option<i64>,
-    #[serde(default)]
     pub seq: Option<i64>,
     #[serde(default)]
     pub attempts: u32,
-    #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
     pub enqueued_at: i64,
@@ -253,25 +248,34 @@ pub mod answers {
 
     use super::{Ban, DeadDelivery, Invite, Member, Message, Pin, Reaction, Room, ThreadSummary, User, Webhook};
 
-    /// `GET /rooms`.
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Rooms {
-        #[serde(default)]
-        pub rooms: Vec<Room>,
+    /// Declares answers that are one list under one key (`{"rooms": […]}`); an absent list reads as empty.
+    macro_rules! list_answers {
+        ($($(#[doc = $doc:literal])* $name:ident { $field:ident: $item:ty })*) => {$(
+            $(#[doc = $doc])*
+            #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+            pub struct $name {
+                #[serde(default)]
+                pub $field: Vec<$item>,
+            }
+        )*};
     }
 
-    /// `GET /me/rooms`: the rooms as one member sees them.
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct RoomViews {
-        #[serde(default)]
-        pub rooms: Vec<Room>,
-    }
-
-    /// `GET /dms`: direct conversations, newest activity first.
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Conversations {
-        #[serde(default)]
-        pub conversations: Vec<Room>,
+    list_answers! {
+        /// `GET /rooms`: public rooms.
+        Rooms { rooms: Room }
+        /// `GET /me/rooms`: the rooms as one member sees them.
+        RoomViews { rooms: Room }
+        /// `GET /dms`: direct conversations, newest activity first.
+        Conversations { conversations: Room }
+        Members { members: Member }
+        Bans { bans: Ban }
+        Invites { invites: Invite }
+        /// Ids of the users typing in a room.
+        Typing { users: i64 }
+        Threads { threads: ThreadSummary }
+        Pins { pins: Pin }
+        Webhooks { webhooks: Webhook }
+        DeadDeliveries { deliveries: DeadDelivery }
     }
 
     /// `POST /dms`: a direct conversation and its peer.
@@ -281,36 +285,11 @@ pub mod answers {
         pub peer: User,
     }
 
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Members {
-        #[serde(default)]
-        pub members: Vec<Member>,
-    }
-
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Bans {
-        #[serde(default)]
-        pub bans: Vec<Ban>,
-    }
-
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Invites {
-        #[serde(default)]
-        pub invites: Vec<Invite>,
-    }
-
     /// The read marker after an update.
     #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
     pub struct Read {
         pub room: i64,
         pub seq: i64,
-    }
-
-    /// Ids of the users typing in a room.
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Typing {
-        #[serde(default)]
-        pub users: Vec<i64>,
     }
 
     /// A message's reactions after adding or taking back one.
@@ -340,18 +319,6 @@ pub mod answers {
         pub seq: i64,
     }
 
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Threads {
-        #[serde(default)]
-        pub threads: Vec<ThreadSummary>,
-    }
-
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Pins {
-        #[serde(default)]
-        pub pins: Vec<Pin>,
-    }
-
     /// A room's notification level and mute flag after an update.
     #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
     pub struct Notify {
@@ -360,18 +327,6 @@ pub mod answers {
         pub notify: String,
         #[serde(default)]
         pub muted: bool,
-    }
-
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct Webhooks {
-        #[serde(default)]
-        pub webhooks: Vec<Webhook>,
-    }
-
-    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
-    pub struct DeadDeliveries {
-        #[serde(default)]
-        pub deliveries: Vec<DeadDelivery>,
     }
 }
 

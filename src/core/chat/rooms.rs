@@ -127,7 +127,16 @@ impl Chat {
             return Err(Error::Forbidden("a room can have at most 20 webhooks"));
         }
         let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let hook = self.store.create_webhook(room.id, &url, &secret, who.user.id, self.now()).await?;
+        let hook = self
+            .store
+            .create_webhook(&NewWebhook {
+                room: room.id,
+                url: &url,
+                secret: &secret,
+                created_by: who.user.id,
+                created_at: self.now(),
+            })
+            .await?;
         info!(room = room.id.0, webhook = hook.id, by = who.user.id.0, "webhook added");
         Ok(hook)
     }

@@ -35,14 +35,9 @@ pub struct Session {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates a user (registered at `at`); `Error::UsernameTaken` when the case-folded name exists.
-    async fn create_user(
-        &self,
-        username: &Username,
-        display_name: &DisplayName,
-        password_hash: &str,
-        at: Millis,
-    ) -> Result<User>;
+    /// Creates a user (registered at `at`, with password `hash`); `Error::UsernameTaken` when the
+    /// case-folded name exists.
+    async fn create_user(&self, name: &Username, display: &DisplayName, hash: &str, at: Millis) -> Result<User>;
     async fn credentials(&self, username_key: &str) -> Result<Option<Credentials>>;
     async fn user(&self, id: UserId) -> Result<Option<User>>;
     async fn user_by_name(&self, username_key: &str) -> Result<Option<User>>;
@@ -157,15 +152,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes files uploaded before `before` that no message shares; how many.
     async fn drop_unsent_files(&self, before: Millis) -> Result<u64>;
 
-    /// Registers an outgoing webhook for a room, created at `at`.
-    async fn create_webhook(
-        &self,
-        room: RoomId,
-        url: &WebhookUrl,
-        secret: &str,
-        by: UserId,
-        at: Millis,
-    ) -> Result<Webhook>;
+    /// Registers an outgoing webhook for a room.
+    async fn create_webhook(&self, hook: &NewWebhook<'_>) -> Result<Webhook>;
     /// A room's webhooks, oldest first.
     async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>>;
     /// The webhooks of any of `rooms` (one query per ingest batch).
