@@ -5,9 +5,10 @@
 //! [`BlobStore`](crate::core::blobs::BlobStore) writer — hashed (SHA-256, the blob's address) and
 //! counted on the way, never held whole — and its type is sniffed from its first bytes, never taken from
 //! the client. It is then shared by one message (named in its [`SendRequest`](super::SendRequest)'s
-//! `files`), in the transaction that stores the message. From then on exactly those who may read that message may read the file (for
-//! anyone else a private room's file answers as a room that does not exist); deleting or purging the
-//! message deletes the file's row, and [`Files::collect`] later removes bytes no row names.
+//! `files`), in the transaction that stores the message. From then on exactly those who may read that
+//! message may read the file (for anyone else a private room's file answers as a room that does not
+//! exist); deleting or purging the message deletes the file's row, and [`Files::collect`] later removes
+//! bytes no row names.
 //!
 //! An inline image also gets a thumbnail at upload time ([`Files::thumbnail_of`]): decoded with limits
 //! (`core::thumbnail`) on a blocking thread, at most [`THUMBNAIL_WORKERS`] at once, and stored as its
