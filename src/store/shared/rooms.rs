@@ -217,18 +217,9 @@ macro_rules! sql_rooms {
             }
 
             async fn add_invite(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool> {
-                let res = sqlx::query(
-                    "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(room.0)
-                .bind(user.0)
-                .bind(by.0)
-                .bind(at)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-                Ok(res.rows_affected() > 0)
+                let sql = "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT DO NOTHING";
+                Self::insert_stamped(&self.pool, sql, room, user.0, (by, at)).await
             }
 
             async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
@@ -326,19 +317,11 @@ macro_rules! sql_rooms {
                 ] {
                     sqlx::query(sql).bind(room.0).bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
                 }
-                let res = sqlx::query(
-                    "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(room.0)
-                .bind(user.0)
-                .bind(by.0)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                let sql = "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT DO NOTHING";
+                let banned = Self::insert_stamped(&mut *tx, sql, room, user.0, (by, at)).await?;
                 tx.commit().await.map_err(db_err)?;
-                Ok(res.rows_affected() > 0)
+                Ok(banned)
             }
 
             async fn unban(&self, room: RoomId, user: UserId) -> Result<bool> {
