@@ -16,7 +16,7 @@ pub(crate) use parley_testkit::lines::Lines;
 pub(crate) use parley_testkit::node::Node;
 pub(crate) use parley_testkit::sse::Sse;
 pub(crate) use parley_testkit::ws::Ws;
-pub(crate) use parley_testkit::{DEADLINE, flags, wait};
+pub(crate) use parley_testkit::{DEADLINE, flags, node, wait};
 
 /// A node under test and a client of it (`app.post(..)`, `app.ws(..)`: see [`Node`]).
 pub(crate) struct TestApp {
