@@ -7,7 +7,7 @@ use parley::http::wire::{FrameError, decode_client_frame};
 use parley::tcp::{Line, LineReader, split_command};
 
 /// Arbitrary bytes as a WebSocket text frame: the decoder answers Ok or a FrameError, never panics.
-pub fn ws_frame(data: &[u8]) {
+pub(crate) fn ws_frame(data: &[u8]) {
     // tungstenite hands over only valid UTF-8 text frames.
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Err(FrameError::UnknownType(t)) = decode_client_frame(text) {
@@ -20,7 +20,7 @@ const MAX_LINE: usize = 256;
 /// Arbitrary bytes, split into reads as a socket delivers them (the first byte picks the read size),
 /// through the TCP line reader, the command splitter and the argument parsers. The reader never
 /// holds more than one line limit plus one read, and never yields a line above the limit.
-pub fn tcp_line(data: &[u8]) {
+pub(crate) fn tcp_line(data: &[u8]) {
     let Some((&n, data)) = data.split_first() else { return };
     let chunk = usize::from(n % 64) + 1;
     let mut reader = LineReader::default();

@@ -214,6 +214,11 @@ pub struct Config {
     #[arg(skip)]
     pub clock: NodeClock,
 
+    /// Counts the batches the node's writer hands to the store. Not a flag: a test that runs a node
+    /// in-process keeps a clone to wait for "a batch is in the store's hands" instead of sleeping.
+    #[arg(skip)]
+    pub batches_started: crate::core::ingest::BatchesStarted,
+
     /// Largest file accepted by an upload, in bytes (default 25 MiB).
     #[arg(long, env = "PARLEY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

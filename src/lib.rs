@@ -1,8 +1,6 @@
 //! Parley: a real-time chat server. See `ARCHITECTURE.md` for the map; `main.rs` is a thin CLI over
 //! [`server::run`].
 
-// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
-#![deny(unreachable_pub)]
 // No `unwrap()` outside tests: an `expect` naming the invariant that makes it safe, or error handling
 // where input can reach it (never a panic on input). Unit tests may (`clippy.toml`).
 #![deny(clippy::unwrap_used)]

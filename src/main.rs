@@ -2,8 +2,7 @@
 //! --listen …`); `chat` is the terminal client (`crates/tui`); `bench` drives a node with load
 //! (`crates/bench`); `healthcheck` asks a node's `/readyz` (for container healthchecks).
 
-// As in `lib.rs`: `pub` only for what is reachable, and no `unwrap()` outside tests.
-#![deny(unreachable_pub)]
+// As in `lib.rs`: no `unwrap()` outside tests.
 #![deny(clippy::unwrap_used)]
 
 use std::io::IsTerminal;

@@ -81,12 +81,16 @@ pub async fn open_blobs(config: &Config) -> anyhow::Result<crate::core::blobs::D
         config.database_url.as_deref().filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     Ok(match (config.blob_store.as_str(), pg_url) {
         ("postgres", Some(url)) | ("auto", Some(url)) => {
-            Arc::new(crate::blobs::pg::PgBlobs::connect(url).await.context("connecting the PostgreSQL blob store")?)
+            let blobs =
+                crate::blobs::pg::PgBlobs::connect(url).await.context("connecting the PostgreSQL blob store")?;
+            Arc::new(blobs.with_clock(config.clock.0.clone()))
         }
         ("postgres", None) => anyhow::bail!("--blob-store postgres needs a postgres:// --database-url"),
         ("disk", _) | ("auto", None) => {
             let dir = config.data_dir.join("blobs");
-            Arc::new(crate::blobs::disk::DiskBlobs::open(&dir).with_context(|| format!("opening {}", dir.display()))?)
+            let blobs =
+                crate::blobs::disk::DiskBlobs::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+            Arc::new(blobs.with_clock(config.clock.0.clone()))
         }
         (other, _) => anyhow::bail!("unknown --blob-store {other:?}: use auto, disk or postgres"),
     })
@@ -283,6 +287,7 @@ impl Node {
                 max_batch: config.max_batch,
                 send_timeout: config.send_timeout(),
                 hook: Some(hook_tx),
+                batches: config.batches_started.clone(),
             },
         );
         let writer = tasks.spawn(async move {

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::blobs::BlobStore;
 use crate::core::domain::now_millis;
+use crate::core::ports::clock::{Clock, ManualClock};
 
 fn hash(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -67,6 +68,21 @@ async fn run_all(store: &dyn BlobStore) {
     assert!(store.delete(&empty).await.unwrap());
 }
 
+/// Blobs are stamped by the store's clock (the node's), so their age moves with it: a blob is not
+/// stored before the moment it was stored, is once that clock moves on, and storing the same bytes again
+/// makes it new again.
+async fn stamps_by_its_clock(store: &dyn BlobStore, clock: &ManualClock) {
+    let h = put(store, b"stamped by the store's clock", 7).await;
+    let stored_at = clock.now_millis();
+    assert!(!store.stored_before(stored_at).await.unwrap().contains(&h));
+    clock.advance(3_600_000);
+    assert!(store.stored_before(clock.now_millis()).await.unwrap().contains(&h), "an hour later by the clock");
+    assert!(!store.stored_before(stored_at).await.unwrap().contains(&h));
+    assert_eq!(put(store, b"stamped by the store's clock", 3).await, h);
+    assert!(!store.stored_before(clock.now_millis()).await.unwrap().contains(&h), "stored again: new again");
+    assert!(store.delete(&h).await.unwrap());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +99,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn disk_blob_store_stamps_by_its_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::sync::Arc::new(ManualClock::at(1_700_000_000_000));
+        let store = DiskBlobs::open(&dir.path().join("blobs")).unwrap().with_clock(clock.clone());
+        stamps_by_its_clock(&store, &clock).await;
+    }
+
+    #[tokio::test]
     async fn postgres_blob_store_passes_the_contract() {
         let Ok(url) = std::env::var("PARLEY_TEST_POSTGRES_URL") else {
             eprintln!("PARLEY_TEST_POSTGRES_URL unset: skipping");
@@ -94,6 +118,8 @@ mod tests {
         let opts: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
         let store = PgBlobs::connect_with(opts.options([("search_path", schema.as_str())])).await.unwrap();
         run_all(&store).await;
+        let clock = std::sync::Arc::new(ManualClock::at(1_700_000_000_000));
+        stamps_by_its_clock(&store.with_clock(clock.clone()), &clock).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
     }
 }

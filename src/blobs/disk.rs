@@ -1,39 +1,63 @@
 //! Blobs as files under a directory (by default `<data dir>/blobs`): `ab/cdef…` by hash, written to
-//! `tmp/` first and renamed into place once complete and synced, so a reader never sees half a blob.
+//! `tmp/` first and renamed into place once complete and synced, so a reader never sees half a blob. A
+//! blob's modification time is when it was stored by the store's clock (the node's `Clock`), which is
+//! what [`BlobStore::stored_before`] compares.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{io_err, random_name};
+use super::{file_time, io_err, random_name};
 use crate::core::blobs::{BlobStore, BlobStream, BlobWriter, is_blob_hash};
 use crate::core::domain::Millis;
 use crate::core::error::{Error, Result};
+use crate::core::ports::clock::{DynClock, SystemClock};
 
 pub struct DiskBlobs {
     root: PathBuf,
+    clock: DynClock,
 }
 
 impl DiskBlobs {
     pub fn open(root: &Path) -> anyhow::Result<DiskBlobs> {
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(DiskBlobs { root: root.to_owned() })
+        Ok(DiskBlobs { root: root.to_owned(), clock: Arc::new(SystemClock) })
+    }
+
+    /// The same store stamping blobs by `clock` (the node's), so the collector's grace is measured on it.
+    pub fn with_clock(mut self, clock: DynClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn path(&self, hash: &str) -> Result<PathBuf> {
-        if !is_blob_hash(hash) {
-            return Err(Error::internal(anyhow::anyhow!("not a blob address: {hash:?}")));
-        }
-        Ok(self.root.join(&hash[..2]).join(&hash[2..]))
+        blob_path(&self.root, hash)
     }
+}
+
+fn blob_path(root: &Path, hash: &str) -> Result<PathBuf> {
+    if !is_blob_hash(hash) {
+        return Err(Error::internal(anyhow::anyhow!("not a blob address: {hash:?}")));
+    }
+    Ok(root.join(&hash[..2]).join(&hash[2..]))
+}
+
+/// Sets the blob's modification time to `at` (the store's clock): the collector's grace is measured on it.
+async fn stamp(blob: &Path, at: Millis) -> std::io::Result<()> {
+    let (blob, at) = (blob.to_owned(), file_time(at));
+    tokio::task::spawn_blocking(move || std::fs::File::options().append(true).open(&blob)?.set_modified(at))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 struct DiskWriter {
     file: tokio::fs::File,
     tmp: PathBuf,
     root: PathBuf,
+    clock: DynClock,
 }
 
 #[async_trait]
@@ -43,22 +67,19 @@ impl BlobWriter for DiskWriter {
     }
 
     async fn finish(mut self: Box<Self>, hash: &str) -> Result<()> {
-        let target = DiskBlobs { root: self.root.clone() }.path(hash)?;
+        let target = blob_path(&self.root, hash)?;
         let done = async {
             self.file.flush().await?;
             self.file.sync_all().await?;
+            let now = self.clock.now_millis();
             if tokio::fs::try_exists(&target).await? {
                 // Stored already: keep it, and make it new again so the collector leaves it to this upload.
-                let t = target.clone();
-                tokio::task::spawn_blocking(move || {
-                    std::fs::File::options().append(true).open(&t)?.set_modified(std::time::SystemTime::now())
-                })
-                .await
-                .map_err(std::io::Error::other)??;
+                stamp(&target, now).await?;
                 tokio::fs::remove_file(&self.tmp).await
             } else {
                 tokio::fs::create_dir_all(target.parent().expect("blob paths have a parent")).await?;
-                tokio::fs::rename(&self.tmp, &target).await
+                tokio::fs::rename(&self.tmp, &target).await?;
+                stamp(&target, now).await
             }
         }
         .await;
@@ -79,7 +100,7 @@ impl BlobStore for DiskBlobs {
     async fn begin(&self) -> Result<Box<dyn BlobWriter>> {
         let tmp = self.root.join("tmp").join(random_name());
         let file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err(e, "creating a blob"))?;
-        Ok(Box::new(DiskWriter { file, tmp, root: self.root.clone() }))
+        Ok(Box::new(DiskWriter { file, tmp, root: self.root.clone(), clock: self.clock.clone() }))
     }
 
     async fn size(&self, hash: &str) -> Result<Option<u64>> {

@@ -6,6 +6,7 @@
 //! [`PgBlobs::stored_before`] lists them (then the collector deletes them).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,8 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::random_name;
 use crate::core::blobs::{BlobStore, BlobStream, BlobWriter, is_blob_hash};
-use crate::core::domain::{Millis, now_millis};
+use crate::core::domain::Millis;
 use crate::core::error::{Error, Result};
+use crate::core::ports::clock::{DynClock, SystemClock};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -27,6 +29,8 @@ fn db_err(e: sqlx::Error) -> Error {
 #[derive(Clone)]
 pub struct PgBlobs {
     pool: PgPool,
+    /// Stamps blobs and chunks (`created_at`), which [`BlobStore::stored_before`] compares.
+    clock: DynClock,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, size BIGINT NOT NULL, created_at BIGINT NOT NULL);
@@ -51,12 +55,19 @@ impl PgBlobs {
         sqlx::query("SELECT pg_advisory_unlock(7461341)").execute(&mut *conn).await?;
         made?;
         drop(conn);
-        Ok(PgBlobs { pool })
+        Ok(PgBlobs { pool, clock: Arc::new(SystemClock) })
+    }
+
+    /// The same store stamping blobs by `clock` (the node's), so the collector's grace is measured on it.
+    pub fn with_clock(mut self, clock: DynClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
 struct PgWriter {
     pool: PgPool,
+    clock: DynClock,
     key: String,
     buf: Vec<u8>,
     n: i32,
@@ -71,7 +82,7 @@ impl PgWriter {
         sqlx::query("INSERT INTO blob_chunks (hash, n, created_at, data) VALUES ($1, $2, $3, $4)")
             .bind(&self.key)
             .bind(self.n)
-            .bind(now_millis())
+            .bind(self.clock.now_millis())
             .bind(&self.buf)
             .execute(&self.pool)
             .await
@@ -110,7 +121,7 @@ impl BlobWriter for PgWriter {
             )
             .bind(hash)
             .bind(self.size)
-            .bind(now_millis())
+            .bind(self.clock.now_millis())
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?
@@ -134,9 +145,8 @@ impl BlobWriter for PgWriter {
         }
         .await;
         if done.is_err() {
-            let pool = self.pool.clone();
-            let key = self.key.clone();
-            Box::new(PgWriter { pool, key, buf: Vec::new(), n: 0, size: 0 }).abort().await;
+            let (pool, clock, key) = (self.pool.clone(), self.clock.clone(), self.key.clone());
+            Box::new(PgWriter { pool, clock, key, buf: Vec::new(), n: 0, size: 0 }).abort().await;
         }
         done
     }
@@ -154,6 +164,7 @@ impl BlobStore for PgBlobs {
     async fn begin(&self) -> Result<Box<dyn BlobWriter>> {
         Ok(Box::new(PgWriter {
             pool: self.pool.clone(),
+            clock: self.clock.clone(),
             key: format!("tmp-{}", random_name()),
             buf: Vec::with_capacity(CHUNK),
             n: 0,

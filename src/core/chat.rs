@@ -74,6 +74,26 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+/// One message to send, whatever the transport: [`Chat::send`] and [`Chat::submit`] take it. Besides its
+/// room and text, optionally: the sender's id for it (`client_id`: a resend answers the first ack), the
+/// message of the same room it replies to, and the files it shares (unsent uploads of the sender into
+/// that room, by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub room: RoomRef,
+    pub body: MessageBody,
+    pub client_id: Option<ClientMsgId>,
+    pub reply_to: Option<Seq>,
+    pub files: Vec<String>,
+}
+
+impl SendRequest {
+    /// A plain text: no `client_id`, no reply, no files.
+    pub fn text(room: RoomRef, body: MessageBody) -> Self {
+        SendRequest { room, body, client_id: None, reply_to: None, files: Vec::new() }
+    }
+}
+
 /// A message queued for storage, not yet acknowledged.
 pub struct PendingSend {
     room: RoomId,
@@ -264,10 +284,7 @@ impl Chat {
         target: Option<&User>,
         body: &str,
     ) -> Result<()> {
-        self.ingest
-            .append(NewMessage { ts: self.now(), ..NewMessage::system(room.id, kind, &who.user, target, body) })
-            .await
-            .map(|_| ())
+        self.ingest.append(NewMessage::system(room.id, kind, &who.user, target, body, self.now())).await.map(|_| ())
     }
 
     /// Closes every connection and stops taking messages: the first step of shutdown. Messages queued

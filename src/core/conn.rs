@@ -332,7 +332,8 @@ mod tests {
         let store: DynStore = Arc::new(MemoryStore::new());
         let chat = Arc::new(crate::core::chat::testing::chat(store.clone()));
         let name = Username::parse("carl").unwrap();
-        let user = store.create_user(&name, &DisplayName::parse("carl").unwrap(), "unused").await.unwrap();
+        let user =
+            store.create_user(&name, &DisplayName::parse("carl").unwrap(), "unused", now_millis()).await.unwrap();
         let who = Identity { user, session: SessionId::generate(), expires_at: now_millis() + life_ms };
         let admission = chat.admit(&who, Transport::Ws).unwrap();
         let (conn, _) = Connection::open(&chat, who, admission, timing).await.unwrap();

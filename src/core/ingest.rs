@@ -75,6 +75,7 @@ struct Health {
     /// Milliseconds since `epoch` + 1 at which the store call in flight began; 0 when idle.
     busy_since: AtomicU64,
     failing: std::sync::atomic::AtomicBool,
+    batches: BatchesStarted,
 }
 
 impl Health {
@@ -92,6 +93,24 @@ pub struct IngestOptions {
     /// The bound on a send, from its start to its outcome.
     pub send_timeout: Duration,
     pub hook: Option<StoredHook>,
+    /// Counts the batches the writer hands to the store; [`BatchesStarted::default`] when nobody watches.
+    pub batches: BatchesStarted,
+}
+
+/// How many batches the writer has handed to the store (counted as each store call begins, whether it
+/// then succeeds, fails or hangs): the moment "a batch is in the store's hands", which a test waits on
+/// instead of sleeping. Per writer (unlike the process-wide metrics), so concurrent nodes do not mix.
+#[derive(Debug, Clone, Default)]
+pub struct BatchesStarted(Arc<AtomicU64>);
+
+impl BatchesStarted {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Ingest {
@@ -129,11 +148,7 @@ impl Ingest {
         queue: usize,
         max_batch: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        Self::start_with(
-            store,
-            broker,
-            IngestOptions { queue, max_batch, send_timeout: DEFAULT_SEND_TIMEOUT, hook: None },
-        )
+        Self::start_with_hook(store, broker, queue, max_batch, None)
     }
 
     /// Like [`Ingest::start`], also feeding `hook` with every stored message.
@@ -144,7 +159,17 @@ impl Ingest {
         max_batch: usize,
         hook: Option<StoredHook>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        Self::start_with(store, broker, IngestOptions { queue, max_batch, send_timeout: DEFAULT_SEND_TIMEOUT, hook })
+        Self::start_with(
+            store,
+            broker,
+            IngestOptions {
+                queue,
+                max_batch,
+                send_timeout: DEFAULT_SEND_TIMEOUT,
+                hook,
+                batches: BatchesStarted::default(),
+            },
+        )
     }
 
     pub fn start_with(store: DynStore, broker: DynBroker, opts: IngestOptions) -> (Self, tokio::task::JoinHandle<()>) {
@@ -153,6 +178,7 @@ impl Ingest {
             epoch: std::time::Instant::now(),
             busy_since: AtomicU64::new(0),
             failing: std::sync::atomic::AtomicBool::new(false),
+            batches: opts.batches,
         });
         let handle = tokio::spawn(writer(rx, store, broker, opts.max_batch.max(1), opts.hook, health.clone()));
         (Ingest { tx: Mutex::new(Some(tx)), send_timeout: opts.send_timeout, health }, handle)
@@ -274,7 +300,11 @@ async fn writer(
             continue;
         }
         let started = std::time::Instant::now();
-        let appended = busy(&health, store.append(&msgs)).await;
+        let appended = busy(&health, async {
+            health.batches.bump();
+            store.append(&msgs).await
+        })
+        .await;
         store_latency.record(started.elapsed().as_secs_f64());
         match appended {
             Ok(results) => {

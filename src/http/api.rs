@@ -20,6 +20,7 @@ use super::openapi::{
     RoomViewsW, RoomsW, TypingW, WebhookPath, WebhookW, WebhooksW,
 };
 use super::wire::{AckW, BanW, HistoryW, InviteW, MessageW, RoomViewW, RoomW, SearchResultsW, UserW, member_w};
+use crate::core::chat::SendRequest;
 use crate::core::domain::*;
 use axum::extract::ConnectInfo;
 use parley_proto::rest::{
@@ -263,7 +264,8 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let body = MessageBody::parse(&req.body, app.chat.limits.max_message_bytes)?;
     let client_id = req.client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-    let pending = app.chat.submit_with_files(&who, &room_ref(&room), body, client_id, &req.files, req.reply_to).await?;
+    let send = SendRequest { room: room_ref(&room), body, client_id, reply_to: req.reply_to, files: req.files };
+    let pending = app.chat.submit(&who, send).await?;
     let ack = app.chat.finish_send(&who, pending).await?;
     Ok((StatusCode::CREATED, Json(AckW::from(&ack))).into_response())
 }

@@ -35,7 +35,7 @@ use super::AppState;
 use super::auth::token_of;
 use super::error::{ApiError, error_response};
 use super::wire::*;
-use crate::core::chat::Identity;
+use crate::core::chat::{Identity, SendRequest};
 use crate::core::conn::{CLOSE_NOTICE, Connection, Echo, End, Timing, Wake};
 use crate::core::cursor::Out;
 use crate::core::domain::*;
@@ -400,7 +400,8 @@ async fn handle_frame(conn: &mut Connection, text: &str) -> Handled {
             ClientFrame::Send { room, body, client_id, files, reply_to, .. } => {
                 let body = MessageBody::parse(&body, chat.limits.max_message_bytes)?;
                 let client_id = client_id.as_deref().map(ClientMsgId::parse).transpose()?;
-                let pending = chat.submit_with_files(who, &room.into(), body, client_id, &files, reply_to).await?;
+                let pending =
+                    chat.submit(who, SendRequest { room: room.into(), body, client_id, reply_to, files }).await?;
                 let (chat, who, req) = (chat.clone(), who.clone(), req.clone());
                 Ok(Handled::Pending(Box::pin(async move {
                     match chat.finish_send(&who, pending).await {

@@ -335,7 +335,7 @@ mod tests {
     use crate::jobs::JobQueue;
 
     fn msg(room: RoomId, sender: &User, kind: MessageKind, body: &str) -> NewMessage {
-        let mut m = NewMessage::system(room, kind, sender, None, body);
+        let mut m = NewMessage::system(room, kind, sender, None, body, now_millis());
         m.client_id = None;
         m
     }
@@ -355,13 +355,16 @@ mod tests {
         let q = Arc::new(crate::jobs::memory::MemoryQueue::new(100));
         let queue: DynQueue = q.clone();
         let u = store
-            .create_user(&Username::parse("alice").unwrap(), &DisplayName::parse("A").unwrap(), "h")
+            .create_user(&Username::parse("alice").unwrap(), &DisplayName::parse("A").unwrap(), "h", now_millis())
             .await
             .unwrap();
-        let room = store.create_room(&RoomName::parse("r").unwrap(), Visibility::Public, u.id).await.unwrap();
+        let room =
+            store.create_room(&RoomName::parse("r").unwrap(), Visibility::Public, u.id, now_millis()).await.unwrap();
         let (r, t, j) = (room.id, MessageKind::Text, MessageKind::Join);
         store.append(&[msg(r, &u, t, "before")]).await.unwrap();
-        let hook = store.create_webhook(r, &WebhookUrl::parse("http://h/x").unwrap(), "s", u.id).await.unwrap();
+        let url = WebhookUrl::parse("http://h/x").unwrap();
+        let new = NewWebhook { room: r, url: &url, secret: "s", created_by: u.id, created_at: now_millis() };
+        let hook = store.create_webhook(&new).await.unwrap();
         // Stored while no dispatcher saw them (as after a crash): the catch-up queues the text ones.
         store.append(&[msg(r, &u, t, "two"), msg(r, &u, j, ""), msg(r, &u, t, "four")]).await.unwrap();
         assert_eq!(catch_up(&store, &queue).await.unwrap(), 2);

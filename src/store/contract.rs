@@ -19,11 +19,11 @@ fn uniq(prefix: &str) -> String {
 
 async fn user(store: &DynStore, prefix: &str) -> User {
     let name = Username::parse(&uniq(prefix)).unwrap();
-    store.create_user(&name, &DisplayName::parse(name.as_str()).unwrap(), "hash").await.unwrap()
+    store.create_user(&name, &DisplayName::parse(name.as_str()).unwrap(), "hash", now_millis()).await.unwrap()
 }
 
 async fn room(store: &DynStore, owner: &User, vis: Visibility) -> Room {
-    store.create_room(&RoomName::parse(&uniq("r")).unwrap(), vis, owner.id).await.unwrap()
+    store.create_room(&RoomName::parse(&uniq("r")).unwrap(), vis, owner.id, now_millis()).await.unwrap()
 }
 
 fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessage {
@@ -96,7 +96,7 @@ async fn files_are_shared_once_and_go_with_their_message(store: &DynStore) {
     let a = user(store, "fil").await;
     let b = user(store, "fil").await;
     let r = room(store, &a, Visibility::Public).await;
-    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    assert!(store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap());
     let tag = uniq("f");
     let (f1, f2, f3) = (format!("{tag}1"), format!("{tag}2"), format!("{tag}3"));
     let before = store.uploaded_bytes(a.id).await.unwrap();
@@ -188,8 +188,8 @@ async fn bans_are_listed(store: &DynStore) {
     let c = user(store, "ban").await;
     let r = room(store, &a, Visibility::Public).await;
     assert!(store.bans(r.id).await.unwrap().is_empty());
-    store.ban(r.id, b.id, a.id).await.unwrap();
-    store.ban(r.id, c.id, a.id).await.unwrap();
+    store.ban(r.id, b.id, a.id, now_millis()).await.unwrap();
+    store.ban(r.id, c.id, a.id, now_millis()).await.unwrap();
     let bans = store.bans(r.id).await.unwrap();
     let mut users: Vec<UserId> = bans.iter().map(|x| x.user.id).collect();
     users.sort();
@@ -211,7 +211,7 @@ async fn first_joins_at_once_make_one_owner(store: &DynStore) {
         let joins = joiners.iter().map(|u| {
             let store = store.clone();
             let (room, user) = (r.id, u.id);
-            tokio::spawn(async move { store.add_member(room, user, Role::Member).await.unwrap() })
+            tokio::spawn(async move { store.add_member(room, user, Role::Member, now_millis()).await.unwrap() })
         });
         for j in joins.collect::<Vec<_>>() {
             assert!(j.await.unwrap(), "every join adds its member");
@@ -226,7 +226,7 @@ async fn ownership_moves_and_returns(store: &DynStore) {
     let b = user(store, "own").await;
     let c = user(store, "own").await;
     let r = room(store, &a, Visibility::Public).await;
-    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap();
     assert!(!store.transfer_owner(r.id, a.id, c.id).await.unwrap(), "only to a member");
     assert!(!store.transfer_owner(r.id, b.id, a.id).await.unwrap(), "only from the owner");
     assert!(!store.transfer_owner(r.id, a.id, a.id).await.unwrap());
@@ -239,9 +239,9 @@ async fn ownership_moves_and_returns(store: &DynStore) {
     // A room left without members goes to whoever joins next.
     store.remove_member(r.id, a.id).await.unwrap();
     store.remove_member(r.id, b.id).await.unwrap();
-    assert!(store.add_member(r.id, c.id, Role::Member).await.unwrap());
+    assert!(store.add_member(r.id, c.id, Role::Member, now_millis()).await.unwrap());
     assert_eq!(store.role(r.id, c.id).await.unwrap(), Some(Role::Owner));
-    assert!(store.add_member(r.id, a.id, Role::Member).await.unwrap());
+    assert!(store.add_member(r.id, a.id, Role::Member, now_millis()).await.unwrap());
     assert_eq!(store.role(r.id, a.id).await.unwrap(), Some(Role::Member), "only the first");
 
     let v = store.set_visibility(r.id, Visibility::Private).await.unwrap();
@@ -254,7 +254,7 @@ async fn direct_rooms_are_found_by_pair(store: &DynStore) {
     let b = user(store, "dr").await;
     let c = user(store, "dr").await;
     assert_eq!(store.direct_room(a.id, b.id).await.unwrap(), None);
-    let (d, _) = store.open_direct(b.id, a.id).await.unwrap();
+    let (d, _) = store.open_direct(b.id, a.id, now_millis()).await.unwrap();
     assert_eq!(store.direct_room(a.id, b.id).await.unwrap().map(|r| r.id), Some(d.id));
     assert_eq!(store.direct_room(b.id, a.id).await.unwrap().map(|r| r.id), Some(d.id));
     assert_eq!(store.direct_room(a.id, c.id).await.unwrap(), None);
@@ -266,7 +266,7 @@ async fn edits_replace_mentions(store: &DynStore) {
     let c = user(store, "em").await;
     let r = room(store, &a, Visibility::Public).await;
     for u in [&b, &c] {
-        store.add_member(r.id, u.id, Role::Member).await.unwrap();
+        store.add_member(r.id, u.id, Role::Member, now_millis()).await.unwrap();
     }
     let mut m = text(r.id, &a, "hi @b", None);
     m.mentions = vec![b.id];
@@ -344,15 +344,16 @@ async fn webhooks_belong_to_rooms(store: &DynStore) {
     let u = user(store, "hook").await;
     let (a, b) = (room(store, &u, Visibility::Public).await, room(store, &u, Visibility::Private).await);
     let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+    let new = |room, secret| NewWebhook { room, url: &url, secret, created_by: u.id, created_at: now_millis() };
     store.append(&[text(a.id, &u, "before the hook", None)]).await.unwrap();
-    let h1 = store.create_webhook(a.id, &url, "s1", u.id).await.unwrap();
+    let h1 = store.create_webhook(&new(a.id, "s1")).await.unwrap();
     assert_eq!(h1.delivered_seq, 1, "a new webhook starts after the room's last message");
-    let h2 = store.create_webhook(b.id, &url, "s2", u.id).await.unwrap();
+    let h2 = store.create_webhook(&new(b.id, "s2")).await.unwrap();
     assert_eq!((h1.room, h1.secret.as_str(), h1.url.as_str()), (a.id, "s1", "http://127.0.0.1:9/hook"));
     assert_eq!(store.webhook(h1.id).await.unwrap(), Some(h1.clone()));
     assert_eq!(store.webhooks(a.id).await.unwrap(), vec![h1.clone()]);
     assert_eq!(store.webhooks_for(&[a.id, b.id]).await.unwrap(), vec![h1.clone(), h2.clone()]);
-    assert!(matches!(store.create_webhook(RoomId(i64::MAX), &url, "s", u.id).await, Err(Error::RoomNotFound)));
+    assert!(matches!(store.create_webhook(&new(RoomId(i64::MAX), "s")).await, Err(Error::RoomNotFound)));
     assert_eq!(h2.delivered_seq, 0);
     let all = store.all_webhooks().await.unwrap();
     assert!(all.contains(&h1) && all.contains(&h2));
@@ -367,10 +368,17 @@ async fn webhooks_belong_to_rooms(store: &DynStore) {
 
 async fn users_are_unique_ignoring_case(store: &DynStore) {
     let name = uniq("Case");
-    let u =
-        store.create_user(&Username::parse(&name).unwrap(), &DisplayName::parse("Case").unwrap(), "h1").await.unwrap();
+    let u = store
+        .create_user(&Username::parse(&name).unwrap(), &DisplayName::parse("Case").unwrap(), "h1", now_millis())
+        .await
+        .unwrap();
     let again = store
-        .create_user(&Username::parse(&name.to_uppercase()).unwrap(), &DisplayName::parse("x").unwrap(), "h2")
+        .create_user(
+            &Username::parse(&name.to_uppercase()).unwrap(),
+            &DisplayName::parse("x").unwrap(),
+            "h2",
+            now_millis(),
+        )
         .await;
     assert!(matches!(again, Err(Error::UsernameTaken)), "{again:?}");
     let creds = store.credentials(&name.to_ascii_lowercase()).await.unwrap().unwrap();
@@ -386,7 +394,7 @@ async fn users_are_unique_ignoring_case(store: &DynStore) {
 async fn sessions_can_be_revoked(store: &DynStore) {
     let u = user(store, "sess").await;
     let s = Session { id: SessionId::generate(), user: u.id, expires_at: now_millis() + 60_000, revoked: false };
-    store.create_session(&s).await.unwrap();
+    store.create_session(&s, now_millis()).await.unwrap();
     assert_eq!(store.session(&s.id).await.unwrap(), Some(s.clone()));
     assert!(store.revoke_session(&s.id).await.unwrap());
     assert!(!store.revoke_session(&s.id).await.unwrap(), "second revoke reports not live");
@@ -398,14 +406,16 @@ async fn rooms_and_membership(store: &DynStore) {
     let a = user(store, "own").await;
     let b = user(store, "mem").await;
     let name = uniq("Room");
-    let r = store.create_room(&RoomName::parse(&name).unwrap(), Visibility::Public, a.id).await.unwrap();
+    let r = store.create_room(&RoomName::parse(&name).unwrap(), Visibility::Public, a.id, now_millis()).await.unwrap();
     assert_eq!((r.kind, r.topic.as_str()), (RoomKind::Group, ""));
     assert_eq!((r.member_count, r.last_seq, r.created_by), (1, 0, a.id));
-    let dup = store.create_room(&RoomName::parse(&name.to_lowercase()).unwrap(), Visibility::Private, b.id).await;
+    let dup = store
+        .create_room(&RoomName::parse(&name.to_lowercase()).unwrap(), Visibility::Private, b.id, now_millis())
+        .await;
     assert!(matches!(dup, Err(Error::RoomNameTaken)), "{dup:?}");
     assert_eq!(store.room_by_name(&name.to_lowercase()).await.unwrap().unwrap().id, r.id);
-    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
-    assert!(!store.add_member(r.id, b.id, Role::Member).await.unwrap(), "adding twice reports no change");
+    assert!(store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap());
+    assert!(!store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap(), "adding twice reports no change");
     assert!(store.is_member(r.id, b.id).await.unwrap());
     let members: Vec<(UserId, Role)> = store.members(r.id).await.unwrap().iter().map(|m| (m.user.id, m.role)).collect();
     assert_eq!(members, vec![(a.id, Role::Owner), (b.id, Role::Member)]);
@@ -416,8 +426,8 @@ async fn rooms_and_membership(store: &DynStore) {
     assert!(!store.user_rooms(b.id).await.unwrap().iter().any(|x| x.id == r.id));
     // The count follows every join and leave (and a repeated one changes nothing), wherever it is read.
     assert_eq!(store.room(r.id).await.unwrap().unwrap().member_count, 1);
-    assert!(store.add_member(r.id, b.id, Role::Member).await.unwrap());
-    assert!(!store.add_member(r.id, b.id, Role::Member).await.unwrap());
+    assert!(store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap());
+    assert!(!store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap());
     let view = store.room_views(b.id).await.unwrap().into_iter().find(|v| v.room.id == r.id).unwrap();
     assert_eq!((view.room.member_count, view.role), (2, Role::Member));
     assert!(store.remove_member(r.id, b.id).await.unwrap());
@@ -430,14 +440,14 @@ async fn rooms_and_membership(store: &DynStore) {
     assert!(store.add_invite(p.id, b.id, a.id, 1000).await.unwrap());
     assert!(!store.add_invite(p.id, b.id, a.id, 2000).await.unwrap(), "the first invitation stays");
     assert!(store.is_invited(p.id, b.id).await.unwrap());
-    assert!(store.add_member(p.id, b.id, Role::Member).await.unwrap());
+    assert!(store.add_member(p.id, b.id, Role::Member, now_millis()).await.unwrap());
     assert!(!store.is_invited(p.id, b.id).await.unwrap(), "joining uses the invitation up");
 
     // Roles, bans, renames and topics.
     assert!(store.set_role(p.id, b.id, Role::Admin).await.unwrap());
     assert_eq!(store.role(p.id, b.id).await.unwrap(), Some(Role::Admin));
-    assert!(store.ban(p.id, b.id, a.id).await.unwrap());
-    assert!(!store.ban(p.id, b.id, a.id).await.unwrap());
+    assert!(store.ban(p.id, b.id, a.id, now_millis()).await.unwrap());
+    assert!(!store.ban(p.id, b.id, a.id, now_millis()).await.unwrap());
     assert!(store.is_banned(p.id, b.id).await.unwrap());
     assert_eq!(store.role(p.id, b.id).await.unwrap(), None, "a ban removes membership");
     assert!(store.unban(p.id, b.id).await.unwrap());
@@ -452,10 +462,10 @@ async fn rooms_and_membership(store: &DynStore) {
 async fn direct_conversations_are_one_per_pair(store: &DynStore) {
     let a = user(store, "dma").await;
     let b = user(store, "dmb").await;
-    let (r1, created) = store.open_direct(a.id, b.id).await.unwrap();
+    let (r1, created) = store.open_direct(a.id, b.id, now_millis()).await.unwrap();
     assert!(created);
     assert_eq!((r1.kind, r1.visibility, r1.member_count), (RoomKind::Direct, Visibility::Private, 2));
-    let (r2, created) = store.open_direct(b.id, a.id).await.unwrap();
+    let (r2, created) = store.open_direct(b.id, a.id, now_millis()).await.unwrap();
     assert_eq!((r2.id, created), (r1.id, false), "whoever opens it, it is the same conversation");
     assert!(!store.public_rooms().await.unwrap().iter().any(|r| r.id == r1.id));
     assert_eq!(store.room_by_name(&r1.name).await.unwrap(), None, "not addressable by name");
@@ -468,7 +478,7 @@ async fn read_state_edits_and_deletes(store: &DynStore) {
     let a = user(store, "rs").await;
     let b = user(store, "rs").await;
     let r = room(store, &a, Visibility::Public).await;
-    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap();
     let mut mention = text(r.id, &a, "hi @b", None);
     mention.mentions = vec![b.id];
     store.append(&[text(r.id, &a, "one", None), mention, text(r.id, &b, "mine", None)]).await.unwrap();
@@ -494,7 +504,7 @@ async fn read_state_edits_and_deletes(store: &DynStore) {
     assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3], "a tombstone keeps its place");
     assert!(page.messages[1].deleted);
     assert_eq!(store.message(r.id, 99).await.unwrap(), None);
-    let sys = NewMessage::system(r.id, MessageKind::Kick, &a, Some(&b), "");
+    let sys = NewMessage::system(r.id, MessageKind::Kick, &a, Some(&b), "", now_millis());
     let stored_sys = store.append(&[sys]).await.unwrap();
     assert_eq!(stored(&stored_sys[0]).target.as_ref().map(|t| t.id), Some(b.id));
     assert_eq!(store.message(r.id, 4).await.unwrap().unwrap().target.as_ref().map(|t| t.id), Some(b.id));
@@ -522,7 +532,7 @@ async fn client_ids_deduplicate(store: &DynStore) {
     let a = user(store, "dup").await;
     let b = user(store, "dup").await;
     let r = room(store, &a, Visibility::Public).await;
-    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap();
     let first = store.append(&[text(r.id, &a, "once", Some("c1"))]).await.unwrap();
     let m = stored(&first[0]).clone();
     assert_eq!(m.client_id.as_deref(), Some("c1"));

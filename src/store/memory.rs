@@ -166,18 +166,18 @@ impl Inner {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_user(&self, username: &Username, display_name: &DisplayName, password_hash: &str) -> Result<User> {
+    async fn create_user(&self, name: &Username, display: &DisplayName, hash: &str, _at: Millis) -> Result<User> {
         let mut g = self.inner.lock();
-        let key = username.key();
+        let key = name.key();
         if g.users.iter().any(|(_, k, _)| *k == key) {
             return Err(Error::UsernameTaken);
         }
         let user = User {
             id: UserId(g.users.len() as i64 + 1),
-            username: username.as_str().to_owned(),
-            display_name: display_name.as_str().to_owned(),
+            username: name.as_str().to_owned(),
+            display_name: display.as_str().to_owned(),
         };
-        g.users.push((user.clone(), key, password_hash.to_owned()));
+        g.users.push((user.clone(), key, hash.to_owned()));
         Ok(user)
     }
 
@@ -205,7 +205,7 @@ impl Store for MemoryStore {
         Ok(u.clone())
     }
 
-    async fn create_session(&self, session: &Session) -> Result<()> {
+    async fn create_session(&self, session: &Session, _at: Millis) -> Result<()> {
         self.inner.lock().sessions.insert(session.id.clone(), session.clone());
         Ok(())
     }
@@ -225,7 +225,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room> {
+    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId, _at: Millis) -> Result<Room> {
         let mut g = self.inner.lock();
         if g.name_taken(&name.key()) {
             return Err(Error::RoomNameTaken);
@@ -236,7 +236,7 @@ impl Store for MemoryStore {
         Ok(g.room(g.row(id).expect("just created")))
     }
 
-    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
+    async fn open_direct(&self, a: UserId, b: UserId, _at: Millis) -> Result<(Room, bool)> {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let key = format!("@dm:{lo}:{hi}");
         let mut g = self.inner.lock();
@@ -334,7 +334,7 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().row(room).and_then(|r| r.members.get(&user)).map(|(role, _)| *role))
     }
 
-    async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+    async fn add_member(&self, room: RoomId, user: UserId, role: Role, _at: Millis) -> Result<bool> {
         let mut g = self.inner.lock();
         g.invites.remove(&(room, user));
         let r = g.row_mut(room).ok_or(Error::RoomNotFound)?;
@@ -430,7 +430,7 @@ impl Store for MemoryStore {
         Ok(g.rooms.iter().find(|r| r.name_key == key).map(|r| g.room(r)))
     }
 
-    async fn ban(&self, room: RoomId, user: UserId, _by: UserId) -> Result<bool> {
+    async fn ban(&self, room: RoomId, user: UserId, _by: UserId, at: Millis) -> Result<bool> {
         let mut g = self.inner.lock();
         g.invites.remove(&(room, user));
         g.notify.remove(&(room, user));
@@ -440,7 +440,7 @@ impl Store for MemoryStore {
         if g.bans.contains_key(&(room, user)) {
             return Ok(false);
         }
-        g.bans.insert((room, user), now_millis());
+        g.bans.insert((room, user), at);
         Ok(true)
     }
 
@@ -665,21 +665,13 @@ impl Store for MemoryStore {
         Ok((was - g.files.len()) as u64)
     }
 
-    async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook> {
+    async fn create_webhook(&self, new: &NewWebhook<'_>) -> Result<Webhook> {
         let mut g = self.inner.lock();
-        let Some(delivered_seq) = g.row(room).map(|r| r.messages.len() as Seq) else {
+        let Some(delivered_seq) = g.row(new.room).map(|r| r.messages.len() as Seq) else {
             return Err(Error::RoomNotFound);
         };
         g.next_webhook += 1;
-        let hook = Webhook {
-            id: g.next_webhook,
-            room,
-            url: url.as_str().to_owned(),
-            secret: secret.to_owned(),
-            created_by: by,
-            created_at: now_millis(),
-            delivered_seq,
-        };
+        let hook = new.stored(g.next_webhook, delivered_seq);
         g.webhooks.push(hook.clone());
         Ok(hook)
     }

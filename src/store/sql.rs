@@ -218,8 +218,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_sqlite(&dir.path().join("t.db")).await.unwrap();
         let name = Username::parse("wendy").unwrap();
-        let user = store.create_user(&name, &DisplayName::parse("wendy").unwrap(), "hash").await.unwrap();
-        let room = store.create_room(&RoomName::parse("disk").unwrap(), Visibility::Public, user.id).await.unwrap();
+        let user = store.create_user(&name, &DisplayName::parse("wendy").unwrap(), "hash", now_millis()).await.unwrap();
+        let room = store
+            .create_room(&RoomName::parse("disk").unwrap(), Visibility::Public, user.id, now_millis())
+            .await
+            .unwrap();
         // Hold every connection at once so each of them is broken, then release them together.
         let mut held = Vec::new();
         for _ in 0..4 {
@@ -231,7 +234,7 @@ mod tests {
         for i in 0..8 {
             let name = RoomName::parse(&format!("after{i}")).unwrap();
             store
-                .create_room(&name, Visibility::Public, user.id)
+                .create_room(&name, Visibility::Public, user.id, now_millis())
                 .await
                 .unwrap_or_else(|e| panic!("create_room {i} failed: {e:#}"));
         }

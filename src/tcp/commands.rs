@@ -9,7 +9,7 @@ use tracing::debug;
 use super::lines::split_command;
 use super::render::{err, write_out};
 use super::session::{Output, Session};
-use crate::core::chat::Chat;
+use crate::core::chat::{Chat, SendRequest};
 use crate::core::conn::{Connection, Timing};
 use crate::core::cursor::Out;
 use crate::core::domain::*;
@@ -157,7 +157,7 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
         "say" => {
             let room = s.current.ok_or(Error::BadRequest("no current room: /join <room> first".into()))?;
             let body = MessageBody::parse(rest, chat.limits.max_message_bytes)?;
-            chat.send(&s.conn.who, &RoomRef::Id(room), body, None).await?;
+            chat.send(&s.conn.who, SendRequest::text(RoomRef::Id(room), body)).await?;
         }
         "rooms" => {
             let views = chat.my_rooms(&s.conn.who).await?;
@@ -291,7 +291,7 @@ async fn logged_in(chat: &Arc<Chat>, s: &mut Session, out: &mut Output, cmd: &st
             let body = MessageBody::parse(text, chat.limits.max_message_bytes)?;
             let (room, peer) = chat.open_direct(&s.conn.who, user).await?;
             s.labels.insert(room.id, format!("@{}", peer.username));
-            chat.send(&s.conn.who, &RoomRef::Id(room.id), body, None).await?;
+            chat.send(&s.conn.who, SendRequest::text(RoomRef::Id(room.id), body)).await?;
         }
         "nick" => {
             let user = chat.set_display_name(&s.conn.who, DisplayName::parse(rest)?).await?;

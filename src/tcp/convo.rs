@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::core::chat::{Chat, Identity};
+use crate::core::chat::{Chat, Identity, SendRequest};
 use crate::core::domain::*;
 use crate::core::error::Error;
 
@@ -44,7 +44,8 @@ pub(super) async fn command(
             const USAGE: &str = "usage: /reply <seq> <text>";
             let (seq, text) = rest.split_once(' ').ok_or(Error::BadRequest(USAGE.into()))?;
             let body = MessageBody::parse(text, chat.limits.max_message_bytes)?;
-            chat.send_reply(who, &room, body, None, Some(seq_arg(seq, USAGE)?)).await?;
+            let reply_to = Some(seq_arg(seq, USAGE)?);
+            chat.send(who, SendRequest { reply_to, ..SendRequest::text(room, body) }).await?;
         }
         "react" | "unreact" => {
             const USAGE: &str = "usage: /react <seq> <emoji>";

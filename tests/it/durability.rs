@@ -83,35 +83,9 @@ async fn acknowledged_messages_survive_sigkill() {
     child.kill(); // SIGKILL, right after the last acknowledgement
 
     let (mut child, url) = start_binary(dir.path());
-    let login: serde_json::Value = http
-        .post(format!("{url}/api/v1/login"))
-        .json(&json!({"username": "mona", "password": "password-mona"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
-    let mut stored = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: serde_json::Value = http
-            .get(format!("{url}/api/v1/rooms/crashy/messages?after={after}&limit=200"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let msgs = page["messages"].as_array().unwrap();
-        stored.extend(msgs.iter().map(|m| m["seq"].as_i64().unwrap()));
-        after = *stored.last().unwrap();
-        if page["has_more"] != true {
-            break;
-        }
-    }
+    let token = node::login(&http, &url, "mona").await;
+    let history = node::history(&http, &url, &token, "crashy").await;
+    let stored: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     child.kill();
     for s in &acked {
         assert!(stored.contains(s), "acknowledged seq {s} lost after SIGKILL");
@@ -237,36 +211,11 @@ async fn sigterm_under_load_acknowledges_exactly_what_it_stored() {
     assert!(exit.success(), "clean exit: {exit:?}");
 
     let (mut child, url) = start_binary(dir.path());
-    let login: serde_json::Value = http
-        .post(format!("{url}/api/v1/login"))
-        .json(&json!({"username": "ana", "password": "password-ana"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
+    let token = node::login(&http, &url, "ana").await;
     let mut stored: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page: serde_json::Value = http
-            .get(format!("{url}/api/v1/rooms/busy/messages?after={after}&limit=200"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for m in page["messages"].as_array().unwrap() {
-            after = m["seq"].as_i64().unwrap();
-            if let (Some(s), Some(c)) = (m["sender"]["username"].as_str(), m["client_id"].as_str()) {
-                stored.entry(s.to_owned()).or_default().insert(c.to_owned());
-            }
-        }
-        if page["has_more"] != true {
-            break;
+    for m in node::history(&http, &url, &token, "busy").await {
+        if let (Some(s), Some(c)) = (m["sender"]["username"].as_str(), m["client_id"].as_str()) {
+            stored.entry(s.to_owned()).or_default().insert(c.to_owned());
         }
     }
     child.kill();
@@ -327,17 +276,9 @@ async fn tcp_lines_said_before_shutdown_are_echoed_iff_stored() {
     let app = spawn_in(dir, &[]).await;
     let t = app.login("lino").await;
     let mut stored = std::collections::BTreeSet::new();
-    let mut after = 0;
-    loop {
-        let (_, page) = app.get(Some(&t), &format!("/api/v1/rooms/lines/messages?after={after}&limit=200")).await;
-        for m in page["messages"].as_array().unwrap() {
-            after = m["seq"].as_i64().unwrap();
-            if m["kind"] == "text" {
-                stored.insert(m["body"].as_str().unwrap().to_owned());
-            }
-        }
-        if page["has_more"] != true {
-            break;
+    for m in app.history(&t, "lines").await {
+        if m["kind"] == "text" {
+            stored.insert(m["body"].as_str().unwrap().to_owned());
         }
     }
     assert_eq!(stored, echoed, "stored {} lines, echoed {}", stored.len(), echoed.len());

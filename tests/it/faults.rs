@@ -125,7 +125,7 @@ async fn sqlite_recovers_by_itself_after_a_full_disk() {
 async fn sends_time_out_and_readiness_flips_while_writes_are_frozen() {
     use sqlx::{Connection, SqliteConnection};
 
-    let app = spawn_app_with(&["--send-timeout-ms", "800"]).await;
+    let (app, batches) = spawn_app_watched(&["--send-timeout-ms", "800"]).await;
     let a = app.user("gus").await;
     app.room(&a, "frozen", "public").await;
     assert_eq!(send(&app, &a, "frozen", "before", "c0").await.0, 201);
@@ -144,9 +144,11 @@ async fn sends_time_out_and_readiness_flips_while_writes_are_frozen() {
             (s, b, started.elapsed())
         }
     };
-    // "a" is in the writer's batch, stuck on the lock; "b" waits in the queue behind it.
+    // "a" is in the writer's batch, stuck on the lock; "b" waits in the queue behind it: it is sent once
+    // the writer has handed a batch to the store after "before" (no batch but a's can have begun since).
+    let handed = batches.get();
     let (ra, rb) = tokio::join!(timed("a"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait::until("the first send to reach the store", DEADLINE, || batches.get() > handed).await;
         timed("b").await
     });
     for (s, b, took) in [ra, rb] {

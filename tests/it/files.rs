@@ -7,13 +7,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::*;
 
 /// The start of a PNG (signature and IHDR): 16 × 8. Enough for sniffing and dimensions.
-pub fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x08\x08\x02\0\0\0\x90wS\xde".to_vec();
     b.extend((0..5000u32).map(|i| (i % 251) as u8));
     b
 }
 
-pub async fn upload(app: &TestApp, token: &str, room: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(app: &TestApp, token: &str, room: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
     let resp = app
         .http
         .post(app.url(&format!("/api/v1/rooms/{room}/files")))
@@ -346,6 +346,45 @@ async fn an_unsent_upload_is_dropped_after_a_day_by_the_nodes_clock() {
     clock.advance(24 * 3_600_000 + 60_000);
     wait_for("the unsent upload's blob to be collected", || blob_count(&app) == 0).await;
     app.stop().await;
+}
+
+/// Shares a fresh upload in a message, then deletes the message: its blob is left with no file naming it.
+async fn orphan_a_blob(app: &TestApp, token: &str, room: &str, bytes: Vec<u8>) {
+    let (_, f) = upload(app, token, room, "gone.bin", bytes).await;
+    let id = f["id"].as_str().unwrap().to_owned();
+    let (_, ack) = send_with(app, token, room, "soon gone", &[&id]).await;
+    let path = format!("/api/v1/rooms/{room}/messages/{}", ack["seq"]);
+    let resp = app.http.delete(app.url(&path)).bearer_auth(token).send().await.unwrap();
+    assert!(resp.status().is_success());
+}
+
+/// The collector's grace period is measured on the node's clock, which stamps blobs: a blob no file names
+/// stays until it is older than the grace by that clock, then goes.
+#[tokio::test]
+async fn an_unnamed_blob_is_collected_once_older_than_the_grace_by_the_nodes_clock() {
+    let (app, clock) = spawn_app_clocked(&["--blob-gc-secs", "1", "--blob-gc-grace-secs", "3600"]).await;
+    let alice = app.user("alice").await;
+    app.room(&alice, "tmp", "public").await;
+    orphan_a_blob(&app, &alice, "tmp", vec![1u8; 3000]).await;
+    clock.advance(1_800_000);
+    orphan_a_blob(&app, &alice, "tmp", vec![2u8; 3000]).await;
+    assert_eq!(blob_count(&app), 2);
+    // The first is an hour and a second old by the node's clock, the second half an hour and a second:
+    // passes take the first only, and the second stays for as long as the clock does not move.
+    clock.advance(1_801_000);
+    wait_for("the blob older than the grace to be collected", || blob_count(&app) == 1).await;
+    let second = app.dir.path().join("blobs").join(hex_sha256(&[2u8; 3000]));
+    assert!(second.exists(), "the blob younger than the grace is kept");
+    clock.advance(1_800_000);
+    wait_for("the second blob to be collected once older than the grace", || blob_count(&app) == 0).await;
+    app.stop().await;
+}
+
+/// Where a blob of `bytes` lives under the blob directory (`ab/cdef…` of their SHA-256).
+fn hex_sha256(bytes: &[u8]) -> std::path::PathBuf {
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(bytes));
+    std::path::Path::new(&h[..2]).join(&h[2..])
 }
 
 /// The TCP line protocol shows a shared file as an indented line with its name, size and download path.

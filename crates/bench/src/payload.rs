@@ -204,6 +204,27 @@ mod tests {
         assert_eq!(Stamp::parse(body.as_bytes()), Some(s));
     }
 
+    /// The hand-written `send` frames (the hot path) are what the server reads as a `send`: room, body with
+    /// its padding, and the stamp as `client_id`.
+    #[test]
+    fn send_frames_decode_as_the_servers_inbound_frame() {
+        use parley_proto::inbound::{ClientFrame, RoomRefW, decode_client_frame};
+        let s = Stamp { sender: 3, n: 9, sent_ns: 42 };
+        let mut out = String::new();
+        for body_bytes in [0, 100, 4096] {
+            send_frame(&mut out, 7, &s, body_bytes);
+            match decode_client_frame(&out) {
+                Ok(ClientFrame::Send { room: RoomRefW::Id(7), body, client_id, files, reply_to: None, req: None }) => {
+                    assert_eq!(body.len(), body_bytes.max("b|3|9|42".len()), "{out}");
+                    assert_eq!(Stamp::parse(body.as_bytes()), Some(s));
+                    assert_eq!(client_id.as_deref(), Some("b|3|9|42"));
+                    assert!(files.is_empty());
+                }
+                other => panic!("the server reads {out} as {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn classifies_server_frames() {
         let msg = br#"{"type":"message","message":{"room":1,"seq":2,"kind":"text","sender":{"id":1,"username":"u","display_name":"u"},"body":"b|4|5|6","client_id":"b|4|5|6","ts":1}}"#;

@@ -186,6 +186,150 @@ pub struct Pin {
     pub at: i64,
 }
 
+/// A followed thread (`GET /me/threads`; the server's [`crate::server::ThreadSummaryW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadSummary {
+    pub room: i64,
+    pub seq: i64,
+    #[serde(default)]
+    pub reply_count: i64,
+    pub last_reply_ts: Option<i64>,
+    #[serde(default)]
+    pub unread: i64,
+}
+
+/// An invitation, as its invitee sees it (the server's [`crate::server::InviteW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Invite {
+    pub room: Room,
+    pub invited_by: User,
+    #[serde(default)]
+    pub at: i64,
+}
+
+/// A ban, as the room's moderators see it (the server's [`crate::server::BanW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ban {
+    pub user: User,
+    #[serde(default)]
+    pub banned_at: i64,
+}
+
+/// A webhook (the server's [`crate::answers::WebhookW`]); `secret` only in the answer that created it.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Webhook {
+    pub id: i64,
+    pub room: i64,
+    pub url: String,
+    #[serde(default)]
+    pub created_by: i64,
+    #[serde(default)]
+    pub created_at: i64,
+    pub secret: Option<String>,
+}
+
+/// A webhook delivery that failed every attempt (the server's [`crate::answers::DeadDeliveryW`]).
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeadDelivery {
+    pub delivery: String,
+    pub webhook: Option<i64>,
+    pub seq: Option<i64>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub enqueued_at: i64,
+}
+
+/// The REST answers of [`crate::answers`], as a client decodes them: one mirror per answer, named as the
+/// answer without its `W` (`RoomsW` → [`Rooms`](answers::Rooms)); [`Login`] is the login answer's.
+pub mod answers {
+    use serde::Deserialize;
+
+    use super::{Ban, DeadDelivery, Invite, Member, Message, Pin, Reaction, Room, ThreadSummary, User, Webhook};
+
+    /// Declares answers that are one list under one key (`{"rooms": […]}`); an absent list reads as empty.
+    macro_rules! list_answers {
+        ($($(#[doc = $doc:literal])* $name:ident { $field:ident: $item:ty })*) => {$(
+            $(#[doc = $doc])*
+            #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+            pub struct $name {
+                #[serde(default)]
+                pub $field: Vec<$item>,
+            }
+        )*};
+    }
+
+    list_answers! {
+        /// `GET /rooms`: public rooms.
+        Rooms { rooms: Room }
+        /// `GET /me/rooms`: the rooms as one member sees them.
+        RoomViews { rooms: Room }
+        /// `GET /dms`: direct conversations, newest activity first.
+        Conversations { conversations: Room }
+        Members { members: Member }
+        Bans { bans: Ban }
+        Invites { invites: Invite }
+        /// Ids of the users typing in a room.
+        Typing { users: i64 }
+        Threads { threads: ThreadSummary }
+        Pins { pins: Pin }
+        Webhooks { webhooks: Webhook }
+        DeadDeliveries { deliveries: DeadDelivery }
+    }
+
+    /// `POST /dms`: a direct conversation and its peer.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Direct {
+        pub room: Room,
+        pub peer: User,
+    }
+
+    /// The read marker after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Read {
+        pub room: i64,
+        pub seq: i64,
+    }
+
+    /// A message's reactions after adding or taking back one.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Reactions {
+        pub room: i64,
+        pub seq: i64,
+        #[serde(default)]
+        pub reactions: Vec<Reaction>,
+    }
+
+    /// A thread: its root and a page of replies.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Thread {
+        pub root: Message,
+        #[serde(default)]
+        pub messages: Vec<Message>,
+        #[serde(default)]
+        pub has_more: bool,
+    }
+
+    /// The read position in a thread after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ThreadRead {
+        pub room: i64,
+        pub thread: i64,
+        pub seq: i64,
+    }
+
+    /// A room's notification level and mute flag after an update.
+    #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Notify {
+        pub room: i64,
+        #[serde(default)]
+        pub notify: String,
+        #[serde(default)]
+        pub muted: bool,
+    }
+}
+
 fn text_kind() -> String {
     "text".to_owned()
 }

@@ -12,8 +12,6 @@
 //! [`client`], and every [`client::ClientFrame`] with [`inbound`], so the two sides cannot drift apart.
 
 #![deny(clippy::unwrap_used)]
-// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
-#![deny(unreachable_pub)]
 
 pub mod answers;
 pub mod client;

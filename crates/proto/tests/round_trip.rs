@@ -1,7 +1,10 @@
 //! The two sides of the protocol cannot drift apart: a sample of every frame the server encodes
 //! ([`parley_proto::server::ServerFrame`]) decodes with the client's types ([`parley_proto::client`]) into
 //! the same variant and values, and every frame the client writes ([`parley_proto::client::ClientFrame`])
-//! decodes on the server ([`parley_proto::inbound::decode_client_frame`]).
+//! decodes on the server ([`parley_proto::inbound::decode_client_frame`]); every REST answer
+//! ([`parley_proto::answers`]) decodes with its client mirror ([`parley_proto::client::answers`]) and every
+//! REST body ([`parley_proto::rest`], one type for both sides) survives the trip, with guards that fail when
+//! a type is added to `answers.rs` or `rest.rs` without a case here.
 
 use parley_proto::client::{self, ClientFrame, RoomRef};
 use parley_proto::inbound::{self, decode_client_frame};
@@ -372,4 +375,261 @@ fn the_login_answer_decodes_on_the_client() {
     let sent = parley_proto::answers::LoginW { token: "tok".into(), expires_at: 42, user: user(7, "ada") };
     let got: client::Login = serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
     assert_eq!((got.token.as_str(), got.expires_at, got.user.id, got.user.username.as_str()), ("tok", 42, 7, "ada"));
+}
+
+/// Encodes a server answer and decodes it as its client mirror.
+fn decode_as<T: serde::de::DeserializeOwned>(sent: &impl serde::Serialize) -> T {
+    let text = serde_json::to_string(sent).expect("answers encode");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the client cannot read {text}: {e}"))
+}
+
+fn room_view() -> RoomViewW<'static> {
+    RoomViewW {
+        room: room(),
+        role: "admin",
+        last_read: 7,
+        unread: 2,
+        mentions: 1,
+        peer: Some(user(2, "bob")),
+        last_message: Some(message()),
+        notify: "all",
+        muted: false,
+    }
+}
+
+fn check_room_view(r: &client::Room) {
+    check_room(r);
+    assert_eq!((r.role.as_deref(), r.last_read, r.unread), (Some("admin"), 7, 2));
+    assert_eq!(r.peer.as_ref().map(|p| (p.id, p.username.as_str())), Some((2, "bob")));
+}
+
+fn webhook(secret: Option<&'static str>) -> parley_proto::answers::WebhookW<'static> {
+    parley_proto::answers::WebhookW {
+        id: 4,
+        room: 3,
+        url: "https://example.com/hook",
+        created_by: 1,
+        created_at: 8,
+        secret,
+    }
+}
+
+fn check_webhook(w: &client::Webhook, secret: Option<&str>) {
+    assert_eq!((w.id, w.room, w.url.as_str(), w.created_by, w.created_at), (4, 3, "https://example.com/hook", 1, 8));
+    assert_eq!(w.secret.as_deref(), secret);
+}
+
+fn dead_delivery() -> parley_proto::answers::DeadDeliveryW<'static> {
+    parley_proto::answers::DeadDeliveryW {
+        delivery: "wh4-3-9",
+        webhook: Some(4),
+        seq: Some(9),
+        attempts: 5,
+        error: Some("HTTP 500"),
+        enqueued_at: 11,
+    }
+}
+
+/// Every REST answer (`parley_proto::answers`), encoded as the server does and decoded with its client
+/// mirror (`client::answers`, and `client::Login`), keeps its fields. One function per answer type, named
+/// in it; [`every_answer_type_has_a_round_trip_case`] fails when a new one has none.
+fn answer_cases() -> Vec<(&'static str, fn())> {
+    use client::answers as c;
+    use parley_proto::answers::*;
+    vec![
+        ("LoginW", the_login_answer_decodes_on_the_client),
+        ("RoomsW", || {
+            let got: c::Rooms = decode_as(&RoomsW { rooms: vec![room()] });
+            assert_eq!(got.rooms.len(), 1);
+            check_room(&got.rooms[0]);
+        }),
+        ("RoomViewsW", || {
+            let got: c::RoomViews = decode_as(&RoomViewsW { rooms: vec![room_view()] });
+            assert_eq!(got.rooms.len(), 1);
+            check_room_view(&got.rooms[0]);
+        }),
+        ("ConversationsW", || {
+            let got: c::Conversations = decode_as(&ConversationsW { conversations: vec![room_view()] });
+            assert_eq!(got.conversations.len(), 1);
+            check_room_view(&got.conversations[0]);
+        }),
+        ("DirectW", || {
+            let got: c::Direct = decode_as(&DirectW { room: room(), peer: user(2, "bob") });
+            check_room(&got.room);
+            assert_eq!((got.peer.id, got.peer.username.as_str(), got.peer.display_name.as_str()), (2, "bob", "bob"));
+        }),
+        ("MembersW", || {
+            let got: c::Members =
+                decode_as(&MembersW { members: vec![MemberW { user: user(2, "bob"), role: "admin", online: true }] });
+            assert_eq!(
+                got.members,
+                vec![client::Member {
+                    user: client::User { id: 2, username: "bob".into(), display_name: "bob".into() },
+                    role: "admin".into(),
+                    online: true,
+                }]
+            );
+        }),
+        ("BansW", || {
+            let got: c::Bans = decode_as(&BansW { bans: vec![BanW { user: user(2, "bob"), banned_at: 12 }] });
+            assert_eq!(got.bans.len(), 1);
+            assert_eq!((got.bans[0].user.username.as_str(), got.bans[0].banned_at), ("bob", 12));
+        }),
+        ("InvitesW", || {
+            let got: c::Invites = decode_as(&InvitesW { invites: vec![invite()] });
+            assert_eq!(got.invites.len(), 1);
+            check_room(&got.invites[0].room);
+            assert_eq!((got.invites[0].invited_by.username.as_str(), got.invites[0].at), ("alice", 5));
+        }),
+        ("ReadW", || {
+            let got: c::Read = decode_as(&ReadW { room: 3, seq: 9 });
+            assert_eq!(got, c::Read { room: 3, seq: 9 });
+        }),
+        ("TypingW", || {
+            let got: c::Typing = decode_as(&TypingW { users: vec![2, 5] });
+            assert_eq!(got.users, vec![2, 5]);
+        }),
+        ("ReactionsW", || {
+            let got: c::Reactions = decode_as(&ReactionsW {
+                room: 3,
+                seq: 9,
+                reactions: vec![ReactionW { emoji: "🎉", count: 1, users: vec![2] }],
+            });
+            assert_eq!((got.room, got.seq), (3, 9));
+            assert_eq!(got.reactions, vec![client::Reaction { emoji: "🎉".into(), count: 1, users: vec![2] }]);
+        }),
+        ("ThreadW", || {
+            let got: c::Thread = decode_as(&ThreadW { root: message(), messages: vec![message()], has_more: true });
+            check_message(&got.root);
+            assert_eq!((got.messages.len(), got.has_more), (1, true));
+            check_message(&got.messages[0]);
+        }),
+        ("ThreadReadW", || {
+            let got: c::ThreadRead = decode_as(&ThreadReadW { room: 3, thread: 4, seq: 9 });
+            assert_eq!(got, c::ThreadRead { room: 3, thread: 4, seq: 9 });
+        }),
+        ("ThreadsW", || {
+            let got: c::Threads = decode_as(&ThreadsW {
+                threads: vec![ThreadSummaryW { room: 3, seq: 4, reply_count: 2, last_reply_ts: Some(8), unread: 1 }],
+            });
+            assert_eq!(
+                got.threads,
+                vec![client::ThreadSummary { room: 3, seq: 4, reply_count: 2, last_reply_ts: Some(8), unread: 1 }]
+            );
+        }),
+        ("PinsW", || {
+            let got: c::Pins =
+                decode_as(&PinsW { pins: vec![PinW { message: message(), pinned_by: user(1, "alice"), at: 6 }] });
+            assert_eq!(got.pins.len(), 1);
+            check_message(&got.pins[0].message);
+            assert_eq!((got.pins[0].pinned_by.as_ref().map(|u| u.id), got.pins[0].at), (Some(1), 6));
+        }),
+        ("NotifyW", || {
+            let got: c::Notify = decode_as(&NotifyW { room: 3, notify: "mentions", muted: true });
+            assert_eq!(got, c::Notify { room: 3, notify: "mentions".into(), muted: true });
+        }),
+        ("WebhookW", || {
+            check_webhook(&decode_as(&webhook(Some("s3cret"))), Some("s3cret"));
+            check_webhook(&decode_as(&webhook(None)), None);
+        }),
+        ("WebhooksW", || {
+            let got: c::Webhooks = decode_as(&WebhooksW { webhooks: vec![webhook(None)] });
+            assert_eq!(got.webhooks.len(), 1);
+            check_webhook(&got.webhooks[0], None);
+        }),
+        ("DeadDeliveryW", || {
+            let got: client::DeadDelivery = decode_as(&dead_delivery());
+            assert_eq!(
+                (got.delivery.as_str(), got.webhook, got.seq, got.attempts, got.error.as_deref(), got.enqueued_at),
+                ("wh4-3-9", Some(4), Some(9), 5, Some("HTTP 500"), 11)
+            );
+        }),
+        ("DeadDeliveriesW", || {
+            let got: c::DeadDeliveries = decode_as(&DeadDeliveriesW { deliveries: vec![dead_delivery()] });
+            assert_eq!(got.deliveries.len(), 1);
+            assert_eq!((got.deliveries[0].delivery.as_str(), got.deliveries[0].attempts), ("wh4-3-9", 5));
+        }),
+    ]
+}
+
+#[test]
+fn every_rest_answer_decodes_on_the_client() {
+    for (_, case) in answer_cases() {
+        case();
+    }
+}
+
+/// The `pub struct` names of a source file (the first word after `pub struct`).
+fn pub_structs(src: &str) -> std::collections::BTreeSet<&str> {
+    src.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("pub struct "))
+        .map(|rest| rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
+        .collect()
+}
+
+#[test]
+fn every_answer_type_has_a_round_trip_case() {
+    let declared = pub_structs(include_str!("../src/answers.rs"));
+    let cases: std::collections::BTreeSet<&str> = answer_cases().into_iter().map(|(name, _)| name).collect();
+    assert!(declared.len() >= 20, "parsing answers.rs found only {declared:?}");
+    assert_eq!(
+        declared, cases,
+        "every answer in answers.rs needs a case in `answer_cases` (and no case names a gone one)"
+    );
+}
+
+/// Every REST request body is one type for both sides (`Serialize` for clients, `Deserialize` for the
+/// server): a sample of each survives the trip.
+fn body_cases() -> Vec<(&'static str, fn())> {
+    use parley_proto::rest::*;
+    fn trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(sent: T) {
+        let text = serde_json::to_string(&sent).expect("bodies encode");
+        let got: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("the server cannot read {text}: {e}"));
+        assert_eq!(got, sent, "{text}");
+    }
+    vec![
+        ("RegisterReq", || {
+            trip(RegisterReq { username: "ada".into(), password: "pw".into(), display_name: Some("Ada".into()) })
+        }),
+        ("LoginReq", || trip(LoginReq { username: "ada".into(), password: "pw".into() })),
+        ("PatchMe", || trip(PatchMe { display_name: "Ada".into() })),
+        ("OpenDm", || trip(OpenDm { username: "bob".into() })),
+        ("CreateRoom", || trip(CreateRoom { name: "lobby".into(), visibility: Some("private".into()) })),
+        ("InviteReq", || trip(InviteReq { username: "bob".into() })),
+        ("SendReq", || {
+            trip(SendReq {
+                body: "hi".into(),
+                client_id: Some("c1".into()),
+                files: vec!["f1".into()],
+                reply_to: Some(4),
+            })
+        }),
+        ("PatchRoom", || {
+            trip(PatchRoom {
+                name: Some("n".into()),
+                topic: Some("t".into()),
+                visibility: Some("public".into()),
+                retention_secs: Some(None),
+            });
+            trip(PatchRoom { retention_secs: Some(Some(60)), ..PatchRoom::default() })
+        }),
+        ("Target", || trip(Target { username: "bob".into() })),
+        ("SetRole", || trip(SetRole { username: "bob".into(), role: "admin".into() })),
+        ("ReadReq", || trip(ReadReq { seq: 9 })),
+        ("EditReq", || trip(EditReq { body: "fixed".into() })),
+        ("NewWebhook", || trip(NewWebhook { url: "https://example.com/hook".into() })),
+        ("SeqReq", || trip(SeqReq { seq: 4 })),
+        ("NotifyReq", || trip(NotifyReq { level: Some("mentions".into()), muted: Some(true) })),
+    ]
+}
+
+#[test]
+fn every_rest_body_round_trips_and_has_a_case() {
+    let declared = pub_structs(include_str!("../src/rest.rs"));
+    let cases = body_cases();
+    let named: std::collections::BTreeSet<&str> = cases.iter().map(|(name, _)| *name).collect();
+    assert_eq!(declared, named, "every body in rest.rs needs a case in `body_cases`");
+    for (_, case) in cases {
+        case();
+    }
 }

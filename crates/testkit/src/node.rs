@@ -53,10 +53,12 @@ impl Node {
     }
 
     pub async fn login(&self, name: &str) -> String {
-        let (s, b) =
-            self.post(None, "/api/v1/login", json!({"username": name, "password": format!("password-{name}")})).await;
-        assert_eq!(s, 200, "login {name}: {b}");
-        b["token"].as_str().unwrap().to_owned()
+        login(&self.http, &self.url(""), name).await
+    }
+
+    /// The room's whole history (see [`history`]).
+    pub async fn history(&self, token: &str, room: &str) -> Vec<Value> {
+        history(&self.http, &self.url(""), token, room).await
     }
 
     /// Creates a room as `token`'s user; returns its id.
@@ -97,6 +99,31 @@ impl Node {
         let mut req = format!("ws://{}{}", self.addr, path_and_query).into_client_request()?;
         req.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("parley.v1"));
         tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    }
+}
+
+/// Logs in `name` (password "password-{name}") at the node whose base URL is `base` (`http://host:port`);
+/// returns the token.
+pub async fn login(http: &reqwest::Client, base: &str, name: &str) -> String {
+    let body = json!({"username": name, "password": format!("password-{name}")});
+    let (s, b) = answer(http.post(format!("{base}/api/v1/login")).json(&body)).await;
+    assert_eq!(s, 200, "login {name}: {b}");
+    b["token"].as_str().unwrap().to_owned()
+}
+
+/// A room's whole history as the node at `base` holds it, oldest first: its messages as sent, read with
+/// REST in pages of 200.
+pub async fn history(http: &reqwest::Client, base: &str, token: &str, room: &str) -> Vec<Value> {
+    let mut all: Vec<Value> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |m| m["seq"].as_i64().unwrap());
+        let url = format!("{base}/api/v1/rooms/{room}/messages?after={after}&limit=200");
+        let (s, page) = answer(http.get(url).bearer_auth(token)).await;
+        assert_eq!(s, 200, "history of {room}: {page}");
+        all.extend(page["messages"].as_array().unwrap().iter().cloned());
+        if page["has_more"] != json!(true) {
+            return all;
+        }
     }
 }
 

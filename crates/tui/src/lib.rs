@@ -12,8 +12,6 @@
 //! - [`run`]: the terminal loop that ties them together.
 
 #![deny(clippy::unwrap_used)]
-// `pub` means "reachable from outside the crate"; anything narrower says so (`pub(crate)`, `pub(super)`).
-#![deny(unreachable_pub)]
 
 pub mod command;
 pub mod layout;

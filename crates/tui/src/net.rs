@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use crate::proto::Login;
-use crate::proto::{ClientFrame, Member, Room, ServerFrame, User};
+use crate::proto::{ClientFrame, FileRef, Member, Room, ServerFrame, User, answers};
 use crate::state::{Action, NetEvent};
 use parley_proto::rest::{CreateRoom, LoginReq, PatchMe, RegisterReq, SendReq};
 
@@ -135,11 +135,7 @@ impl Api {
     }
 
     pub async fn members(&self, token: &str, room: i64) -> anyhow::Result<Vec<Member>> {
-        #[derive(Deserialize)]
-        struct Members {
-            members: Vec<Member>,
-        }
-        let m: Members =
+        let m: answers::Members =
             self.call(self.http.get(self.url(&format!("/rooms/{room}/members"))).bearer_auth(token)).await?;
         Ok(m.members)
     }
@@ -147,14 +143,9 @@ impl Api {
     /// Uploads the file at `path` into `room` and sends a message (its name) sharing it. The file is
     /// read into memory first (at most the server's upload limit, 25 MiB by default).
     pub async fn upload(&self, token: &str, room: i64, path: &str) -> anyhow::Result<()> {
-        #[derive(Deserialize)]
-        struct Uploaded {
-            id: String,
-            name: String,
-        }
         let bytes = tokio::fs::read(path).await.with_context(|| format!("reading {path}"))?;
         let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let f: Uploaded = self
+        let f: FileRef = self
             .call(
                 self.http
                     .post(self.url(&format!("/rooms/{room}/files")))
@@ -171,20 +162,12 @@ impl Api {
     }
 
     pub async fn public_rooms(&self, token: &str) -> anyhow::Result<Vec<Room>> {
-        #[derive(Deserialize)]
-        struct Rooms {
-            rooms: Vec<Room>,
-        }
-        let r: Rooms = self.call(self.http.get(self.url("/rooms")).bearer_auth(token)).await?;
+        let r: answers::Rooms = self.call(self.http.get(self.url("/rooms")).bearer_auth(token)).await?;
         Ok(r.rooms)
     }
 
     pub async fn dms(&self, token: &str) -> anyhow::Result<Vec<Room>> {
-        #[derive(Deserialize)]
-        struct Dms {
-            conversations: Vec<Room>,
-        }
-        let d: Dms = self.call(self.http.get(self.url("/dms")).bearer_auth(token)).await?;
+        let d: answers::Conversations = self.call(self.http.get(self.url("/dms")).bearer_auth(token)).await?;
         Ok(d.conversations)
     }
 

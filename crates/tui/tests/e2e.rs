@@ -149,26 +149,10 @@ async fn post_message(http: &reqwest::Client, base: &str, token: &str, room: &st
     assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap_or_default());
 }
 
-/// The room's whole history as the server holds it, read with REST in pages of 200.
+/// The room's whole history as the server holds it (`parley_testkit::node::history`), as the client reads it.
 async fn server_history(http: &reqwest::Client, base: &str, token: &str, room: &str) -> Vec<Message> {
-    let mut all: Vec<Message> = Vec::new();
-    loop {
-        let after = all.last().map_or(0, |m| m.seq);
-        let page: Value = http
-            .get(format!("{base}/api/v1/rooms/{room}/messages?after={after}&limit=200"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let msgs: Vec<Message> = serde_json::from_value(page["messages"].clone()).unwrap();
-        all.extend(msgs);
-        if page["has_more"] != json!(true) {
-            return all;
-        }
-    }
+    let history = parley_testkit::node::history(http, base, token, room).await;
+    history.into_iter().map(|m| serde_json::from_value(m).unwrap()).collect()
 }
 
 /// Alice holds exactly the server's sequence: 1..=N, no gap, no duplicate, the same bodies.

@@ -21,7 +21,7 @@ impl Chat {
             return Err(Error::UsernameTaken);
         }
         let hash = self.passwords.hash(password.expose().to_owned()).await?;
-        let user = self.store.create_user(&username, &display, &hash).await?;
+        let user = self.store.create_user(&username, &display, &hash, self.now()).await?;
         info!(user = user.id.0, username = %user.username, "registered");
         Ok(user)
     }
@@ -43,7 +43,9 @@ impl Chat {
         self.throttle.succeeded(&key);
         let session = SessionId::generate();
         let (token, expires_at) = self.tokens.issue(user.id, &session, self.now())?;
-        self.store.create_session(&Session { id: session, user: user.id, expires_at, revoked: false }).await?;
+        self.store
+            .create_session(&Session { id: session, user: user.id, expires_at, revoked: false }, self.now())
+            .await?;
         Ok(LoginOk { token, expires_at, user })
     }
 

@@ -164,7 +164,7 @@ mod tests {
 
     async fn user(store: &DynStore, name: &str) -> User {
         let display = DisplayName::parse(name).unwrap();
-        store.create_user(&Username::parse(name).unwrap(), &display, "unused").await.unwrap()
+        store.create_user(&Username::parse(name).unwrap(), &display, "unused", now_millis()).await.unwrap()
     }
 
     #[tokio::test]
@@ -172,11 +172,14 @@ mod tests {
         let store: DynStore = Arc::new(MemoryStore::new());
         let chat = chat(store.clone());
         let (owner, bob) = (user(&store, "owner").await, user(&store, "bob").await);
-        let room = store.create_room(&RoomName::parse("quiet").unwrap(), Visibility::Public, owner.id).await.unwrap();
-        store.add_member(room.id, bob.id, Role::Member).await.unwrap();
+        let room = store
+            .create_room(&RoomName::parse("quiet").unwrap(), Visibility::Public, owner.id, now_millis())
+            .await
+            .unwrap();
+        store.add_member(room.id, bob.id, Role::Member, now_millis()).await.unwrap();
         let session =
             Session { id: SessionId::generate(), user: bob.id, expires_at: now_millis() + 60_000, revoked: false };
-        store.create_session(&session).await.unwrap();
+        store.create_session(&session, now_millis()).await.unwrap();
         let who = Identity { user: bob.clone(), session: session.id.clone(), expires_at: session.expires_at };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
 
@@ -219,9 +222,15 @@ mod tests {
         let store: DynStore = Arc::new(MemoryStore::new());
         let chat = chat(store.clone());
         let (owner, bob) = (user(&store, "owner").await, user(&store, "bob").await);
-        let room = store.create_room(&RoomName::parse("late").unwrap(), Visibility::Public, owner.id).await.unwrap();
-        let other = store.create_room(&RoomName::parse("other").unwrap(), Visibility::Public, owner.id).await.unwrap();
-        store.add_member(room.id, bob.id, Role::Member).await.unwrap();
+        let room = store
+            .create_room(&RoomName::parse("late").unwrap(), Visibility::Public, owner.id, now_millis())
+            .await
+            .unwrap();
+        let other = store
+            .create_room(&RoomName::parse("other").unwrap(), Visibility::Public, owner.id, now_millis())
+            .await
+            .unwrap();
+        store.add_member(room.id, bob.id, Role::Member, now_millis()).await.unwrap();
         let who = Identity { user: bob.clone(), session: SessionId::generate(), expires_at: now_millis() + 60_000 };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
         let msg = NewMessage {
@@ -239,7 +248,7 @@ mod tests {
             quote: None,
         };
         let stored = store.append(&[msg]).await.unwrap();
-        store.add_member(other.id, bob.id, Role::Member).await.unwrap();
+        store.add_member(other.id, bob.id, Role::Member, now_millis()).await.unwrap();
         assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
         chat.catch_up(&[room.id, RoomId(999)], &[bob.id, UserId(999)]).await.unwrap();
         let Appended::Stored(latest) = &stored[0] else { panic!("stored") };

@@ -4,10 +4,11 @@
 //! A file is uploaded into a room by a member ([`Files::upload`]): its bytes stream through here into a
 //! [`BlobStore`](crate::core::blobs::BlobStore) writer — hashed (SHA-256, the blob's address) and
 //! counted on the way, never held whole — and its type is sniffed from its first bytes, never taken from
-//! the client. It is then shared by one message ([`Chat::submit_with_files`]), in the transaction that
-//! stores the message. From then on exactly those who may read that message may read the file (for
-//! anyone else a private room's file answers as a room that does not exist); deleting or purging the
-//! message deletes the file's row, and [`Files::collect`] later removes bytes no row names.
+//! the client. It is then shared by one message (named in its [`SendRequest`](super::SendRequest)'s
+//! `files`), in the transaction that stores the message. From then on exactly those who may read that
+//! message may read the file (for anyone else a private room's file answers as a room that does not
+//! exist); deleting or purging the message deletes the file's row, and [`Files::collect`] later removes
+//! bytes no row names.
 //!
 //! An inline image also gets a thumbnail at upload time ([`Files::thumbnail_of`]): decoded with limits
 //! (`core::thumbnail`) on a blocking thread, at most [`THUMBNAIL_WORKERS`] at once, and stored as its
@@ -272,14 +273,15 @@ impl Files {
         })
     }
 
-    /// One collector pass at time `now` (the node's clock, which stamps file rows): drops unsent
-    /// uploads older than the TTL, then deletes blobs older than `grace` that no file names (newer ones
-    /// may belong to uploads still being recorded). Blob stores stamp their blobs by the system clock,
-    /// so the grace is measured on that clock.
+    /// One collector pass at time `now` (the node's clock, which stamps file rows and blobs): drops
+    /// unsent uploads older than the TTL, then deletes blobs at least `grace` old that no file names
+    /// (newer ones may belong to uploads still being recorded; with no grace, every blob stored by now).
     pub async fn collect(&self, now: Millis, grace: Duration) -> Result<Collected> {
         let unsent_files = self.chat.store().drop_unsent_files(now - self.limits.unsent_ttl.as_millis() as i64).await?;
         let mut blobs = 0;
-        for hash in self.blobs.stored_before(now_millis() - grace.as_millis() as i64).await? {
+        // `stored_before` is strict: + 1 takes the blobs exactly `grace` old, so a zero grace on a clock
+        // that has not moved since the blob was stored still takes it.
+        for hash in self.blobs.stored_before(now - grace.as_millis() as i64 + 1).await? {
             if !self.chat.store().blob_in_use(&hash).await? && self.blobs.delete(&hash).await? {
                 blobs += 1;
             }
@@ -289,24 +291,21 @@ impl Files {
 }
 
 impl Chat {
-    /// [`Chat::submit`] for a message that shares files: each must be an unsent upload of `who` into
-    /// the same room.
-    pub async fn submit_with_files(
+    /// The files a send shares (none when `file_ids` is empty; then `r` is kept as it is): each must be an
+    /// unsent upload of `who` into the same room, which is then named by its id.
+    pub(super) async fn shared_files(
         &self,
         who: &Identity,
-        r: &RoomRef,
-        body: MessageBody,
-        client_id: Option<ClientMsgId>,
+        r: RoomRef,
         file_ids: &[String],
-        reply_to: Option<Seq>,
-    ) -> Result<super::PendingSend> {
+    ) -> Result<(RoomRef, Vec<FileMeta>)> {
         if file_ids.is_empty() {
-            return self.submit_reply(who, r, body, client_id, reply_to).await;
+            return Ok((r, Vec::new()));
         }
         if file_ids.len() > MAX_FILES_PER_MESSAGE {
             return Err(Error::TooManyFiles { max: MAX_FILES_PER_MESSAGE });
         }
-        let room = self.visible_room(who, r).await?.0.id;
+        let room = self.visible_room(who, &r).await?.0.id;
         let mut files = Vec::with_capacity(file_ids.len());
         for id in file_ids {
             match self.store.file(id).await? {
@@ -318,7 +317,7 @@ impl Chat {
                 _ => return Err(Error::FileNotFound),
             }
         }
-        self.submit_inner(who, &RoomRef::Id(room), body, client_id, reply_to, files).await
+        Ok((RoomRef::Id(room), files))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Ack, Chat, Identity, PendingSend};
+use super::{Ack, Chat, Identity, PendingSend, SendRequest};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
 use crate::core::ports::broker::BrokerEvent;
@@ -18,55 +18,21 @@ impl Chat {
     }
 
     /// Stores a message and answers once it is durable. A repeated `client_id` answers the first ack.
-    pub async fn send(
-        &self,
-        who: &Identity,
-        r: &RoomRef,
-        body: MessageBody,
-        client_id: Option<ClientMsgId>,
-    ) -> Result<Ack> {
-        self.send_reply(who, r, body, client_id, None).await
-    }
-
-    /// [`Chat::send`], as a reply to message `reply_to` of the same room when given.
-    pub async fn send_reply(
-        &self,
-        who: &Identity,
-        r: &RoomRef,
-        body: MessageBody,
-        client_id: Option<ClientMsgId>,
-        reply_to: Option<Seq>,
-    ) -> Result<Ack> {
-        let pending = self.submit_reply(who, r, body, client_id, reply_to).await?;
+    pub async fn send(&self, who: &Identity, req: SendRequest) -> Result<Ack> {
+        let pending = self.submit(who, req).await?;
         self.finish_send(who, pending).await
     }
 
     /// The first half of [`Chat::send`]: queues the message for storage. Messages one connection
     /// submits are stored in submission order, so a transport that submits in the order it reads and
     /// awaits the acks concurrently keeps each sender's order without waiting a round trip per message.
-    pub async fn submit(
-        &self,
-        who: &Identity,
-        r: &RoomRef,
-        body: MessageBody,
-        client_id: Option<ClientMsgId>,
-    ) -> Result<PendingSend> {
-        self.submit_reply(who, r, body, client_id, None).await
+    pub async fn submit(&self, who: &Identity, req: SendRequest) -> Result<PendingSend> {
+        let SendRequest { room, body, client_id, reply_to, files } = req;
+        let (room, files) = self.shared_files(who, room, &files).await?;
+        self.submit_inner(who, &room, body, client_id, reply_to, files).await
     }
 
-    /// [`Chat::submit`], as a reply to message `reply_to` of the same room when given.
-    pub async fn submit_reply(
-        &self,
-        who: &Identity,
-        r: &RoomRef,
-        body: MessageBody,
-        client_id: Option<ClientMsgId>,
-        reply_to: Option<Seq>,
-    ) -> Result<PendingSend> {
-        self.submit_inner(who, r, body, client_id, reply_to, Vec::new()).await
-    }
-
-    pub(super) async fn submit_inner(
+    async fn submit_inner(
         &self,
         who: &Identity,
         r: &RoomRef,

@@ -42,7 +42,7 @@ impl Chat {
     pub async fn ban(&self, who: &Identity, r: &RoomRef, username: &str) -> Result<()> {
         let (room, role) = self.moderated_room(who, r).await?;
         let (target, target_role) = self.outranked(&room, role, username).await?;
-        if self.store.ban(room.id, target.id, who.user.id).await? {
+        if self.store.ban(room.id, target.id, who.user.id, self.now()).await? {
             self.system(&room, who, MessageKind::Ban, Some(&target), "").await?;
             if target_role.is_some() {
                 self.broker.publish(BrokerEvent::Left { room, user: target.id }).await?;

@@ -11,7 +11,7 @@ use crate::core::ports::broker::BrokerEvent;
 
 impl Chat {
     pub async fn create_room(&self, who: &Identity, name: RoomName, visibility: Visibility) -> Result<Room> {
-        let room = self.store.create_room(&name, visibility, who.user.id).await?;
+        let room = self.store.create_room(&name, visibility, who.user.id, self.now()).await?;
         self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: who.user.id }).await?;
         self.system(&room, who, MessageKind::Create, None, "").await?;
         self.store.room(room.id).await?.ok_or(Error::RoomNotFound)
@@ -44,7 +44,7 @@ impl Chat {
             return Ok(room);
         }
         group_only(&room)?;
-        if !self.store.add_member(room.id, who.user.id, Role::Member).await? {
+        if !self.store.add_member(room.id, who.user.id, Role::Member, self.now()).await? {
             return Ok(room);
         }
         let room = self.store.room(room.id).await?.ok_or(Error::RoomNotFound)?;
@@ -77,7 +77,7 @@ impl Chat {
         if peer.id == who.user.id {
             return Err(Error::BadRequest("you cannot open a conversation with yourself".into()));
         }
-        let (room, created) = self.store.open_direct(who.user.id, peer.id).await?;
+        let (room, created) = self.store.open_direct(who.user.id, peer.id, self.now()).await?;
         if created {
             for u in [who.user.id, peer.id] {
                 self.broker.publish(BrokerEvent::Joined { room: room.clone(), user: u }).await?;
@@ -127,7 +127,16 @@ impl Chat {
             return Err(Error::Forbidden("a room can have at most 20 webhooks"));
         }
         let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let hook = self.store.create_webhook(room.id, &url, &secret, who.user.id).await?;
+        let hook = self
+            .store
+            .create_webhook(&NewWebhook {
+                room: room.id,
+                url: &url,
+                secret: &secret,
+                created_by: who.user.id,
+                created_at: self.now(),
+            })
+            .await?;
         info!(room = room.id.0, webhook = hook.id, by = who.user.id.0, "webhook added");
         Ok(hook)
     }

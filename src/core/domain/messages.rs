@@ -232,8 +232,15 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    /// A system line about `sender` (and `target`), with `body` carrying the detail (a new name…).
-    pub fn system(room: RoomId, kind: MessageKind, sender: &User, target: Option<&User>, body: &str) -> Self {
+    /// A system line about `sender` (and `target`) at `ts`, with `body` carrying the detail (a new name…).
+    pub fn system(
+        room: RoomId,
+        kind: MessageKind,
+        sender: &User,
+        target: Option<&User>,
+        body: &str,
+        ts: Millis,
+    ) -> Self {
         NewMessage {
             room,
             kind,
@@ -242,7 +249,7 @@ impl NewMessage {
             body: body.to_owned(),
             client_id: None,
             mentions: Vec::new(),
-            ts: now_millis(),
+            ts,
             files: Vec::new(),
             reply_to: None,
             thread: None,

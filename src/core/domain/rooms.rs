@@ -183,6 +183,31 @@ pub struct Webhook {
     pub delivered_seq: Seq,
 }
 
+/// A webhook to register ([`Webhook`] before the store gives it its id and delivery cursor).
+#[derive(Debug, Clone, Copy)]
+pub struct NewWebhook<'a> {
+    pub room: RoomId,
+    pub url: &'a WebhookUrl,
+    pub secret: &'a str,
+    pub created_by: UserId,
+    pub created_at: Millis,
+}
+
+impl NewWebhook<'_> {
+    /// The webhook as stored, with the `id` and `delivered_seq` the store gave it.
+    pub fn stored(&self, id: i64, delivered_seq: Seq) -> Webhook {
+        Webhook {
+            id,
+            room: self.room,
+            url: self.url.as_str().to_owned(),
+            secret: self.secret.to_owned(),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            delivered_seq,
+        }
+    }
+}
+
 /// One member's view of a room: their role and read position, and what they have not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomView {

@@ -35,23 +35,25 @@ pub struct Session {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates a user; `Error::UsernameTaken` when the case-folded name exists.
-    async fn create_user(&self, username: &Username, display_name: &DisplayName, password_hash: &str) -> Result<User>;
+    /// Creates a user (registered at `at`, with password `hash`); `Error::UsernameTaken` when the
+    /// case-folded name exists.
+    async fn create_user(&self, name: &Username, display: &DisplayName, hash: &str, at: Millis) -> Result<User>;
     async fn credentials(&self, username_key: &str) -> Result<Option<Credentials>>;
     async fn user(&self, id: UserId) -> Result<Option<User>>;
     async fn user_by_name(&self, username_key: &str) -> Result<Option<User>>;
     async fn set_display_name(&self, id: UserId, name: &DisplayName) -> Result<User>;
 
-    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// Records a session begun at `at`.
+    async fn create_session(&self, session: &Session, at: Millis) -> Result<()>;
     async fn session(&self, id: &SessionId) -> Result<Option<Session>>;
     /// Marks the session revoked; returns whether it was live.
     async fn revoke_session(&self, id: &SessionId) -> Result<bool>;
 
-    /// Creates a group room with `creator` as its owner; `Error::RoomNameTaken` when the name exists.
-    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room>;
+    /// Creates a group room at `at` with `creator` as its owner; `Error::RoomNameTaken` when the name exists.
+    async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId, at: Millis) -> Result<Room>;
     /// The one direct conversation between `a` and `b` (both members), created by the first call for the
-    /// pair; `true` when this call created it.
-    async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)>;
+    /// pair (at `at`); `true` when this call created it.
+    async fn open_direct(&self, a: UserId, b: UserId, at: Millis) -> Result<(Room, bool)>;
     async fn room(&self, id: RoomId) -> Result<Option<Room>>;
     async fn room_by_name(&self, name_key: &str) -> Result<Option<Room>>;
     async fn public_rooms(&self) -> Result<Vec<Room>>;
@@ -73,7 +75,8 @@ pub trait Store: Send + Sync + 'static {
     /// (their role unchanged).
     /// A group room left without members gets its owner back this way: whoever joins it first becomes
     /// its owner, whatever `role` says.
-    async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
+    /// `at` is when they joined.
+    async fn add_member(&self, room: RoomId, user: UserId, role: Role, at: Millis) -> Result<bool>;
     /// Removes a member; returns false when they were not one.
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool>;
     async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<bool>;
@@ -93,8 +96,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_visibility(&self, room: RoomId, visibility: Visibility) -> Result<Room>;
     /// The direct conversation between `a` and `b`, if it was opened.
     async fn direct_room(&self, a: UserId, b: UserId) -> Result<Option<Room>>;
-    /// Bans `user` (also removing membership and invitation); returns false when already banned.
-    async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool>;
+    /// Bans `user` at `at` (also removing membership and invitation); returns false when already banned.
+    async fn ban(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool>;
     async fn unban(&self, room: RoomId, user: UserId) -> Result<bool>;
     async fn is_banned(&self, room: RoomId, user: UserId) -> Result<bool>;
     /// Moves the member's read position forward to `seq` (never back); the position after.
@@ -150,7 +153,7 @@ pub trait Store: Send + Sync + 'static {
     async fn drop_unsent_files(&self, before: Millis) -> Result<u64>;
 
     /// Registers an outgoing webhook for a room.
-    async fn create_webhook(&self, room: RoomId, url: &WebhookUrl, secret: &str, by: UserId) -> Result<Webhook>;
+    async fn create_webhook(&self, hook: &NewWebhook<'_>) -> Result<Webhook>;
     /// A room's webhooks, oldest first.
     async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>>;
     /// The webhooks of any of `rooms` (one query per ingest batch).

@@ -187,7 +187,7 @@ pub(super) async fn notify_settings_shape_room_views(store: &DynStore) {
     let a = user(store, "ntf").await;
     let b = user(store, "ntf").await;
     let r = room(store, &a, Visibility::Public).await;
-    store.add_member(r.id, b.id, Role::Member).await.unwrap();
+    store.add_member(r.id, b.id, Role::Member, now_millis()).await.unwrap();
     let mention = NewMessage { mentions: vec![b.id], ..text(r.id, &a, "hi @b", None) };
     store.append(&[text(r.id, &a, "noise", None), mention]).await.unwrap();
     let view = |store: DynStore| async move {
@@ -222,7 +222,7 @@ pub(super) async fn followed_threads_count_unread_replies(store: &DynStore) {
     let c = user(store, "fol").await;
     let r = room(store, &a, Visibility::Public).await;
     for u in [&b, &c] {
-        store.add_member(r.id, u.id, Role::Member).await.unwrap();
+        store.add_member(r.id, u.id, Role::Member, now_millis()).await.unwrap();
     }
     let root = stored(&store.append(&[text(r.id, &a, "root by a", None)]).await.unwrap()[0]).seq;
     let lone = stored(&store.append(&[text(r.id, &c, "c's root, b not in it", None)]).await.unwrap()[0]).seq;

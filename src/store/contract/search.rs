@@ -68,10 +68,10 @@ pub(super) async fn only_members_find_at_query_time(store: &DynStore) {
     let private = room(store, &owner, Visibility::Private).await;
     for r in [&public, &private] {
         for u in [&member, &leaver, &banned] {
-            store.add_member(r.id, u.id, Role::Member).await.unwrap();
+            store.add_member(r.id, u.id, Role::Member, now_millis()).await.unwrap();
         }
     }
-    let (dm, _) = store.open_direct(owner.id, member.id).await.unwrap();
+    let (dm, _) = store.open_direct(owner.id, member.id, now_millis()).await.unwrap();
     let w = uniq("w");
     let mut batch = Vec::new();
     for r in [&public, &private, &dm] {
@@ -94,7 +94,7 @@ pub(super) async fn only_members_find_at_query_time(store: &DynStore) {
     store.remove_member(public.id, leaver.id).await.unwrap();
     store.remove_member(private.id, leaver.id).await.unwrap();
     assert!(found(store, &leaver, &q).await.is_empty(), "after leaving: nothing");
-    store.ban(public.id, banned.id, owner.id).await.unwrap();
+    store.ban(public.id, banned.id, owner.id, now_millis()).await.unwrap();
     assert_eq!(
         found(store, &banned, &q).await,
         vec![(private.id, seqs[1])],
@@ -125,7 +125,7 @@ pub(super) async fn filters_ranking_and_pages(store: &DynStore) {
     let (a, b) = (user(store, "sf").await, user(store, "sg").await);
     let r1 = room(store, &a, Visibility::Public).await;
     let r2 = room(store, &a, Visibility::Public).await;
-    store.add_member(r1.id, b.id, Role::Member).await.unwrap();
+    store.add_member(r1.id, b.id, Role::Member, now_millis()).await.unwrap();
     let w = uniq("w");
     let at = |room: RoomId, who: &User, body: String, ts: Millis| NewMessage { ts, ..text(room, who, &body, None) };
     let batch = [

@@ -52,11 +52,17 @@ async fn concurrent_nodes_keep_seqs_gap_free() {
             nodes.push(Arc::new(PgStore::connect_pool(opts.clone(), pool).await.expect("connecting to PostgreSQL")));
         }
         let alice = nodes[0]
-            .create_user(&Username::parse("alice").unwrap(), &DisplayName::parse("Alice").unwrap(), "h")
+            .create_user(&Username::parse("alice").unwrap(), &DisplayName::parse("Alice").unwrap(), "h", now_millis())
             .await
             .unwrap();
-        let busy = nodes[0].create_room(&RoomName::parse("busy").unwrap(), Visibility::Public, alice.id).await.unwrap();
-        let side = nodes[0].create_room(&RoomName::parse("side").unwrap(), Visibility::Public, alice.id).await.unwrap();
+        let busy = nodes[0]
+            .create_room(&RoomName::parse("busy").unwrap(), Visibility::Public, alice.id, now_millis())
+            .await
+            .unwrap();
+        let side = nodes[0]
+            .create_room(&RoomName::parse("side").unwrap(), Visibility::Public, alice.id, now_millis())
+            .await
+            .unwrap();
 
         let (busy_id, side_id) = (busy.id, side.id);
         let mut tasks = tokio::task::JoinSet::new();
@@ -120,10 +126,13 @@ async fn concurrent_nodes_keep_seqs_gap_free() {
 
         // Two nodes opening the same direct conversation at once get the same room.
         let bob = nodes[0]
-            .create_user(&Username::parse("bob").unwrap(), &DisplayName::parse("Bob").unwrap(), "h")
+            .create_user(&Username::parse("bob").unwrap(), &DisplayName::parse("Bob").unwrap(), "h", now_millis())
             .await
             .unwrap();
-        let (x, y) = tokio::join!(nodes[0].open_direct(alice.id, bob.id), nodes[1].open_direct(bob.id, alice.id));
+        let (x, y) = tokio::join!(
+            nodes[0].open_direct(alice.id, bob.id, now_millis()),
+            nodes[1].open_direct(bob.id, alice.id, now_millis())
+        );
         let ((x, x_created), (y, y_created)) = (x.unwrap(), y.unwrap());
         assert_eq!(x.id, y.id);
         assert!(x_created ^ y_created, "exactly one call created it");

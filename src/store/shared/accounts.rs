@@ -12,6 +12,7 @@ macro_rules! sql_accounts {
                 username: &Username,
                 display_name: &DisplayName,
                 password_hash: &str,
+                at: Millis,
             ) -> Result<User> {
                 let res = sqlx::query(
                     "INSERT INTO users (username, username_key, display_name, password_hash, created_at) \
@@ -21,7 +22,7 @@ macro_rules! sql_accounts {
                 .bind(username.key())
                 .bind(display_name.as_str())
                 .bind(password_hash)
-                .bind(now_millis())
+                .bind(at)
                 .fetch_one(&self.pool)
                 .await;
                 match res {
@@ -82,14 +83,14 @@ macro_rules! sql_accounts {
                 row.as_ref().map(user_from).transpose()?.ok_or(Error::UserNotFound)
             }
 
-            async fn create_session(&self, s: &Session) -> Result<()> {
+            async fn create_session(&self, s: &Session, at: Millis) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&s.id.0)
                 .bind(s.user.0)
-                .bind(now_millis())
+                .bind(at)
                 .bind(s.expires_at)
                 .bind(s.revoked)
                 .execute(&self.pool)

@@ -94,14 +94,7 @@ macro_rules! sql_convo {
                 row.try_get(0).map_err(db_err)
             }
 
-            async fn add_reaction(
-                &self,
-                room: RoomId,
-                seq: Seq,
-                user: UserId,
-                emoji: &Emoji,
-                at: Millis,
-            ) -> Result<bool> {
+            async fn add_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
                 sqlx::query(<Self as Dialect>::LOCK_MESSAGE)
                     .bind(room.0)
@@ -150,14 +143,7 @@ macro_rules! sql_convo {
                 Ok(res.rows_affected() > 0)
             }
 
-            async fn remove_reaction(
-                &self,
-                room: RoomId,
-                seq: Seq,
-                user: UserId,
-                emoji: &Emoji,
-                at: Millis,
-            ) -> Result<bool> {
+            async fn remove_reaction(&self, room: RoomId, seq: Seq, user: UserId, emoji: &Emoji, at: Millis) -> Result<bool> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
                 let res = sqlx::query(
                     "DELETE FROM reactions WHERE room_id = $1 AND seq = $2 AND emoji = $3 AND user_id = $4",
@@ -235,17 +221,8 @@ macro_rules! sql_convo {
             }
 
             async fn pin(&self, room: RoomId, seq: Seq, by: UserId, at: Millis) -> Result<bool> {
-                let res = sqlx::query(
-                    "INSERT INTO pins (room_id, seq, pinned_by, pinned_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(room.0)
-                .bind(seq)
-                .bind(by.0)
-                .bind(at)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-                Ok(res.rows_affected() > 0)
+                let sql = "INSERT INTO pins (room_id, seq, pinned_by, pinned_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+                Self::insert_stamped(&self.pool, sql, room, seq, (by, at)).await
             }
 
             async fn unpin(&self, room: RoomId, seq: Seq) -> Result<bool> {

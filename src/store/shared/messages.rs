@@ -64,28 +64,19 @@ macro_rules! sql_messages {
 
             async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<Option<Arc<Message>>> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
-                let res = sqlx::query(
+                // The tombstone, then what the text and its files left behind; the first says whether
+                // there was such a message.
+                let mut changed = Vec::with_capacity(3);
+                for sql in [
                     "UPDATE messages SET body = '', mentions = '', deleted = TRUE WHERE room_id = $1 AND seq = $2",
-                )
-                .bind(room.0)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                sqlx::query("DELETE FROM mentions WHERE room_id = $1 AND seq = $2")
-                    .bind(room.0)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                sqlx::query("DELETE FROM files WHERE room_id = $1 AND seq = $2")
-                    .bind(room.0)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    "DELETE FROM mentions WHERE room_id = $1 AND seq = $2",
+                    "DELETE FROM files WHERE room_id = $1 AND seq = $2",
+                ] {
+                    let res = sqlx::query(sql).bind(room.0).bind(seq).execute(&mut *tx).await.map_err(db_err)?;
+                    changed.push(res.rows_affected());
+                }
                 tx.commit().await.map_err(db_err)?;
-                if res.rows_affected() == 0 {
+                if changed[0] == 0 {
                     return Ok(None);
                 }
                 self.message_by_seq(room, seq).await
@@ -122,28 +113,12 @@ macro_rules! sql_messages {
 
             async fn purge_before(&self, room: RoomId, cutoff: Millis) -> Result<u64> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
-                sqlx::query(
+                // Mentions, files, reactions and pins go with their messages.
+                for table in [
                     "DELETE FROM mentions WHERE room_id = $1 AND seq IN \
                      (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
-                )
-                .bind(room.0)
-                .bind(room.0)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                sqlx::query(
                     "DELETE FROM files WHERE room_id = $1 AND seq IN \
                      (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
-                )
-                .bind(room.0)
-                .bind(room.0)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                // Reactions and pins go with their messages.
-                for table in [
                     "DELETE FROM reactions WHERE room_id = $1 AND seq IN \
                      (SELECT seq FROM messages m WHERE m.room_id = $2 AND m.created_at < $3)",
                     "DELETE FROM pins WHERE room_id = $1 AND seq IN \

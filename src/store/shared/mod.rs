@@ -185,6 +185,22 @@ macro_rules! sql_store_emit {
                     rows.iter().map(room_from).collect()
                 }
 
+                /// Runs an insert of a row stamped with who and when, `($1 = room, $2 = key, $3 = by, $4 = at)`,
+                /// that does nothing on conflict (the first stays as it was); whether it inserted.
+                async fn insert_stamped<'e, E>(
+                    exec: E,
+                    sql: &'static str,
+                    room: RoomId,
+                    key: i64,
+                    (by, at): (UserId, Millis),
+                ) -> Result<bool>
+                where
+                    E: sqlx::Executor<'e, Database = <Self as Dialect>::Db>,
+                {
+                    let res = sqlx::query(sql).bind(room.0).bind(key).bind(by.0).bind(at).execute(exec).await.map_err(db_err)?;
+                    Ok(res.rows_affected() > 0)
+                }
+
                 /// Runs a statement keyed by `($1 = room, $2 = user)`; whether it changed a row.
                 async fn pair_changes(&self, sql: &'static str, room: RoomId, user: UserId) -> Result<bool> {
                     let res = sqlx::query(sql).bind(room.0).bind(user.0).execute(&self.pool).await.map_err(db_err)?;

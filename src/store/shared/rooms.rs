@@ -7,9 +7,8 @@ macro_rules! sql_rooms {
         $crate::store::shared::messages::sql_messages! { $store;
             $($acc)*
 
-            async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId) -> Result<Room> {
+            async fn create_room(&self, name: &RoomName, visibility: Visibility, creator: UserId, now: Millis) -> Result<Room> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
-                let now = now_millis();
                 let res = sqlx::query(
                     "INSERT INTO rooms (name, name_key, visibility, created_by, created_at) \
                      VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -38,14 +37,13 @@ macro_rules! sql_rooms {
                 self.room(RoomId(id)).await?.ok_or(Error::RoomNotFound)
             }
 
-            async fn open_direct(&self, a: UserId, b: UserId) -> Result<(Room, bool)> {
+            async fn open_direct(&self, a: UserId, b: UserId, now: Millis) -> Result<(Room, bool)> {
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 let key = format!("@dm:{lo}:{hi}");
                 if let Some(r) = self.room_by_key(&key).await? {
                     return Ok((r, false));
                 }
                 let mut tx = <Self as Dialect>::begin(self).await?;
-                let now = now_millis();
                 let res = sqlx::query(<Self as Dialect>::INSERT_DIRECT)
                     .bind(format!("dm-{lo}-{hi}"))
                     .bind(&key)
@@ -177,7 +175,7 @@ macro_rules! sql_rooms {
                 row.as_ref().map(role_from).transpose()
             }
 
-            async fn add_member(&self, room: RoomId, user: UserId, role: Role) -> Result<bool> {
+            async fn add_member(&self, room: RoomId, user: UserId, role: Role, at: Millis) -> Result<bool> {
                 // Joining uses up an invitation.
                 self.pair_changes("DELETE FROM invites WHERE room_id = $1 AND user_id = $2", room, user).await?;
                 // The first to join a group room left without members becomes its owner; the room row
@@ -195,7 +193,7 @@ macro_rules! sql_rooms {
                 .bind(room.0)
                 .bind(room.0)
                 .bind(role.as_str())
-                .bind(now_millis())
+                .bind(at)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -219,18 +217,9 @@ macro_rules! sql_rooms {
             }
 
             async fn add_invite(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool> {
-                let res = sqlx::query(
-                    "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(room.0)
-                .bind(user.0)
-                .bind(by.0)
-                .bind(at)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-                Ok(res.rows_affected() > 0)
+                let sql = "INSERT INTO invites (room_id, user_id, invited_by, created_at) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT DO NOTHING";
+                Self::insert_stamped(&self.pool, sql, room, user.0, (by, at)).await
             }
 
             async fn is_invited(&self, room: RoomId, user: UserId) -> Result<bool> {
@@ -320,7 +309,7 @@ macro_rules! sql_rooms {
                 self.room_by_key(&format!("@dm:{lo}:{hi}")).await
             }
 
-            async fn ban(&self, room: RoomId, user: UserId, by: UserId) -> Result<bool> {
+            async fn ban(&self, room: RoomId, user: UserId, by: UserId, at: Millis) -> Result<bool> {
                 let mut tx = <Self as Dialect>::begin(self).await?;
                 for sql in [
                     "DELETE FROM members WHERE room_id = $1 AND user_id = $2",
@@ -328,19 +317,11 @@ macro_rules! sql_rooms {
                 ] {
                     sqlx::query(sql).bind(room.0).bind(user.0).execute(&mut *tx).await.map_err(db_err)?;
                 }
-                let res = sqlx::query(
-                    "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(room.0)
-                .bind(user.0)
-                .bind(by.0)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                let sql = "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT DO NOTHING";
+                let banned = Self::insert_stamped(&mut *tx, sql, room, user.0, (by, at)).await?;
                 tx.commit().await.map_err(db_err)?;
-                Ok(res.rows_affected() > 0)
+                Ok(banned)
             }
 
             async fn unban(&self, room: RoomId, user: UserId) -> Result<bool> {

@@ -7,37 +7,22 @@ macro_rules! sql_webhooks {
         $crate::store::shared::convo::sql_convo! { $store;
             $($acc)*
 
-            async fn create_webhook(
-                &self,
-                room: RoomId,
-                url: &WebhookUrl,
-                secret: &str,
-                by: UserId,
-            ) -> Result<Webhook> {
-                let now = now_millis();
+            async fn create_webhook(&self, new: &NewWebhook<'_>) -> Result<Webhook> {
                 let row = sqlx::query(
                     "INSERT INTO webhooks (room_id, url, secret, created_by, created_at, delivered_seq) \
                      SELECT $1, $2, $3, $4, $5, last_seq FROM rooms WHERE id = $6 RETURNING id, delivered_seq",
                 )
-                .bind(room.0)
-                .bind(url.as_str())
-                .bind(secret)
-                .bind(by.0)
-                .bind(now)
-                .bind(room.0)
+                .bind(new.room.0)
+                .bind(new.url.as_str())
+                .bind(new.secret)
+                .bind(new.created_by.0)
+                .bind(new.created_at)
+                .bind(new.room.0)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err)?
                 .ok_or(Error::RoomNotFound)?;
-                Ok(Webhook {
-                    id: row.try_get(0).map_err(db_err)?,
-                    delivered_seq: row.try_get(1).map_err(db_err)?,
-                    room,
-                    url: url.as_str().to_owned(),
-                    secret: secret.to_owned(),
-                    created_by: by,
-                    created_at: now,
-                })
+                Ok(new.stored(row.try_get(0).map_err(db_err)?, row.try_get(1).map_err(db_err)?))
             }
 
             async fn webhooks(&self, room: RoomId) -> Result<Vec<Webhook>> {
