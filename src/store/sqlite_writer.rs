@@ -7,6 +7,12 @@
 //! sessions…) stays on the sqlx pool; the two share the database file and SQLite's write lock, and wait
 //! for each other through the busy timeout.
 //!
+//! The writer also indexes each new text message for search (`messages_fts_ids`, `messages_fts`) with two
+//! plain inserts: migration 0024 dropped the trigger that did it, because a trigger makes every message
+//! insert open a statement journal, and FTS5 writes its pending terms to disk at each such savepoint (a
+//! segment per message, then merges: a third of the server's CPU at saturation). Now a batch's terms are
+//! written once, at its commit. This thread is the only path that inserts messages into SQLite.
+//!
 //! Durability is unchanged: WAL with `synchronous=FULL`, so the batch is on disk when the commit
 //! returns, and only then is the caller answered. A failed batch is rolled back on this connection
 //! whatever state SQLite left it in (a COMMIT that failed on a full disk may already have rolled back),
