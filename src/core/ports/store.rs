@@ -44,6 +44,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_session(&self, session: &Session) -> Result<()>;
     async fn session(&self, id: &SessionId) -> Result<Option<Session>>;
+    /// The session and its user, read together (a connect authenticates with this: one read, not two);
+    /// `None` when the session, or its user, does not exist.
+    async fn session_user(&self, id: &SessionId) -> Result<Option<(Session, User)>>;
     /// Marks the session revoked; returns whether it was live.
     async fn revoke_session(&self, id: &SessionId) -> Result<bool>;
 
