@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::chat::{Chat, Identity};
 use super::cursor::{Feed, Out};
@@ -137,8 +137,11 @@ pub struct Connection {
     timing: Timing,
     batch: Vec<Arc<Delivery>>,
     held: bool,
-    expiry: std::pin::Pin<Box<Sleep>>,
-    ping: Interval,
+    /// The connection's one timer: the next keepalive tick or the session's expiry, whichever is first
+    /// (one timer rather than two: issue 18, memory per connection).
+    timer: std::pin::Pin<Box<Sleep>>,
+    /// When the session expires: the timer firing at or past it ends the connection.
+    expires: Instant,
     last_heard: Instant,
     echoes: Vec<(Echo, Instant)>,
 }
@@ -156,8 +159,9 @@ impl Connection {
         let feed = Feed::new(&rooms);
         let now = Instant::now();
         let left = Duration::from_millis(who.expires_at.saturating_sub(now_millis()).max(0) as u64);
-        let mut ping = interval_at(now + timing.keepalive, timing.keepalive);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A session that never expires in practice: a year is as good as forever to a timer.
+        let expires = now.checked_add(left).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
+        let first_ping = now + timing.keepalive;
         let conn = Connection {
             chat: chat.clone(),
             who,
@@ -167,8 +171,8 @@ impl Connection {
             timing,
             batch: Vec::new(),
             held: false,
-            expiry: Box::pin(sleep_until(now + left)),
-            ping,
+            timer: Box::pin(sleep_until(first_ping.min(expires))),
+            expires,
             last_heard: now,
             echoes: Vec::new(),
         };
@@ -230,11 +234,14 @@ impl Connection {
         if !self.batch.is_empty() && !self.held {
             return Wake::Deliveries;
         }
+        // The session's end wins over deliveries (the timer's branch comes after them, for keepalive).
+        if Instant::now() >= self.expires {
+            return Wake::End(End::SessionEnded);
+        }
         tokio::select! {
             // An end wins over everything else that is ready.
             biased;
             reason = self.reg.ctl.closed() => Wake::End(reason.into()),
-            () = &mut self.expiry => Wake::End(End::SessionEnded),
             n = self.reg.rx.recv_many(&mut self.batch, BATCH), if !self.held => {
                 if n == 0 {
                     // The hub dropped this connection; it always says why first.
@@ -243,11 +250,18 @@ impl Connection {
                     Wake::Deliveries
                 }
             }
-            _ = self.ping.tick() => {
-                if self.timing.hears_client && self.last_heard.elapsed() > self.timing.keepalive * 2 {
-                    Wake::End(End::Silent)
+            // The session's expiry, or else the keepalive tick (the next one a period after this one).
+            () = &mut self.timer => {
+                if self.timer.deadline() >= self.expires {
+                    Wake::End(End::SessionEnded)
                 } else {
-                    Wake::Keepalive
+                    let next = (Instant::now() + self.timing.keepalive).min(self.expires);
+                    self.timer.as_mut().reset(next);
+                    if self.timing.hears_client && self.last_heard.elapsed() > self.timing.keepalive * 2 {
+                        Wake::End(End::Silent)
+                    } else {
+                        Wake::Keepalive
+                    }
                 }
             }
         }

@@ -189,16 +189,15 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
     let coalesce = app.config.write_coalesce;
     // When this connection last wrote deliveries; `None` until it has.
     let mut last_write: Option<Instant> = None;
-    // While set, deliveries wait in the queue until then (coalescing); acks and reads go on meanwhile.
-    let mut flush_at: Option<Instant> = None;
-    let window = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(window);
+    // While set, deliveries wait in the queue until it fires (coalescing); acks and reads go on
+    // meanwhile. Made only for the window: an idle connection's task holds no timer for it.
+    let mut window: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
 
     let exit: Exit = loop {
         tokio::select! {
             // What the connection life cycle says (an end first) wins over everything else that is ready.
             biased;
-            wake = conn.wake(), if flush_at.is_none() => match wake {
+            wake = conn.wake(), if window.is_none() => match wake {
                 Wake::End(end) => break Exit::End(end),
                 Wake::Keepalive => {
                     if let Err(w) = write_raw(&mut sink, write_timeout, WsMessage::Ping(Bytes::new())).await {
@@ -209,8 +208,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
                     // A busy connection (it wrote less than a window ago) holds these until the window
                     // closes, then writes all that came with one flush; a quiet one writes at once.
                     if let Some(at) = last_write.filter(|at| !coalesce.is_zero() && at.elapsed() < coalesce) {
-                        flush_at = Some(at + coalesce);
-                        window.as_mut().reset(at + coalesce);
+                        window = Some(Box::pin(tokio::time::sleep_until(at + coalesce)));
                         continue;
                     }
                     match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout)).await {
@@ -221,8 +219,8 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
                 }
             },
             // The window closed: take what queued meanwhile (not woken per message) and write it.
-            () = &mut window, if flush_at.is_some() => {
-                flush_at = None;
+            () = async { if let Some(w) = window.as_mut() { w.await } }, if window.is_some() => {
+                window = None;
                 conn.gather(WRITE_BATCH);
                 match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout)).await {
                     Ok(n) => delivered.increment(n),

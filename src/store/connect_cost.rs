@@ -82,8 +82,7 @@ fn connect_steps(db: &Connection, user: i64, room: i64) -> Vec<(&'static str, u6
     let last_seq: i64 = db.query_row("SELECT last_seq FROM rooms WHERE id = ?1", [room], |r| r.get(0)).unwrap();
     let session = format!("s{user}");
     vec![
-        ("session", steps(db, connect_sql::SESSION, &[&session])),
-        ("user", steps(db, connect_sql::USER, &[&user])),
+        ("session and user", steps(db, connect_sql::SESSION_USER, &[&session])),
         ("user_rooms", steps(db, &connect_sql::user_rooms(), &[&user])),
         ("room_views", steps(db, &connect_sql::room_views(<SqlStore as Dialect>::UNREAD_FROM), &[&user])),
         ("last message", steps(db, &connect_sql::message_row(), &[&room, &last_seq])),

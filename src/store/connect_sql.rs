@@ -1,6 +1,8 @@
 //! The statements a WebSocket/SSE/TCP connect runs against a SQL store, in the order it runs them:
-//! authenticate (the session, then the user), the rooms to follow, then the greeting's room views and
-//! each viewed room's last message with its files. Named here, once, so the SQL stores run exactly
+//! authenticate (the session with its user, one statement), the rooms to follow, then the greeting's
+//! room views and each viewed room's last message with its files. On SQLite they run on the store's
+//! reader threads (`sqlite_reader`), so a connect is three hops to a thread: authenticate, the rooms,
+//! the views with their last messages. Named here, once, so the SQL stores run exactly
 //! these and `connect_cost`'s test measures exactly these (SQLite's VM steps per statement, in a
 //! 10-member and a 2,000-member room: a connect must not cost more in a bigger room).
 //!
@@ -11,6 +13,10 @@
 //! - the mention count is a range of the `mentions` primary key `(user_id, room_id, seq)`.
 
 use super::rows::{FILE_COLS, MSG_SELECT, ROOM_COLS};
+
+/// A session and its user, by the session's id (`$1`): a connect's authentication.
+pub(super) const SESSION_USER: &str = "SELECT s.user_id, s.expires_at, s.revoked, u.username, u.display_name \
+     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
 
 /// A session by its id (`$1`).
 pub(super) const SESSION: &str = "SELECT user_id, expires_at, revoked FROM sessions WHERE id = $1";

@@ -396,10 +396,16 @@ async fn sessions_can_be_revoked(store: &DynStore) {
     let s = Session { id: SessionId::generate(), user: u.id, expires_at: now_millis() + 60_000, revoked: false };
     store.create_session(&s, now_millis()).await.unwrap();
     assert_eq!(store.session(&s.id).await.unwrap(), Some(s.clone()));
+    let (read, user) = store.session_user(&s.id).await.unwrap().expect("the session and its user");
+    assert_eq!(read, s);
+    assert_eq!(user.id, s.user);
+    assert_eq!(Some(user), store.user(s.user).await.unwrap());
     assert!(store.revoke_session(&s.id).await.unwrap());
     assert!(!store.revoke_session(&s.id).await.unwrap(), "second revoke reports not live");
     assert!(store.session(&s.id).await.unwrap().unwrap().revoked);
     assert_eq!(store.session(&SessionId::generate()).await.unwrap(), None);
+    assert!(store.session_user(&SessionId::generate()).await.unwrap().is_none());
+    assert!(store.session_user(&s.id).await.unwrap().unwrap().0.revoked, "a revoked session reads revoked");
 }
 
 async fn rooms_and_membership(store: &DynStore) {

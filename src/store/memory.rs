@@ -214,6 +214,11 @@ impl Store for MemoryStore {
         Ok(self.inner.lock().sessions.get(id).cloned())
     }
 
+    async fn session_user(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        let g = self.inner.lock();
+        Ok(g.sessions.get(id).and_then(|s| Some((s.clone(), g.user(s.user)?.clone()))))
+    }
+
     async fn revoke_session(&self, id: &SessionId) -> Result<bool> {
         let mut g = self.inner.lock();
         Ok(match g.sessions.get_mut(id) {

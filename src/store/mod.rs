@@ -24,6 +24,7 @@ mod rows;
 mod search_sql;
 mod shared;
 pub mod sql;
+mod sqlite_reader;
 mod sqlite_writer;
 
 // The trait and its row types are the core's port (`core::ports::store`); re-exported here so the

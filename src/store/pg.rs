@@ -91,6 +91,26 @@ impl shared::Dialect for PgStore {
         self.pool.begin().await.map_err(db_err)
     }
 
+    async fn read_session(&self, id: &SessionId) -> Result<Option<super::Session>> {
+        self.pool_session(id).await
+    }
+
+    async fn read_session_user(&self, id: &SessionId) -> Result<Option<(super::Session, User)>> {
+        self.pool_session_user(id).await
+    }
+
+    async fn read_user(&self, id: UserId) -> Result<Option<User>> {
+        self.pool_user(id).await
+    }
+
+    async fn read_user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
+        self.pool_user_rooms(user).await
+    }
+
+    async fn read_room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
+        self.pool_room_views(user).await
+    }
+
     /// Taking a transaction id makes the commit write (and flush) a WAL record.
     async fn probe_write(&self) -> Result<()> {
         let mut tx = shared::Dialect::begin(self).await?;

@@ -4,7 +4,8 @@
 //! batched append). Migrations are embedded in the binary.
 //!
 //! Message appends, the hot write path, do not go through sqlx: they run on a dedicated writer thread
-//! with its own `rusqlite` connection (`sqlite_writer`).
+//! with its own `rusqlite` connection (`sqlite_writer`). Nor do a connect's reads (the session with its
+//! user, the user's rooms, the greeting's room views): they run on reader threads (`sqlite_reader`).
 //!
 //! Durability: WAL with `synchronous=FULL`, so a commit is on disk when [`Store::append`](super::Store::append) returns —
 //! acknowledgements are sent only after that. Group commit upstream makes one sync cover many messages.
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::rows::{self, MSG_SELECT};
 use super::search_sql;
 use super::shared;
+use super::sqlite_reader::Reader;
 use super::sqlite_writer::{Outcome, Writer};
 use crate::core::domain::*;
 use crate::core::error::{Error, Result};
@@ -28,6 +30,7 @@ use crate::core::search::{self, SearchHits, SearchQuery};
 pub struct SqlStore {
     pool: SqlitePool,
     writer: Writer,
+    reader: Reader,
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -82,7 +85,8 @@ impl SqlStore {
             anyhow::anyhow!("an in-memory SQLite database cannot be shared with the writer; use `memory:` instead")
         })?;
         let writer = Writer::open(&path, BUSY_TIMEOUT)?;
-        Ok(SqlStore { pool, writer })
+        let reader = Reader::open(&path, BUSY_TIMEOUT, <Self as shared::Dialect>::UNREAD_FROM)?;
+        Ok(SqlStore { pool, writer, reader })
     }
 }
 
@@ -120,6 +124,27 @@ impl shared::Dialect for SqlStore {
 
     async fn close_writer(&self) {
         self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn read_session(&self, id: &SessionId) -> Result<Option<crate::store::Session>> {
+        self.reader.session(id).await
+    }
+
+    async fn read_session_user(&self, id: &SessionId) -> Result<Option<(crate::store::Session, User)>> {
+        self.reader.session_user(id).await
+    }
+
+    async fn read_user(&self, id: UserId) -> Result<Option<User>> {
+        self.reader.user(id).await
+    }
+
+    async fn read_user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
+        self.reader.user_rooms(user).await
+    }
+
+    async fn read_room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
+        self.reader.room_views(user).await
     }
 
     /// FTS5 drives the query: it walks the matches newest first (`messages_fts_ids` numbers them in
@@ -207,7 +232,81 @@ shared::impl_sql_store!(SqlStore);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Session, Store};
+
+    /// The reader threads answer a connect's reads as the pool's statements do: a group room whose
+    /// last message shares a file and mentions the reader, a direct conversation (its peer), a session.
+    #[tokio::test]
+    async fn the_reader_threads_read_what_the_pool_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        let mut users = Vec::new();
+        for name in ["rita", "sam"] {
+            let display = DisplayName::parse(name).unwrap();
+            users.push(
+                store.create_user(&Username::parse(name).unwrap(), &display, "hash", now_millis()).await.unwrap(),
+            );
+        }
+        let (rita, sam) = (&users[0], &users[1]);
+        let room = store
+            .create_room(&RoomName::parse("read").unwrap(), Visibility::Public, rita.id, now_millis())
+            .await
+            .unwrap();
+        store.add_member(room.id, sam.id, Role::Member, now_millis()).await.unwrap();
+        let (direct, _) = store.open_direct(rita.id, sam.id, now_millis()).await.unwrap();
+        let file = FileMeta {
+            id: "f1".into(),
+            room: room.id,
+            uploader: rita.id,
+            seq: None,
+            blob: "b".repeat(64),
+            name: "f1.png".into(),
+            size: 10,
+            content_type: "image/png".into(),
+            width: Some(3),
+            height: Some(4),
+            created_at: now_millis(),
+            thumbnail: None,
+        };
+        store.create_file(&file).await.unwrap();
+        for (room, files, mentions) in
+            [(room.id, vec![], vec![]), (room.id, vec![file], vec![sam.id]), (direct.id, vec![], vec![])]
+        {
+            let msg = NewMessage {
+                room,
+                kind: MessageKind::Text,
+                sender: rita.clone(),
+                target: None,
+                body: "hello".into(),
+                client_id: None,
+                mentions,
+                files,
+                ts: now_millis(),
+                reply_to: None,
+                thread: None,
+                quote: None,
+            };
+            assert!(matches!(store.append(&[msg]).await.unwrap()[0], Appended::Stored(_)));
+        }
+        let views = store.room_views(sam.id).await.unwrap();
+        assert_eq!(views, store.pool_room_views(sam.id).await.unwrap());
+        assert_eq!(views.len(), 2);
+        let group = views.iter().find(|v| v.room.id == room.id).unwrap();
+        assert_eq!((group.unread, group.mentions), (2, 1));
+        assert_eq!(group.last_message.as_ref().map(|m| m.files.len()), Some(1), "the last message has its file");
+        let dm = views.iter().find(|v| v.room.id == direct.id).unwrap();
+        assert_eq!(dm.peer.as_ref(), Some(rita));
+        assert_eq!(store.user_rooms(sam.id).await.unwrap(), store.pool_user_rooms(sam.id).await.unwrap());
+        assert_eq!(store.user(sam.id).await.unwrap(), store.pool_user(sam.id).await.unwrap());
+        let session =
+            Session { id: SessionId::generate(), user: sam.id, expires_at: now_millis() + 60_000, revoked: false };
+        store.create_session(&session, now_millis()).await.unwrap();
+        assert_eq!(store.session(&session.id).await.unwrap(), Some(session.clone()));
+        assert_eq!(store.session_user(&session.id).await.unwrap(), store.pool_session_user(&session.id).await.unwrap());
+        assert_eq!(store.session_user(&session.id).await.unwrap(), Some((session, sam.clone())));
+        store.close().await;
+        assert!(matches!(store.user(sam.id).await, Err(Error::ShuttingDown)), "closed readers refuse");
+    }
 
     /// Issue 11 item 4: SQLite rolls a transaction back by itself when a COMMIT hits a full disk, and
     /// sqlx then counts the connection as still inside it. Reproduced here with a `ROLLBACK` sqlx does

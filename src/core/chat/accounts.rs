@@ -52,11 +52,10 @@ impl Chat {
     /// Checks a token and its session; the identity it names.
     pub async fn authenticate(&self, token: &str) -> Result<Identity> {
         let (user_id, session) = self.tokens.check(token)?;
-        let s = self.store.session(&session).await?.ok_or(Error::Unauthorized)?;
+        let (s, user) = self.store.session_user(&session).await?.ok_or(Error::Unauthorized)?;
         if s.revoked || s.user != user_id || s.expires_at <= self.now() {
             return Err(Error::Unauthorized);
         }
-        let user = self.store.user(user_id).await?.ok_or(Error::Unauthorized)?;
         Ok(Identity { user, session, expires_at: s.expires_at })
     }
 

@@ -46,6 +46,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a session begun at `at`.
     async fn create_session(&self, session: &Session, at: Millis) -> Result<()>;
     async fn session(&self, id: &SessionId) -> Result<Option<Session>>;
+    /// The session and its user, read together (a connect authenticates with this: one read, not two);
+    /// `None` when the session, or its user, does not exist.
+    async fn session_user(&self, id: &SessionId) -> Result<Option<(Session, User)>>;
     /// Marks the session revoked; returns whether it was live.
     async fn revoke_session(&self, id: &SessionId) -> Result<bool>;
 

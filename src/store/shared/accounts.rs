@@ -54,12 +54,7 @@ macro_rules! sql_accounts {
             }
 
             async fn user(&self, id: UserId) -> Result<Option<User>> {
-                let row = sqlx::query($crate::store::connect_sql::USER)
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                row.as_ref().map(user_from).transpose()
+                <Self as Dialect>::read_user(self, id).await
             }
 
             async fn user_by_name(&self, username_key: &str) -> Result<Option<User>> {
@@ -100,20 +95,11 @@ macro_rules! sql_accounts {
             }
 
             async fn session(&self, id: &SessionId) -> Result<Option<Session>> {
-                let row = sqlx::query($crate::store::connect_sql::SESSION)
-                    .bind(&id.0)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                row.map(|r| {
-                    Ok(Session {
-                        id: id.clone(),
-                        user: UserId(r.try_get(0).map_err(db_err)?),
-                        expires_at: r.try_get(1).map_err(db_err)?,
-                        revoked: r.try_get(2).map_err(db_err)?,
-                    })
-                })
-                .transpose()
+                <Self as Dialect>::read_session(self, id).await
+            }
+
+            async fn session_user(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+                <Self as Dialect>::read_session_user(self, id).await
             }
 
             async fn revoke_session(&self, id: &SessionId) -> Result<bool> {

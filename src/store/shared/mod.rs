@@ -59,6 +59,19 @@ pub(super) trait Dialect: Send + Sync {
     async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchHits>;
     /// Stops whatever the dialect runs besides the pool (called by `close` before the pool closes).
     async fn close_writer(&self) {}
+
+    // A connect's reads (`super::connect_sql`): PostgreSQL runs them on its pool (the `pool_*` helpers
+    // of [`impl_sql_store!`]), SQLite on its reader threads (`super::sqlite_reader`).
+    /// [`Store::session`](super::Store::session).
+    async fn read_session(&self, id: &SessionId) -> Result<Option<crate::store::Session>>;
+    /// [`Store::session_user`](super::Store::session_user).
+    async fn read_session_user(&self, id: &SessionId) -> Result<Option<(crate::store::Session, User)>>;
+    /// [`Store::user`](super::Store::user).
+    async fn read_user(&self, id: UserId) -> Result<Option<User>>;
+    /// [`Store::user_rooms`](super::Store::user_rooms).
+    async fn read_user_rooms(&self, user: UserId) -> Result<Vec<Room>>;
+    /// [`Store::room_views`](super::Store::room_views).
+    async fn read_room_views(&self, user: UserId) -> Result<Vec<RoomView>>;
 }
 
 /// Implements `Store` for `$store` (a struct with a `pool` field, implementing [`Dialect`]) from the
@@ -90,6 +103,103 @@ macro_rules! sql_store_emit {
             };
             use $crate::store::shared::Dialect;
             use $crate::store::{Credentials, Session, Store};
+
+            // The connect reads on the pool: PostgreSQL's (`Dialect::read_*`); SQLite reads them on its
+            // reader threads, and its tests compare the two.
+            #[allow(dead_code)]
+            impl $store {
+                async fn pool_session(&self, id: &SessionId) -> Result<Option<Session>> {
+                    let row = sqlx::query($crate::store::connect_sql::SESSION)
+                        .bind(&id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(|r| {
+                        Ok(Session {
+                            id: id.clone(),
+                            user: UserId(r.try_get(0).map_err(db_err)?),
+                            expires_at: r.try_get(1).map_err(db_err)?,
+                            revoked: r.try_get(2).map_err(db_err)?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn pool_session_user(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+                    let row = sqlx::query($crate::store::connect_sql::SESSION_USER)
+                        .bind(&id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.map(|r| {
+                        let user = UserId(r.try_get(0).map_err(db_err)?);
+                        Ok((
+                            Session {
+                                id: id.clone(),
+                                user,
+                                expires_at: r.try_get(1).map_err(db_err)?,
+                                revoked: r.try_get(2).map_err(db_err)?,
+                            },
+                            User {
+                                id: user,
+                                username: r.try_get(3).map_err(db_err)?,
+                                display_name: r.try_get(4).map_err(db_err)?,
+                            },
+                        ))
+                    })
+                    .transpose()
+                }
+
+                async fn pool_user(&self, id: UserId) -> Result<Option<User>> {
+                    let row = sqlx::query($crate::store::connect_sql::USER)
+                        .bind(id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(user_from).transpose()
+                }
+
+                async fn pool_user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::user_rooms());
+                    let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
+                    rows.iter().map(room_from).collect()
+                }
+
+                async fn pool_room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
+                    // One query for every room of the user (a connect's greeting reads this, so its cost
+                    // is per room of the user, never per member of a room); the other member is looked
+                    // up only for direct conversations. The counts stop at the room's `last_seq` read in the
+                    // same statement: a message stored meanwhile is not counted unread in a view whose
+                    // `last_seq` does not include it.
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::room_views(<Self as Dialect>::UNREAD_FROM));
+                    let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let room = room_from(&row)?;
+                        let peer = match (room.kind, row.try_get::<Option<i64>, _>("other").map_err(db_err)?) {
+                            (RoomKind::Direct, Some(other)) => self.user(UserId(other)).await?,
+                            _ => None,
+                        };
+                        let last_message =
+                            if room.last_seq > 0 { self.message_by_seq(room.id, room.last_seq).await? } else { None };
+                        let notify = NotifyLevel::parse(&row.try_get::<String, _>("notify").map_err(db_err)?)
+                            .unwrap_or_default();
+                        let muted: bool = row.try_get("muted").map_err(db_err)?;
+                        out.push(RoomView {
+                            role: role_from(&row)?,
+                            last_read: row.try_get("last_read").map_err(db_err)?,
+                            unread: notify.unread_shown(muted, row.try_get("unread").map_err(db_err)?),
+                            notify,
+                            muted,
+                            mentions: row.try_get("mentions").map_err(db_err)?,
+                            peer,
+                            last_message,
+                            room,
+                        });
+                    }
+                    Ok(out)
+                }
+            }
 
             impl $store {
                 /// The files shared by messages `lo..=hi` of `room`, in upload order.

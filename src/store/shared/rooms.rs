@@ -88,44 +88,11 @@ macro_rules! sql_rooms {
             }
 
             async fn user_rooms(&self, user: UserId) -> Result<Vec<Room>> {
-                let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::user_rooms());
-                let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
-                rows.iter().map(room_from).collect()
+                <Self as Dialect>::read_user_rooms(self, user).await
             }
 
             async fn room_views(&self, user: UserId) -> Result<Vec<RoomView>> {
-                // One query for every room of the user (a connect's greeting reads this, so its cost
-                // is per room of the user, never per member of a room); the other member is looked
-                // up only for direct conversations. The counts stop at the room's `last_seq` read in the
-                // same statement: a message stored meanwhile is not counted unread in a view whose
-                // `last_seq` does not include it.
-                let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::room_views(<Self as Dialect>::UNREAD_FROM));
-                let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let room = room_from(&row)?;
-                    let peer = match (room.kind, row.try_get::<Option<i64>, _>("other").map_err(db_err)?) {
-                        (RoomKind::Direct, Some(other)) => self.user(UserId(other)).await?,
-                        _ => None,
-                    };
-                    let last_message =
-                        if room.last_seq > 0 { self.message_by_seq(room.id, room.last_seq).await? } else { None };
-                    let notify = NotifyLevel::parse(&row.try_get::<String, _>("notify").map_err(db_err)?)
-                        .unwrap_or_default();
-                    let muted: bool = row.try_get("muted").map_err(db_err)?;
-                    out.push(RoomView {
-                        role: role_from(&row)?,
-                        last_read: row.try_get("last_read").map_err(db_err)?,
-                        unread: notify.unread_shown(muted, row.try_get("unread").map_err(db_err)?),
-                        notify,
-                        muted,
-                        mentions: row.try_get("mentions").map_err(db_err)?,
-                        peer,
-                        last_message,
-                        room,
-                    });
-                }
-                Ok(out)
+                <Self as Dialect>::read_room_views(self, user).await
             }
 
             async fn rename_room(&self, room: RoomId, name: &RoomName) -> Result<Room> {
