@@ -24,7 +24,13 @@ test('search and jump to a hit', async () => {
         method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ body: `filler ${i}` }),
       });
-      if (r.status === 429) { await new Promise((ok) => setTimeout(ok, 300)); i--; continue; }
+      if (r.status === 429) {
+        // As any client should: wait as long as the server's `Retry-After` says (PROTOCOL.md §1), then resend.
+        const seconds = Number(r.headers.get('Retry-After')) || 1;
+        await new Promise((ok) => setTimeout(ok, seconds * 1000));
+        i--;
+        continue;
+      }
       if (!r.ok) throw new Error(`send ${r.status}`);
     }
   }, { room });
