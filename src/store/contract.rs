@@ -27,20 +27,7 @@ async fn room(store: &DynStore, owner: &User, vis: Visibility) -> Room {
 }
 
 fn text(room: RoomId, sender: &User, body: &str, cid: Option<&str>) -> NewMessage {
-    NewMessage {
-        room,
-        kind: MessageKind::Text,
-        sender: sender.clone(),
-        target: None,
-        body: body.to_owned(),
-        client_id: cid.map(|c| ClientMsgId::parse(c).unwrap()),
-        mentions: vec![],
-        files: vec![],
-        ts: now_millis(),
-        reply_to: None,
-        thread: None,
-        quote: None,
-    }
+    NewMessage::test_text(room, sender, body, cid)
 }
 
 fn stored(a: &Appended) -> &Arc<Message> {

@@ -272,20 +272,7 @@ mod tests {
         for (room, files, mentions) in
             [(room.id, vec![], vec![]), (room.id, vec![file], vec![sam.id]), (direct.id, vec![], vec![])]
         {
-            let msg = NewMessage {
-                room,
-                kind: MessageKind::Text,
-                sender: rita.clone(),
-                target: None,
-                body: "hello".into(),
-                client_id: None,
-                mentions,
-                files,
-                ts: now_millis(),
-                reply_to: None,
-                thread: None,
-                quote: None,
-            };
+            let msg = NewMessage { mentions, files, ..NewMessage::test_text(room, rita, "hello", None) };
             assert!(matches!(store.append(&[msg]).await.unwrap()[0], Appended::Stored(_)));
         }
         let views = store.room_views(sam.id).await.unwrap();
@@ -338,20 +325,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("create_room {i} failed: {e:#}"));
         }
         for i in 0..8 {
-            let msg = NewMessage {
-                room: room.id,
-                kind: MessageKind::Text,
-                sender: user.clone(),
-                target: None,
-                body: format!("after {i}"),
-                client_id: None,
-                mentions: vec![],
-                files: vec![],
-                ts: now_millis(),
-                reply_to: None,
-                thread: None,
-                quote: None,
-            };
+            let msg = NewMessage::test_text(room.id, &user, &format!("after {i}"), None);
             let out = store.append(&[msg]).await.unwrap_or_else(|e| panic!("append {i} failed: {e:#}"));
             assert!(matches!(out[0], Appended::Stored(_)), "{out:?}");
         }
@@ -387,20 +361,7 @@ mod tests {
             .unwrap();
         let before = fts_rows().await;
         let batch: Vec<NewMessage> = (0..200)
-            .map(|i| NewMessage {
-                room: room.id,
-                kind: MessageKind::Text,
-                sender: user.clone(),
-                target: None,
-                body: format!("word{i} shared"),
-                client_id: Some(ClientMsgId::parse(&format!("c{i}")).unwrap()),
-                mentions: vec![],
-                files: vec![],
-                ts: now_millis(),
-                reply_to: None,
-                thread: None,
-                quote: None,
-            })
+            .map(|i| NewMessage::test_text(room.id, &user, &format!("word{i} shared"), Some(&format!("c{i}"))))
             .collect();
         let out = store.append(&batch).await.unwrap();
         assert!(out.iter().all(|a| matches!(a, Appended::Stored(_))), "{out:?}");

@@ -184,20 +184,7 @@ mod tests {
         let (mut reg, _) = chat.connect(&who).await.unwrap();
 
         // Each change below reaches only the store, as when the broker's events were lost.
-        let msg = NewMessage {
-            room: room.id,
-            kind: MessageKind::Text,
-            sender: owner.clone(),
-            target: None,
-            body: "while you were away".into(),
-            client_id: None,
-            mentions: vec![],
-            files: vec![],
-            ts: now_millis(),
-            reply_to: None,
-            thread: None,
-            quote: None,
-        };
+        let msg = NewMessage::test_text(room.id, &owner, "while you were away", None);
         let stored = store.append(&[msg.clone(), msg]).await.unwrap();
         assert!(reg.rx.try_recv().is_err(), "nothing arrived live");
         chat.resync().await.unwrap();
@@ -233,20 +220,7 @@ mod tests {
         store.add_member(room.id, bob.id, Role::Member, now_millis()).await.unwrap();
         let who = Identity { user: bob.clone(), session: SessionId::generate(), expires_at: now_millis() + 60_000 };
         let (mut reg, _) = chat.connect(&who).await.unwrap();
-        let msg = NewMessage {
-            room: room.id,
-            kind: MessageKind::Text,
-            sender: owner.clone(),
-            target: None,
-            body: "published before the subscription".into(),
-            client_id: None,
-            mentions: vec![],
-            ts: now_millis(),
-            files: vec![],
-            reply_to: None,
-            thread: None,
-            quote: None,
-        };
+        let msg = NewMessage::test_text(room.id, &owner, "published before the subscription", None);
         let stored = store.append(&[msg]).await.unwrap();
         store.add_member(other.id, bob.id, Role::Member, now_millis()).await.unwrap();
         assert!(reg.rx.try_recv().is_err(), "nothing arrived live");

@@ -258,6 +258,17 @@ impl NewMessage {
     }
 }
 
+#[cfg(test)]
+impl NewMessage {
+    /// A text from `sender` in `room` with an optional `client_id`, stamped now: the test suites' shorthand.
+    pub(crate) fn test_text(room: RoomId, sender: &User, body: &str, client_id: Option<&str>) -> Self {
+        NewMessage {
+            client_id: client_id.map(|c| ClientMsgId::parse(c).unwrap()),
+            ..NewMessage::system(room, MessageKind::Text, sender, None, body, now_millis())
+        }
+    }
+}
+
 /// The mention that names every member of a room (from its owner and admins).
 pub const ROOM_MENTION: &str = "room";
 

@@ -7,20 +7,7 @@ use super::*;
 use crate::store::Store;
 
 fn text(room: RoomId, sender: &User, body: String, cid: Option<String>) -> NewMessage {
-    NewMessage {
-        room,
-        kind: MessageKind::Text,
-        sender: sender.clone(),
-        target: None,
-        body,
-        client_id: cid.map(|c| ClientMsgId::parse(&c).unwrap()),
-        mentions: vec![],
-        files: vec![],
-        ts: now_millis(),
-        reply_to: None,
-        thread: None,
-        quote: None,
-    }
+    NewMessage::test_text(room, sender, &body, cid.as_deref())
 }
 
 /// Every seq of `room`, read back page by page.
