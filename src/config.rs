@@ -132,7 +132,7 @@ pub struct Config {
     pub send_queue_bytes: usize,
 
     /// Messages gathered into one store transaction at most (group commit).
-    #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 512)]
+    #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 2048)]
     pub max_batch: usize,
 
     /// Milliseconds a send may wait for its outcome (queueing and storing included). Past it the

@@ -9,7 +9,9 @@
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
 //! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
-//!   are buffered up to `WRITE_BUFFER` bytes between flushes). With `--write-coalesce-ms`, a connection that
+//!   are buffered up to `WRITE_BUFFER` bytes between flushes), and so are the answers to sends that one
+//!   commit acknowledged together, after the deliveries that are ready (issue 18: one write per wake,
+//!   not per frame). With `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
 //! - The connection life cycle (session end, keepalive, slow-client bounds, shutdown drain) is
@@ -27,7 +29,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span};
 
@@ -211,7 +213,10 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
                         window = Some(Box::pin(tokio::time::sleep_until(at + coalesce)));
                         continue;
                     }
-                    match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout)).await {
+                    // Answers to this connection's sends that are ready go out in the same write, after
+                    // the deliveries (the store publishes a batch before it answers its senders).
+                    let ready = std::iter::from_fn(|| acks.next().now_or_never().flatten());
+                    match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout, ready)).await {
                         Ok(n) => delivered.increment(n),
                         Err(e) => break e,
                     }
@@ -222,14 +227,17 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
             () = async { if let Some(w) = window.as_mut() { w.await } }, if window.is_some() => {
                 window = None;
                 conn.gather(WRITE_BATCH);
-                match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout)).await {
+                match Box::pin(deliver(&mut conn, &mut out, &mut sink, write_timeout, std::iter::empty())).await {
                     Ok(n) => delivered.increment(n),
                     Err(e) => break e,
                 }
                 last_write = Some(Instant::now());
             }
             Some(reply) = acks.next(), if !acks.is_empty() => {
-                if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(reply)).await { break w.into(); }
+                // One batch commit answers many sends at once: every answer already there goes out
+                // with this one, in one write (the select polls `acks` again, with its waker, next).
+                let ready = std::iter::from_fn(|| acks.next().now_or_never().flatten());
+                if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(reply).chain(ready)).await { break w.into(); }
             }
             frame = stream.next(), if acks.len() < MAX_IN_FLIGHT => {
                 conn.heard();
@@ -307,17 +315,18 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
     drop(conn);
 }
 
-/// Passes the deliveries the connection took through its feed and writes the result with one flush;
-/// the number of frames written.
+/// Passes the deliveries the connection took through its feed and writes the result, then `after`
+/// (answers that are ready), with one flush; the number of deliveries written.
 async fn deliver(
     conn: &mut Connection,
     out: &mut Vec<Out>,
     sink: &mut Sink,
     write_timeout: Duration,
+    after: impl Iterator<Item = Bytes>,
 ) -> Result<u64, Exit> {
     conn.take(out).await.map_err(Exit::End)?;
     let n = out.len() as u64;
-    write_all(sink, write_timeout, out.drain(..).map(encode_out)).await.map_err(|w| match w {
+    write_all(sink, write_timeout, out.drain(..).map(encode_out).chain(after)).await.map_err(|w| match w {
         WriteFail::TooSlow => Exit::End(conn.too_slow()),
         WriteFail::Gone => Exit::Gone,
     })?;

@@ -7,8 +7,9 @@
 //! 10-member and a 2,000-member room: a connect must not cost more in a bigger room).
 //!
 //! Each is a point lookup or a range bounded by the user's rooms, never by the members of a room:
-//! - the unread count walks `messages_unread` (migration 0023), a partial index holding only the text
-//!   messages that are not deleted, so the joins, leaves and other system messages of a big room (one
+//! - the unread count walks only the text messages that are not deleted (on SQLite the search index's
+//!   `messages_fts_ids`, which holds exactly those, with their sender: migration 0025; on PostgreSQL the
+//!   partial index `messages_unread`), so the joins, leaves and other system messages of a big room (one
 //!   per member who ever joined) are not walked on every connect;
 //! - the mention count is a range of the `mentions` primary key `(user_id, room_id, seq)`.
 
@@ -35,13 +36,12 @@ pub(super) fn user_rooms() -> String {
 
 /// User `$1`'s view of each of their rooms (role, read position, unread and mention counts up to the
 /// room's `last_seq` read in the same statement, the other member of a direct conversation).
-/// `unread_from` is the dialect's `FROM` item for the unread count (`messages m`, with SQLite's
-/// `INDEXED BY messages_unread`).
-pub(super) fn room_views(unread_from: &str) -> String {
+/// `unread` is the dialect's unread count (a scalar subquery over `mb` and `r`: see
+/// [`UNREAD_MESSAGES`] and the SQLite store's).
+pub(super) fn room_views(unread: &str) -> String {
     format!(
         "SELECT {ROOM_COLS}, mb.role, mb.last_read, mb.notify, mb.muted, \
-         (SELECT COUNT(*) FROM {unread_from} WHERE m.room_id = mb.room_id AND m.seq > mb.last_read \
-            AND m.seq <= r.last_seq AND m.kind = 'text' AND NOT m.deleted AND m.sender_id <> mb.user_id) AS unread, \
+         {unread} AS unread, \
          (SELECT COUNT(*) FROM mentions x WHERE x.user_id = mb.user_id AND x.room_id = mb.room_id \
             AND x.seq > mb.last_read AND x.seq <= r.last_seq) AS mentions, \
          CASE WHEN r.kind = 'direct' THEN (SELECT o.user_id FROM members o \
@@ -49,6 +49,13 @@ pub(super) fn room_views(unread_from: &str) -> String {
          FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 ORDER BY mb.room_id"
     )
 }
+
+/// The unread count of member `mb` in room `r` read from `messages` (PostgreSQL walks its partial index
+/// `messages_unread`): the text messages after the member's read position, up to the room's `last_seq`,
+/// not deleted, from others.
+pub(super) const UNREAD_MESSAGES: &str = "(SELECT COUNT(*) FROM messages m WHERE m.room_id = mb.room_id \
+     AND m.seq > mb.last_read AND m.seq <= r.last_seq AND m.kind = 'text' AND NOT m.deleted \
+     AND m.sender_id <> mb.user_id)";
 
 /// Message `($1 = room, $2 = seq)` with its sender and target.
 pub(super) fn message_row() -> String {

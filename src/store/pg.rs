@@ -85,7 +85,7 @@ impl shared::Dialect for PgStore {
 
     const LOCK_ROOM: &'static str = "SELECT id FROM rooms WHERE id = $1 FOR NO KEY UPDATE";
 
-    const UNREAD_FROM: &'static str = "messages m";
+    const UNREAD_COUNT: &'static str = crate::store::connect_sql::UNREAD_MESSAGES;
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)

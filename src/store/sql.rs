@@ -85,7 +85,7 @@ impl SqlStore {
             anyhow::anyhow!("an in-memory SQLite database cannot be shared with the writer; use `memory:` instead")
         })?;
         let writer = Writer::open(&path, BUSY_TIMEOUT)?;
-        let reader = Reader::open(&path, BUSY_TIMEOUT, <Self as shared::Dialect>::UNREAD_FROM)?;
+        let reader = Reader::open(&path, BUSY_TIMEOUT, <Self as shared::Dialect>::UNREAD_COUNT)?;
         Ok(SqlStore { pool, writer, reader })
     }
 }
@@ -108,9 +108,12 @@ impl shared::Dialect for SqlStore {
 
     const LOCK_ROOM: &'static str = "SELECT id FROM rooms WHERE id = $1";
 
-    // Pinned: with some statistics SQLite's planner walks the primary key (every message of the room,
-    // one `join` per member) instead; with the index named, it cannot (the statement would fail).
-    const UNREAD_FROM: &'static str = "messages m INDEXED BY messages_unread";
+    // The search index's ids (migration 0025) hold exactly the messages the count counts, the text
+    // messages that are not deleted, with their sender, and nothing else of the room: its index
+    // `(room_id, seq, sender_id)` covers the count, and no index on `messages` is written per message
+    // for it. Pinned, so the planner cannot walk the table instead (the statement would fail).
+    const UNREAD_COUNT: &'static str = "(SELECT COUNT(*) FROM messages_fts_ids m INDEXED BY messages_fts_ids_by_seq \
+         WHERE m.room_id = mb.room_id AND m.seq > mb.last_read AND m.seq <= r.last_seq AND m.sender_id <> mb.user_id)";
 
     /// IMMEDIATE takes the write lock up front: a deferred transaction that reads first can fail to
     /// upgrade (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
@@ -331,6 +334,72 @@ mod tests {
         }
         store.probe_write().await.unwrap();
     }
+    /// Migration 0025 on a database that already holds messages: the search ids keep their numbers
+    /// (FTS5's rowids) and gain their senders, search still finds what it found, an edit and a delete
+    /// still reach the index through the remade triggers, and the unread count the greeting runs reads
+    /// the ids where it read `messages_unread`.
+    #[test]
+    fn migration_0025_keeps_the_search_ids_and_counts_unread_from_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("m.db")).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let (before, after): (Vec<_>, Vec<_>) =
+            files.into_iter().partition(|p| p.file_name().unwrap().to_str().unwrap() < "0025");
+        assert!(after[0].file_name().unwrap().to_str().unwrap().starts_with("0025"), "{after:?}");
+        for f in &before {
+            db.execute_batch(&std::fs::read_to_string(f).unwrap()).unwrap();
+        }
+        db.execute_batch(
+            "INSERT INTO users (id, username, username_key, display_name, password_hash, created_at) \
+               VALUES (1, 'ann', 'ann', 'ann', '', 0), (2, 'bob', 'bob', 'bob', '', 0);
+             INSERT INTO rooms (id, name, name_key, visibility, created_by, created_at, last_seq) \
+               VALUES (1, 'r', 'r', 'public', 1, 0, 4);
+             INSERT INTO members (room_id, user_id, role, joined_at, last_read) \
+               VALUES (1, 1, 'owner', 0, 0), (1, 2, 'member', 0, 0);
+             INSERT INTO messages (room_id, seq, kind, sender_id, body, created_at) VALUES \
+               (1, 1, 'join', 2, '', 0), (1, 2, 'text', 1, 'alpha one', 0), (1, 3, 'text', 2, 'alpha two', 0), \
+               (1, 4, 'text', 1, 'gamma', 0);
+             -- As the writer indexed them before 0025 (ids not starting at 1, to see them kept).
+             INSERT INTO messages_fts_ids (id, room_id, seq) VALUES (10, 1, 2), (11, 1, 3), (12, 1, 4);
+             INSERT INTO messages_fts (rowid, body) VALUES (10, 'alpha one'), (11, 'alpha two'), (12, 'gamma');",
+        )
+        .unwrap();
+        for f in &after {
+            db.execute_batch(&std::fs::read_to_string(f).unwrap()).unwrap();
+        }
+        let ids: Vec<(i64, i64, i64)> = db
+            .prepare("SELECT id, seq, sender_id FROM messages_fts_ids ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids, [(10, 2, 1), (11, 3, 2), (12, 4, 1)]);
+        let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let matches =
+            |word: &str| count(&format!("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '{word}'"));
+        assert_eq!(matches("alpha"), 2);
+        let unread = |user: i64| -> i64 {
+            let sql = format!(
+                "SELECT {} FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = ?1",
+                <SqlStore as shared::Dialect>::UNREAD_COUNT
+            );
+            db.query_row(&sql, [user], |r| r.get(0)).unwrap()
+        };
+        assert_eq!((unread(1), unread(2)), (1, 2), "texts from others, joins not counted");
+        // The remade triggers: an edit re-indexes under the same id, a delete unindexes and uncounts.
+        db.execute_batch("UPDATE messages SET body = 'delta' WHERE room_id = 1 AND seq = 2").unwrap();
+        assert_eq!((matches("alpha"), matches("delta")), (1, 1));
+        assert_eq!(count("SELECT id FROM messages_fts_ids WHERE seq = 2"), 10);
+        db.execute_batch("UPDATE messages SET body = '', deleted = TRUE WHERE room_id = 1 AND seq = 3").unwrap();
+        assert_eq!((matches("alpha"), unread(1)), (0, 0));
+        assert_eq!(count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_unread'"), 0);
+    }
+
     /// Migration 0024: a batch's search terms reach FTS5's b-tree once, at the batch's commit. When a
     /// trigger indexed each message, every insert opened a statement journal and FTS5 flushed a segment
     /// per message: with merging off, 200 messages added 200 `messages_fts_data` rows; now they add 2.

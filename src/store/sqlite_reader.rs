@@ -76,11 +76,11 @@ impl DbRow for LiteRow<'_, '_> {
 
 impl Reader {
     /// Opens the readers' connections to the database at `path` (already created and migrated);
-    /// `unread_from` is the dialect's `FROM` item for the unread count.
-    pub(super) fn open(path: &Path, busy_timeout: Duration, unread_from: &str) -> anyhow::Result<Reader> {
+    /// `unread` is the dialect's unread count (see `Dialect::UNREAD_COUNT`).
+    pub(super) fn open(path: &Path, busy_timeout: Duration, unread: &str) -> anyhow::Result<Reader> {
         let sql = Arc::new(Sql {
             user_rooms: connect_sql::user_rooms(),
-            room_views: connect_sql::room_views(unread_from),
+            room_views: connect_sql::room_views(unread),
             message_row: connect_sql::message_row(),
             files_between: connect_sql::files_between(),
         });

@@ -154,7 +154,8 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
         tx.prepare_cached("INSERT INTO mentions (room_id, seq, user_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
     // The search index of a text message (migration 0024: not a trigger, so the insert above opens no
     // statement journal and FTS5 writes a batch's terms once, at commit).
-    let mut index_id = tx.prepare_cached("INSERT INTO messages_fts_ids (room_id, seq) VALUES (?1, ?2)")?;
+    let mut index_id =
+        tx.prepare_cached("INSERT INTO messages_fts_ids (room_id, seq, sender_id) VALUES (?1, ?2, ?3)")?;
     let mut index_body = tx.prepare_cached("INSERT INTO messages_fts (rowid, body) VALUES (?1, ?2)")?;
     let mut set_last = tx.prepare_cached("UPDATE rooms SET last_seq = ?1 WHERE id = ?2")?;
     let mut share_file = tx.prepare_cached(
@@ -222,7 +223,7 @@ fn append(tx: &rusqlite::Transaction<'_>, batch: &[NewMessage]) -> rusqlite::Res
             m.thread,
         ])?;
         if m.kind == MessageKind::Text {
-            index_id.execute(params![m.room.0, seq])?;
+            index_id.execute(params![m.room.0, seq, m.sender.id.0])?;
             index_body.execute(params![tx.last_insert_rowid(), m.body])?;
         }
         for u in &m.mentions {

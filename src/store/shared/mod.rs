@@ -45,9 +45,9 @@ pub(super) trait Dialect: Send + Sync {
     /// empty and both become its owner.
     const LOCK_ROOM: &'static str;
 
-    /// The `FROM` item of the greeting's unread count: `messages m`, pinned to the `messages_unread`
-    /// index where the dialect can say so (see [`super::connect_sql::room_views`]).
-    const UNREAD_FROM: &'static str;
+    /// The greeting's unread count, a scalar subquery over the member row `mb` and its room `r` (see
+    /// [`super::connect_sql::room_views`]): each dialect reads it from its own index.
+    const UNREAD_COUNT: &'static str;
 
     /// Starts a transaction that will write.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
@@ -171,7 +171,7 @@ macro_rules! sql_store_emit {
                     // up only for direct conversations. The counts stop at the room's `last_seq` read in the
                     // same statement: a message stored meanwhile is not counted unread in a view whose
                     // `last_seq` does not include it.
-                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::room_views(<Self as Dialect>::UNREAD_FROM));
+                    let sql = sqlx::AssertSqlSafe($crate::store::connect_sql::room_views(<Self as Dialect>::UNREAD_COUNT));
                     let rows = sqlx::query(sql).bind(user.0).fetch_all(&self.pool).await.map_err(db_err)?;
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
