@@ -8,8 +8,10 @@
 //! - Deliveries pass through the connection's [`Feed`](crate::core::cursor::Feed), which drops repeats and fills gaps from the
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
-//! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
-//!   are buffered up to `WRITE_BUFFER` bytes between flushes). With `--write-coalesce-ms`, a connection that
+//! - Writes are batched: after one delivery, everything already queued is written with one flush (the
+//!   socket's layer below gathers frames up to [`COALESCE`](super::deadline::COALESCE) bytes between
+//!   flushes and gives its buffer back after each; tungstenite's own write buffer is off, so a burst
+//!   leaves no buffer behind). With `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
 //! - The connection life cycle (session end, keepalive, slow-client bounds, shutdown drain) is
@@ -47,8 +49,6 @@ use crate::core::limits::{Admission, Transport};
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Deliveries written per flush, at most.
 const WRITE_BATCH: usize = 64;
-/// Bytes of frames gathered before tungstenite writes to the socket (a flush writes at once).
-const WRITE_BUFFER: usize = 16 * 1024;
 /// tungstenite's read buffer, held by every connection for its life.
 const READ_BUFFER: usize = 256;
 /// Deliveries the connection keeps room for between batches; a bigger batch's room is given back.
@@ -93,9 +93,11 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         // frames are small (a larger one is read into a buffer reserved for its length), and every
         // idle connection holds this one: 256 bytes rather than 1 KiB (issue 18, memory per connection).
         .read_buffer_size(READ_BUFFER)
-        // Frames fed in one batch go out in one write (flushes end each batch); the buffer only grows
-        // for connections that get batches.
-        .write_buffer_size(WRITE_BUFFER)
+        // Each frame goes to the socket's layer as it is formatted: that layer (`http::deadline`)
+        // gathers a batch's frames into one write per flush and gives its buffer back after it, where
+        // tungstenite's write buffer, grown to the largest batch, would be kept for the connection's
+        // life (issue 18, memory per connection). tungstenite still holds the frame being written.
+        .write_buffer_size(0)
         .max_frame_size(cfg.max_frame_bytes)
         .max_message_size(cfg.max_frame_bytes)
         // One pointer captured: the upgrade's task keeps its callback's captures for the connection's
