@@ -19,7 +19,9 @@
 //! - **The hub dropping a connection ends it**: once detached ([`Outbox::detach`]), the connection gets
 //!   what was queued, then `0` from [`Inbox::recv_many`] (and the hub always closes with a reason first).
 //!
-//! One task waits on a connection (its transport's): the queue keeps one waker, the last to wait.
+//! One task waits on a connection (its transport's): the queue keeps one waker, the last to wait, for
+//! deliveries and the close alike (so while a resuming WebSocket holds its deliveries, a push still wakes
+//! it once, to find nothing to do).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
