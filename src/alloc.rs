@@ -4,6 +4,12 @@
 //! Profiling is on from the start (`prof:true`) and samples one allocation per 512 KiB allocated on
 //! average (`lg_prof_sample:19`, jemalloc's default), so a heap profile ([`heap_profile`]) shows what
 //! was live at that moment, whenever it is asked for. Its cost: BENCHMARKS.md ("Allocator").
+//!
+//! Freed memory goes back to the system within about a second (`dirty_decay_ms:1000`,
+//! `muzzy_decay_ms:0`, purged by jemalloc's background thread even while the process is idle), not
+//! jemalloc's default ten seconds: a reconnect storm's transient buffers (1,000 handshakes in flight)
+//! would otherwise stay resident well after it (BENCHMARKS.md, "Memory per connection": the memory per
+//! connection it changes, and its CPU cost).
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -14,7 +20,8 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[allow(non_upper_case_globals, unsafe_code)] // the one symbol jemalloc reads its options from
 #[used]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0";
+pub static malloc_conf: &[u8] =
+    b"prof:true,prof_active:true,lg_prof_sample:19,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// Heap statistics: bytes allocated by the program, and bytes of physical memory the allocator holds
 /// (`None` without jemalloc).

@@ -270,10 +270,7 @@ impl Connection {
     /// Also takes (without waiting) what else is queued, up to `max` deliveries in all: for a transport
     /// that gathers deliveries before writing (WebSocket coalescing).
     pub fn gather(&mut self, max: usize) {
-        while self.batch.len() < max {
-            let Ok(d) = self.reg.rx.try_recv() else { break };
-            self.batch.push(d);
-        }
+        self.reg.rx.take_ready(&mut self.batch, max);
     }
 
     /// Turns the deliveries taken by [`Connection::wake`] into what to send, through the feed. Ends the

@@ -8,10 +8,12 @@
 //! - Deliveries pass through the connection's [`Feed`](crate::core::cursor::Feed), which drops repeats and fills gaps from the
 //!   store, and serves `resume`. Opened with `?resume=1`, the connection leaves deliveries queued until
 //!   the client's first `resume`, so a reconnecting client gets stored messages before live ones.
-//! - Writes are batched: after one delivery, everything already queued is written with one flush (frames
-//!   are buffered up to `WRITE_BUFFER` bytes between flushes), and so are the answers to sends that one
-//!   commit acknowledged together, after the deliveries that are ready (issue 18: one write per wake,
-//!   not per frame). With `--write-coalesce-ms`, a connection that
+//! - Writes are batched: after one delivery, everything already queued is written with one flush (the
+//!   socket's layer below gathers frames up to [`COALESCE`](super::deadline::COALESCE) bytes between
+//!   flushes and gives its buffer back after each; tungstenite's own write buffer is off, so a burst
+//!   leaves no buffer behind), and so are the answers to sends that one commit acknowledged together,
+//!   after the deliveries that are ready (issue 18: one write per wake, not per frame). With
+//!   `--write-coalesce-ms`, a connection that
 //!   wrote less than a window ago lets deliveries queue until the window ends (a timer branch: reads and
 //!   acks go on meanwhile).
 //! - The connection life cycle (session end, keepalive, slow-client bounds, shutdown drain) is
@@ -28,7 +30,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info_span};
@@ -49,8 +51,6 @@ use crate::core::limits::{Admission, Transport};
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Deliveries written per flush, at most.
 const WRITE_BATCH: usize = 64;
-/// Bytes of frames gathered before tungstenite writes to the socket (a flush writes at once).
-const WRITE_BUFFER: usize = 16 * 1024;
 /// tungstenite's read buffer, held by every connection for its life.
 const READ_BUFFER: usize = 256;
 /// Deliveries the connection keeps room for between batches; a bigger batch's room is given back.
@@ -95,14 +95,22 @@ pub async fn upgrade(State(app): State<Arc<AppState>>, parts: Parts) -> Response
         // frames are small (a larger one is read into a buffer reserved for its length), and every
         // idle connection holds this one: 256 bytes rather than 1 KiB (issue 18, memory per connection).
         .read_buffer_size(READ_BUFFER)
-        // Frames fed in one batch go out in one write (flushes end each batch); the buffer only grows
-        // for connections that get batches.
-        .write_buffer_size(WRITE_BUFFER)
+        // Each frame goes to the socket's layer as it is formatted: that layer (`http::deadline`)
+        // gathers a batch's frames into one write per flush and gives its buffer back after it, where
+        // tungstenite's write buffer, grown to the largest batch, would be kept for the connection's
+        // life (issue 18, memory per connection). tungstenite still holds the frame being written.
+        .write_buffer_size(0)
         .max_frame_size(cfg.max_frame_bytes)
         .max_message_size(cfg.max_frame_bytes)
-        .on_upgrade(move |socket| {
-            let span = info_span!("ws", conn = admission.id, user = who.user.id.0);
-            run(socket, app, who, admission, hold).instrument(span)
+        // One pointer captured: the upgrade's task keeps its callback's captures for the connection's
+        // whole life (issue 18, memory per connection).
+        .on_upgrade({
+            let opening = Box::new(Opening { app, who, admission, hold });
+            move |socket| {
+                let span = info_span!("ws", conn = opening.admission.id, user = opening.who.user.id.0);
+                let (sink, stream) = socket.split();
+                run(sink, stream, opening).instrument(span)
+            }
         })
 }
 
@@ -116,6 +124,15 @@ pub async fn method_not_allowed() -> Response {
 }
 
 type Sink = SplitSink<WebSocket, WsMessage>;
+type Stream = SplitStream<WebSocket>;
+
+/// What a WebSocket is opened with, on the heap until the connection is open.
+struct Opening {
+    app: Arc<AppState>,
+    who: Identity,
+    admission: Admission,
+    hold: bool,
+}
 
 fn text(bytes: Bytes) -> WsMessage {
     // Our own serde_json output is always UTF-8; the check is a cheap scan.
@@ -156,34 +173,13 @@ impl From<WriteFail> for Exit {
     }
 }
 
-async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Admission, hold: bool) {
-    let chat = app.chat.clone();
+/// Every open WebSocket holds this future for its whole life, idle or not, so what only a moment of the
+/// connection needs (opening it, a command, a delivery, a reply's write, the close) runs in a boxed
+/// future of its own: this one keeps the connection's state and the `select!` over what can wake it
+/// (`tests::an_idle_connection_task_stays_small`; issue 18, memory per connection).
+async fn run(mut sink: Sink, mut stream: Stream, opening: Box<Opening>) {
+    let Some((mut conn, app)) = Box::pin(open(&mut sink, opening)).await else { return };
     let write_timeout = app.config.write_timeout;
-    let timing = Timing { keepalive: app.config.keepalive, write_timeout, hears_client: true };
-    let (mut sink, mut stream) = socket.split();
-
-    // Boxed, like commands and deliveries below: what only a moment of the connection's life needs
-    // stays out of the future every idle connection holds.
-    let (mut conn, rooms) = match Box::pin(Connection::open(&chat, who, admission, timing)).await {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = sink.send(text(ServerFrame::error(&e, None))).await;
-            return;
-        }
-    };
-    // `?resume=1`: the client's first `resume` frame decides where live delivery starts (see
-    // PROTOCOL.md, "reconnecting"); until it arrives deliveries wait in the bounded queue.
-    conn.hold(hold);
-    let hello = ServerFrame::Hello {
-        v: PROTOCOL_VERSION,
-        user: UserW::from(&conn.who.user),
-        rooms: rooms.iter().map(RoomViewW::from).collect(),
-    };
-    if write_all(&mut sink, write_timeout, std::iter::once(hello.encode())).await.is_err() {
-        return;
-    }
-    drop(rooms);
-
     let mut acks = FuturesUnordered::new();
     // Grown on first use: an idle connection holds no buffers.
     let mut out = Vec::new();
@@ -202,7 +198,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
             wake = conn.wake(), if window.is_none() => match wake {
                 Wake::End(end) => break Exit::End(end),
                 Wake::Keepalive => {
-                    if let Err(w) = write_raw(&mut sink, write_timeout, WsMessage::Ping(Bytes::new())).await {
+                    if let Err(w) = Box::pin(write_raw(&mut sink, write_timeout, WsMessage::Ping(Bytes::new()))).await {
                         break w.into();
                     }
                 }
@@ -237,7 +233,7 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
                 // One batch commit answers many sends at once: every answer already there goes out
                 // with this one, in one write (the select polls `acks` again, with its waker, next).
                 let ready = std::iter::from_fn(|| acks.next().now_or_never().flatten());
-                if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(reply).chain(ready)).await { break w.into(); }
+                if let Err(w) = Box::pin(write_all(&mut sink, write_timeout, std::iter::once(reply).chain(ready))).await { break w.into(); }
             }
             frame = stream.next(), if acks.len() < MAX_IN_FLIGHT => {
                 conn.heard();
@@ -246,22 +242,20 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
                         if conn.live().is_err() {
                             break Exit::End(End::SessionEnded);
                         }
-                        // Boxed: the command's future (the largest of every command's store calls)
-                        // lives on the heap only while a command runs, not in every idle connection's task.
                         let replies = match Box::pin(handle_frame(&mut conn, t.as_str())).await {
                             Handled::Replies(r) => r,
                             Handled::Pending(fut) => { acks.push(fut); continue; }
                         };
-                        if let Err(w) = write_all(&mut sink, write_timeout, replies.into_iter()).await { break w.into(); }
+                        if let Err(w) = Box::pin(write_all(&mut sink, write_timeout, replies.into_iter())).await { break w.into(); }
                     }
                     Some(Ok(WsMessage::Binary(_))) => {
                         let e = ServerFrame::error_with_code("bad_frame", "binary frames are not part of the protocol; send JSON text", None);
-                        if let Err(w) = write_all(&mut sink, write_timeout, std::iter::once(e)).await { break w.into(); }
+                        if let Err(w) = Box::pin(write_all(&mut sink, write_timeout, std::iter::once(e))).await { break w.into(); }
                     }
                     Some(Ok(WsMessage::Close(_))) => {
                         // The library queues its reply to a close and sends it on the next read:
                         // read on, so the closing handshake completes cleanly.
-                        let _ = timeout(write_timeout, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+                        let _ = Box::pin(timeout(write_timeout, async { while let Some(Ok(_)) = stream.next().await {} })).await;
                         break Exit::Gone;
                     }
                     None => break Exit::Gone,
@@ -282,6 +276,45 @@ async fn run(socket: WebSocket, app: Arc<AppState>, who: Identity, admission: Ad
             }
         }
     };
+    Box::pin(finish(exit, conn, sink, stream, acks, out, write_timeout)).await;
+}
+
+/// Opens the connection (registered with the hub, following its rooms) and greets the client; `None`
+/// when either failed (the client was told, if it could be).
+async fn open(sink: &mut Sink, opening: Box<Opening>) -> Option<(Connection, Arc<AppState>)> {
+    let Opening { app, who, admission, hold } = *opening;
+    let write_timeout = app.config.write_timeout;
+    let timing = Timing { keepalive: app.config.keepalive, write_timeout, hears_client: true };
+    let (mut conn, rooms) = match Connection::open(&app.chat, who, admission, timing).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = sink.send(text(ServerFrame::error(&e, None))).await;
+            return None;
+        }
+    };
+    // `?resume=1`: the client's first `resume` frame decides where live delivery starts (see
+    // PROTOCOL.md, "reconnecting"); until it arrives deliveries wait in the bounded queue.
+    conn.hold(hold);
+    let hello = ServerFrame::Hello {
+        v: PROTOCOL_VERSION,
+        user: UserW::from(&conn.who.user),
+        rooms: rooms.iter().map(RoomViewW::from).collect(),
+    };
+    write_all(sink, write_timeout, std::iter::once(hello.encode())).await.ok()?;
+    Some((conn, app))
+}
+
+/// How the connection ends: on a server-side end, the drain (answers to what was accepted, and at
+/// shutdown what is queued), then the close frame, bounded by [`CLOSE_NOTICE`].
+async fn finish(
+    exit: Exit,
+    mut conn: Connection,
+    mut sink: Sink,
+    mut stream: Stream,
+    mut acks: FuturesUnordered<AckFuture>,
+    mut out: Vec<Out>,
+    write_timeout: Duration,
+) {
     let (code, reason) = match exit {
         Exit::Gone => return,
         Exit::Protocol(code, reason) => (code, reason),
@@ -571,17 +604,17 @@ mod tests {
     use super::*;
 
     /// The size of the future an `async fn` returns, without calling it.
-    fn future_size<A, B, C, D, E, F: std::future::Future>(_: fn(A, B, C, D, E) -> F) -> usize {
+    fn future_size<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
     #[test]
     fn an_idle_connection_task_stays_small() {
         // Every open WebSocket holds one `run` future for its whole life, idle or not: its size is a
-        // floor under memory per connection (issue 18: ≤ 6 KiB RSS per idle connection). Commands run
-        // in a boxed future of their own, so the largest command does not set this size.
-        // 3,096 bytes in a debug build when this was written (release builds are smaller).
+        // floor under memory per connection (issue 18: ≤ 6 KiB RSS per idle connection). Opening,
+        // commands, deliveries, replies and the close run in boxed futures of their own, so none of
+        // them sets this size: 944 bytes in a debug build when this was written (3,096 before).
         let size = future_size(run);
-        assert!(size <= 3_584, "the connection task's future is {size} bytes");
+        assert!(size <= 1_024, "the connection task's future is {size} bytes");
     }
 }

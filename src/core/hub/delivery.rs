@@ -3,19 +3,17 @@
 //! - **Encode once.** A delivery is an `Arc<Delivery>` shared by every recipient; transports cache their
 //!   encoding of it in [`Delivery::encoded`], so a message to 1,000 members is serialised once per
 //!   wire format, not 1,000 times. The hub itself never sees a wire format.
-//! - **Bounded twice.** A connection's queue ([`Outbox`]) is bounded in deliveries (the channel's
-//!   capacity, `--send-queue`) and in bytes (`--send-queue-bytes`): each delivery carries a size
-//!   estimated once when it is made ([`Delivery::size`]), the hub adds it to the connection's counter
-//!   ([`ConnControl::queued_bytes`]) when it queues it — one relaxed atomic add per recipient, no lock —
-//!   and the connection subtracts it when it takes the delivery (`Registration::took`).
+//! - **Bounded twice.** A connection's queue (`queue.rs`) is bounded in deliveries (`--send-queue`)
+//!   and in bytes (`--send-queue-bytes`): each delivery carries a size estimated once when it is made
+//!   ([`Delivery::size`]), the hub adds it to the connection's counter
+//!   ([`ConnControl::queued_bytes`](super::ConnControl::queued_bytes)) when it queues it — one relaxed
+//!   atomic add per recipient — and the connection subtracts it when it takes the delivery
+//!   (`Registration::took`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::core::domain::{ConvoEvent, Invite, Message, Room, RoomId, Seq, User};
 
@@ -134,62 +132,5 @@ impl Delivery {
     /// The encoding for `slot`, computed by `encode` the first time any connection asks.
     pub fn encoded(&self, slot: WireSlot, encode: impl FnOnce(&HubEvent) -> Bytes) -> Bytes {
         self.encoded[slot as usize].get_or_init(|| encode(&self.event)).clone()
-    }
-}
-
-/// Shared between the hub and a connection's task: how the hub tells a connection to close.
-#[derive(Debug, Default)]
-pub struct ConnControl {
-    token: CancellationToken,
-    reason: OnceLock<CloseReason>,
-    /// Bytes queued for the connection and not yet taken by it ([`Delivery::size`] of each).
-    queued: AtomicUsize,
-}
-
-impl ConnControl {
-    pub fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-    pub async fn closed(&self) -> CloseReason {
-        self.token.cancelled().await;
-        self.reason.get().copied().unwrap_or(CloseReason::ShuttingDown)
-    }
-    pub fn reason(&self) -> Option<CloseReason> {
-        self.reason.get().copied()
-    }
-    /// Bytes queued for the connection and not yet taken (see [`Registration::took`]).
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-    /// The connection took `d` from its queue: its bytes no longer count against the bound.
-    pub(super) fn took(&self, d: &Delivery) {
-        self.queued.fetch_sub(d.size, Ordering::Relaxed);
-    }
-}
-
-/// Where the hub queues a connection's deliveries: its channel, and its control (close, byte count).
-#[derive(Clone)]
-pub(super) struct Outbox {
-    pub(super) tx: mpsc::Sender<Arc<Delivery>>,
-    pub(super) ctl: Arc<ConnControl>,
-}
-
-impl Outbox {
-    /// Queues `d` unless the queue is full in deliveries or would pass `max_bytes`; `false` if not
-    /// queued (the counter is then as it was). The bytes are counted before the delivery is queued, so
-    /// the connection never takes (and subtracts) what was not yet added.
-    pub(super) fn push(&self, d: &Arc<Delivery>, max_bytes: usize) -> bool {
-        let before = self.ctl.queued.fetch_add(d.size, Ordering::Relaxed);
-        if before + d.size <= max_bytes && self.tx.try_send(d.clone()).is_ok() {
-            return true;
-        }
-        self.ctl.queued.fetch_sub(d.size, Ordering::Relaxed);
-        false
-    }
-
-    /// Whether the queue is less than half full, in deliveries and in bytes: room for ephemera.
-    pub(super) fn has_room_to_spare(&self, max_bytes: usize) -> bool {
-        self.tx.capacity() * 2 > self.tx.max_capacity() && self.ctl.queued_bytes() * 2 <= max_bytes
     }
 }

@@ -33,8 +33,8 @@ impl Hub {
                 {
                     continue;
                 }
-                if out.has_room_to_spare(self.queue_bytes) {
-                    out.push(d, self.queue_bytes);
+                if out.has_room_to_spare(self.bounds) {
+                    out.push(d, self.bounds);
                 } else {
                     dropped += 1;
                 }
@@ -64,7 +64,7 @@ impl Hub {
             let st = self.state.read();
             let Some(subs) = st.rooms.get(&room) else { return };
             for (id, out) in &subs.subs {
-                if !out.push(&d, self.queue_bytes) {
+                if !out.push(&d, self.bounds) {
                     slow.push(*id);
                 }
             }
@@ -79,7 +79,7 @@ impl Hub {
             let st = self.state.read();
             for id in st.presence.conns(user) {
                 if let Some(c) = st.conns.get(id)
-                    && !c.out.push(&d, self.queue_bytes)
+                    && !c.out.push(&d, self.bounds)
                 {
                     slow.push(*id);
                 }
@@ -129,7 +129,7 @@ impl Hub {
                 if let Some(subs) = st.rooms.get(&room.id) {
                     subs.saw(room);
                 }
-                if !out.push(&d, self.queue_bytes) {
+                if !out.push(&d, self.bounds) {
                     slow.push(id);
                 }
             }
@@ -148,7 +148,7 @@ impl Hub {
                 c.profile = user.clone();
                 rooms.extend(c.rooms.iter().copied());
                 // The user's own connections must learn it (they send as this user): not best effort.
-                c.out.push(&d, self.queue_bytes);
+                c.out.push(&d, self.bounds);
             }
         }
         self.best_effort(&st, rooms.iter(), Some(uid), &d);

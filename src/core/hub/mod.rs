@@ -1,8 +1,8 @@
 //! The hub: which live connection follows which room, and fan-out.
 //!
 //! By concern: this file is the registry (connections, the rooms they follow, routing interest, the
-//! state under the hub's one lock); [`delivery`] what a connection is handed and its bounded queue;
-//! `fanout.rs` delivering broker events to followers; `cluster.rs` presence across nodes. Who is online
+//! state under the hub's one lock); [`delivery`] what a connection is handed; `queue.rs` its bounded
+//! queue and close signal; `fanout.rs` delivering broker events to followers; `cluster.rs` presence across nodes. Who is online
 //! is a table of its own ([`crate::core::presence`]) that the hub keeps in its state and consults.
 //!
 //! Why it looks like this:
@@ -10,9 +10,9 @@
 //!   together (a follow changes followers, interest and presence reach at once), so they sit in one
 //!   `State` under one `RwLock`. Fan-out holds a read lock; only joins, leaves and (un)registering take
 //!   the write lock.
-//! - **Never wait on a client.** Each connection has a bounded queue; fan-out uses `try_send`. A full
+//! - **Never wait on a client.** Each connection has a bounded queue; fan-out never waits on it. A full
 //!   queue means the client is not keeping up: it is closed with [`CloseReason::TooSlow`] and drops out
-//!   of every room, and nobody else waits for it (see [`delivery`] for the two bounds).
+//!   of every room, and nobody else waits for it (see `queue.rs` for the two bounds).
 //! - **Order.** Messages reach the hub in `seq` order per room (the ingest writer publishes in commit
 //!   order); the hub drops anything at or below the last `seq` it delivered for a room, so a repeated
 //!   publish can never produce a duplicate. (Only deliveries move that mark, never a store snapshot: a
@@ -34,6 +34,7 @@
 mod cluster;
 pub mod delivery;
 mod fanout;
+mod queue;
 #[cfg(test)]
 mod tests;
 
@@ -49,10 +50,11 @@ use tokio_util::sync::CancellationToken;
 use super::domain::{NodeId, Room, RoomId, Seq, SessionId, User, UserId};
 use super::ports::broker::BrokerEvent;
 use super::presence::{Announce, Presence};
-use delivery::Outbox;
+use queue::{Bounds, Outbox};
 
 pub use super::presence::ConnId;
-pub use delivery::{CloseReason, ConnControl, Delivery, EVENT_OVERHEAD, HubEvent, WireSlot};
+pub use delivery::{CloseReason, Delivery, EVENT_OVERHEAD, HubEvent, WireSlot};
+pub use queue::{ConnControl, Empty, Inbox};
 
 /// Rooms with more members than this get no `presence` events: telling every member of a room of
 /// N about each connect would cost O(N) per connect and O(N²) in a reconnect storm. Their members'
@@ -117,9 +119,8 @@ impl State {
 pub struct Hub {
     state: RwLock<State>,
     next_id: AtomicU64,
-    queue_len: usize,
-    /// The byte bound of each connection's queue.
-    queue_bytes: usize,
+    /// Each connection's queue bounds, in deliveries and in bytes.
+    bounds: Bounds,
     closing: CancellationToken,
     node: NodeId,
     /// Where this node's own presence changes go, for other nodes (see [`Hub::presence_changes`]).
@@ -132,7 +133,7 @@ pub struct Hub {
 pub struct Registration {
     hub: Arc<Hub>,
     pub id: ConnId,
-    pub rx: mpsc::Receiver<Arc<Delivery>>,
+    pub rx: Inbox,
     pub ctl: Arc<ConnControl>,
 }
 
@@ -161,8 +162,7 @@ impl Hub {
         Arc::new(Hub {
             state: RwLock::new(State { conns: HashMap::new(), rooms: HashMap::new(), presence: Presence::new(node) }),
             next_id: AtomicU64::new(1),
-            queue_len: queue_len.max(1),
-            queue_bytes: queue_bytes.max(1),
+            bounds: Bounds { deliveries: queue_len.max(1), bytes: queue_bytes.max(1) },
             closing: CancellationToken::new(),
             node,
             changes: OnceLock::new(),
@@ -236,7 +236,6 @@ impl Hub {
     pub fn register(self: &Arc<Self>, profile: &User, session: SessionId) -> Registration {
         let user = profile.id;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.queue_len);
         let ctl = Arc::new(ConnControl::default());
         if self.closing.is_cancelled() {
             ctl.close(CloseReason::ShuttingDown);
@@ -245,9 +244,9 @@ impl Hub {
         if st.presence.connect(user, id) {
             self.interest_user(user, true);
         }
-        let out = Outbox { tx, ctl: ctl.clone() };
+        let out = Outbox { ctl: ctl.clone() };
         st.conns.insert(id, ConnEntry { profile: profile.clone(), session, out, rooms: HashSet::new() });
-        Registration { hub: self.clone(), id, rx, ctl }
+        Registration { hub: self.clone(), id, rx: Inbox::new(ctl.clone()), ctl }
     }
 
     /// Makes connection `id` follow `rooms` (those it does not follow already). Registering first and
@@ -284,6 +283,7 @@ impl Hub {
     fn unregister(&self, id: ConnId) {
         let mut st = self.state.write();
         let Some(entry) = st.conns.remove(&id) else { return };
+        entry.out.detach();
         for room in &entry.rooms {
             self.drop_sub(&mut st, *room, id);
         }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::core::domain::{Message, MessageKind, RoomKind, Visibility};
@@ -56,7 +55,7 @@ fn seq_of(d: &Delivery) -> i64 {
     }
 }
 
-fn presence_of(rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Vec<(i64, bool)> {
+fn presence_of(rx: &mut Inbox) -> Vec<(i64, bool)> {
     let mut out = Vec::new();
     while let Ok(d) = rx.try_recv() {
         if let HubEvent::Presence { user, online } = &d.event {
